@@ -1,0 +1,56 @@
+"""errbot settings for opg-incident, from environment variables (all optional).
+
+Without SLACK_BOT_TOKEN the bot starts on errbot's Text console with SQLite in BOT_DATA_DIR.
+"""
+import logging
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+env = os.environ.get
+
+SLACK_BOT_TOKEN = env("SLACK_BOT_TOKEN", "")
+SLACK_APP_TOKEN = env("SLACK_APP_TOKEN", "")
+SLACK_SIGNING_SECRET = env("SLACK_SIGNING_SECRET", "")
+SLACK_API_URL = env("SLACK_API_URL", "https://slack.com/api/")
+
+BOT_DATA_DIR = str(Path(env("BOT_DATA_DIR", str(ROOT / "data"))).resolve())
+Path(BOT_DATA_DIR).mkdir(parents=True, exist_ok=True)
+BOT_EXTRA_PLUGIN_DIR = str(ROOT / "plugins")
+BOT_EXTRA_BACKEND_DIR = str(ROOT / "backends")
+AUTOINSTALL_DEPS = False
+
+if SLACK_BOT_TOKEN:
+    BACKEND = "OPGSlack"
+    BOT_IDENTITY = {"token": SLACK_BOT_TOKEN, "base_url": SLACK_API_URL}
+    if SLACK_APP_TOKEN:
+        BOT_IDENTITY["app_token"] = SLACK_APP_TOKEN
+    if SLACK_SIGNING_SECRET:
+        BOT_IDENTITY["signing_secret"] = SLACK_SIGNING_SECRET
+    default_admins = ""
+else:
+    BACKEND = "Text"
+    BOT_IDENTITY = {}
+    default_admins = "@you"
+
+BOT_ADMINS = tuple(a.strip() for a in env("BOT_ADMINS", default_admins).split(",") if a.strip())
+BOT_ADMINS_NOTIFICATIONS = tuple(f"<@{a}>" if SLACK_BOT_TOKEN else a for a in BOT_ADMINS)
+
+# No ChatRoom (anyone could create or destroy channels), no VersionChecker (calls the internet),
+# no Help (our `help` explains the process).
+CORE_PLUGINS = ("ACLs", "Health", "Plugins", "Utils", "TextCmds", "Webserver", "Backup")
+BOT_PREFIX = "!"
+BOT_PREFIX_OPTIONAL_ON_CHAT = True
+SUPPRESS_CMD_NOT_FOUND = True
+HIDE_RESTRICTED_COMMANDS = True
+
+BOT_LOG_FILE = env("BOT_LOG_FILE", str(Path(BOT_DATA_DIR) / "errbot.log"))
+BOT_LOG_LEVEL = getattr(logging, env("BOT_LOG_LEVEL", "INFO").upper(), logging.INFO)
+STORAGE = "Shelf"
+
+# opg-incident's own settings (read by the plugin through its bot_config)
+INCIDENT_DATABASE_URL = env("INCIDENT_DATABASE_URL", "")
+INCIDENT_SETTINGS = env("INCIDENT_SETTINGS", "")
+INCIDENT_ONCALL = env("INCIDENT_ONCALL", "")
+INCIDENT_WEB_PORT = int(env("INCIDENT_WEB_PORT", "3141"))
+INCIDENT_PUBLIC_URL = env("INCIDENT_PUBLIC_URL", f"http://localhost:{INCIDENT_WEB_PORT}").rstrip("/")

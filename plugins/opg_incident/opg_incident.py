@@ -1,0 +1,192 @@
+"""The errbot face of opg-incident: chat commands in, the core's answers out. Thin on purpose."""
+from __future__ import annotations
+
+import logging
+import re
+
+from errbot import BotPlugin, CommandError, botcmd, cmdfilter, re_botcmd
+
+from opg_incident_core import IncidentError, IncidentService, SettingsStore, open_database
+from opg_incident_core.chat import Caller, ChatCommands, Reply, process_help
+
+log = logging.getLogger(__name__)
+
+# Every command, lower case, as typed (words joined by spaces): the any-case fallback routes to them.
+COMMANDS = ("incident declare", "incident list", "incident show", "incident reload", "incident",
+            "summary", "impact", "sev", "severity", "action done", "action", "actions", "note", "decision",
+            "lead", "scribe", "comms", "role", "timeline", "close", "reopen", "help")
+ANY_CASE = re.compile(r"^(" + "|".join(c.replace(" ", r"\s+") for c in COMMANDS) + r")(?:\s+(.*))?$",
+                      re.IGNORECASE | re.DOTALL)
+
+
+class OpgIncident(BotPlugin):
+    """Runs the OPG incident response process."""
+
+    def activate(self):
+        super().activate()
+        config = self.bot_config
+        self.settings = SettingsStore(getattr(config, "INCIDENT_SETTINGS", "") or None)
+        open_database(getattr(config, "INCIDENT_DATABASE_URL", "") or None, config.BOT_DATA_DIR)
+        self.service = IncidentService(lambda: self.settings.current, admins=config.BOT_ADMINS)
+        self.chat = ChatCommands(self.service)
+
+    # -- plumbing -----------------------------------------------------------------------------------
+    def _caller(self, msg) -> Caller:
+        frm = msg.frm
+        user = getattr(frm, "userid", None)  # Slack: U123
+        if not user:
+            person = getattr(frm, "person", frm)
+            user = person if isinstance(person, str) else str(person)
+            if self._bot.mode == "text" and not user.startswith("@"):
+                user = "@" + user
+        room = getattr(frm, "room", None) if msg.is_group else None
+        channel = (getattr(room, "id", None) or str(room)) if room is not None else None
+        return Caller(user=user, channel=channel)
+
+    def _run(self, msg, handler, args) -> str:
+        try:
+            reply: Reply = handler(args or "", self._caller(msg))
+        except IncidentError as exc:
+            raise CommandError(str(exc)) from None
+        return reply.text
+
+    # -- incidents ----------------------------------------------------------------------------------
+    @botcmd
+    def incident(self, msg, args):
+        """Incidents: `incident declare <title>`, `incident list`, `incident show <n>`."""
+        sub, _, rest = (args or "").strip().partition(" ")
+        if sub.lower() in ("declare", "list", "show", "reload"):
+            return getattr(self, f"incident_{sub.lower()}")(msg, rest)
+        raise CommandError("Usage: `incident declare <title> [--report]`, `incident list [open|closed|all]`, "
+                           "`incident show <number>`; bot admins: `incident reload`. See `help`.")
+
+    @botcmd
+    def incident_declare(self, msg, args):
+        """Declare an incident: `incident declare <what happened>` (`--report` if it is already over)."""
+        return self._run(msg, self.chat.declare, args)
+
+    @botcmd
+    def incident_list(self, msg, args):
+        """List incidents: `incident list [open|closed|all]` (open by default)."""
+        return self._run(msg, self.chat.list, args)
+
+    @botcmd
+    def incident_show(self, msg, args):
+        """Show an incident: `incident show <number>`."""
+        return self._run(msg, self.chat.show, args)
+
+    @botcmd(admin_only=True)
+    def incident_reload(self, msg, args):
+        """Bot admins: re-read the settings YAML (roles, severities, ...); an invalid file is refused."""
+        if self._caller(msg).user not in self.service.admins:
+            raise CommandError("Only bot admins may reload the settings.")
+        try:
+            changes = self.settings.reload()
+        except IncidentError as exc:
+            raise CommandError(f"The settings were not reloaded; the old ones stay.\n{exc}") from None
+        return "Settings reloaded. " + ("Changed: " + "; ".join(changes) if changes else "Nothing changed.")
+
+    # -- the lead's updates -------------------------------------------------------------------------
+    @botcmd
+    def summary(self, msg, args):
+        """Set the summary of what is going on: `summary <text>`."""
+        return self._run(msg, self.chat.summary, args)
+
+    @botcmd
+    def impact(self, msg, args):
+        """Say who or what is affected: `impact <text>`."""
+        return self._run(msg, self.chat.impact, args)
+
+    @botcmd
+    def sev(self, msg, args):
+        """Set the severity: `sev <Critical|Major|Trivial>`."""
+        return self._run(msg, self.chat.sev, args)
+
+    @botcmd(hidden=True)
+    def severity(self, msg, args):
+        """Same as `sev`."""
+        return self._run(msg, self.chat.sev, args)
+
+    # -- roles --------------------------------------------------------------------------------------
+    @botcmd
+    def lead(self, msg, args):
+        """Name the Incident Lead: `lead <@user|me>`."""
+        return self._run(msg, lambda a, c: self.chat.role("lead", a, c), args)
+
+    @botcmd
+    def scribe(self, msg, args):
+        """Name the Incident Scribe: `scribe <@user|me>`."""
+        return self._run(msg, lambda a, c: self.chat.role("scribe", a, c), args)
+
+    @botcmd
+    def comms(self, msg, args):
+        """Name the Communications Lead: `comms <@user|me>`."""
+        return self._run(msg, lambda a, c: self.chat.role("comms", a, c), args)
+
+    @botcmd
+    def role(self, msg, args):
+        """Fill any role from the settings: `role <role> <@user|me|none>`."""
+        key, _, rest = (args or "").strip().partition(" ")
+        if not key:
+            raise CommandError("Usage: `role <role> <@user|me|none>`. Roles: "
+                               + ", ".join(r.key for r in self.settings.current.assignable_roles))
+        return self._run(msg, lambda a, c: self.chat.role(key.lower(), a, c), rest)
+
+    # -- the scribe's log ---------------------------------------------------------------------------
+    @botcmd
+    def action(self, msg, args):
+        """Log a follow-up action: `action <text>`."""
+        return self._run(msg, self.chat.action, args)
+
+    @botcmd
+    def action_done(self, msg, args):
+        """Mark an action done: `action done <action number>`."""
+        return self._run(msg, self.chat.action_done, args)
+
+    @botcmd
+    def actions(self, msg, args):
+        """List the actions of the incident."""
+        return self._run(msg, self.chat.actions, args)
+
+    @botcmd
+    def note(self, msg, args):
+        """Put a note on the timeline: `note <text>`."""
+        return self._run(msg, self.chat.note, args)
+
+    @botcmd
+    def decision(self, msg, args):
+        """Record a decision on the timeline: `decision <text>`."""
+        return self._run(msg, self.chat.decision, args)
+
+    @botcmd
+    def timeline(self, msg, args):
+        """Show the timeline of the incident."""
+        return self._run(msg, self.chat.timeline, args)
+
+    # -- the end ------------------------------------------------------------------------------------
+    @botcmd
+    def close(self, msg, args):
+        """Close the incident (the Incident Lead or a bot admin)."""
+        return self._run(msg, self.chat.close, args)
+
+    @botcmd
+    def reopen(self, msg, args):
+        """Reopen a closed incident (the Incident Lead or a bot admin)."""
+        return self._run(msg, self.chat.reopen, args)
+
+    @botcmd
+    def help(self, msg, args):
+        """How the incident process runs, and the commands for each step."""
+        return process_help(self.settings.current)
+
+    # -- any case, and unknown commands -------------------------------------------------------------
+    @re_botcmd(pattern=ANY_CASE.pattern, flags=re.IGNORECASE | re.DOTALL, hidden=True)
+    def any_case(self, msg, match):
+        """Commands typed in any case (`SEV critical`) go where they would in lower case."""
+        return getattr(self, "_".join(match.group(1).lower().split()))(msg, match.group(2) or "")
+
+    @cmdfilter(catch_unprocessed=True)
+    def unknown_command(self, msg, cmd, args, dry_run, emptycmd=False):
+        if not emptycmd:
+            return msg, cmd, args
+        return "I don't know that command. `help` shows the incident process and its commands."

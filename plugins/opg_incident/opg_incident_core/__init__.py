@@ -1,0 +1,15 @@
+"""opg-incident's domain core: incidents, roles, timeline, actions and settings.
+
+It imports neither errbot, nor slack_sdk, nor Flask: adapters call it and announce what it returns.
+"""
+from .errors import IncidentError, InvalidInput, NotAllowed, NotFound, SettingsError
+from .service import IncidentService
+from .settings import Settings, SettingsStore, load_settings, parse_settings
+from .storage import open_database
+from .views import ActionView, Happened, IncidentView, Outcome, TimelineView
+
+__all__ = [
+    "IncidentError", "InvalidInput", "NotAllowed", "NotFound", "SettingsError", "IncidentService",
+    "Settings", "SettingsStore", "load_settings", "parse_settings", "open_database", "ActionView",
+    "Happened", "IncidentView", "Outcome", "TimelineView",
+]

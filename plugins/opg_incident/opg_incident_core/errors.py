@@ -1,0 +1,21 @@
+"""What the core says when it refuses something. Every message is meant for the person who asked."""
+
+
+class IncidentError(Exception):
+    """A request the core cannot carry out; the message says why and what to do instead."""
+
+
+class NotFound(IncidentError):
+    pass
+
+
+class NotAllowed(IncidentError):
+    pass
+
+
+class InvalidInput(IncidentError):
+    pass
+
+
+class SettingsError(IncidentError):
+    """The settings file is invalid; the message names file, line and field."""

@@ -1,0 +1,41 @@
+"""Schema migrations with playhouse.migrate, from the first release on.
+
+Each migration is a function of (database, migrator) appended to MIGRATIONS; its position is its
+version. Never edit a released migration: add a new one.
+"""
+from __future__ import annotations
+
+from peewee import PostgresqlDatabase
+from playhouse.migrate import SchemaMigrator
+
+from . import storage
+
+
+def _v1_initial(db, migrator: SchemaMigrator) -> None:
+    db.create_tables([m for m in storage.MODELS if m is not storage.SchemaVersion])
+
+
+MIGRATIONS = [_v1_initial]
+
+
+def current_version(db) -> int:
+    if not db.table_exists(storage.SchemaVersion._meta.table_name):
+        return 0
+    latest = storage.SchemaVersion.select().order_by(storage.SchemaVersion.version.desc()).first()
+    return latest.version if latest else 0
+
+
+def migrate_to_latest(db) -> int:
+    """Apply every migration not yet applied, each in its own transaction; return the version."""
+    db.create_tables([storage.SchemaVersion], safe=True)
+    migrator = SchemaMigrator.from_database(db)
+    with db.atomic():
+        if isinstance(db, PostgresqlDatabase):
+            # Two processes starting together must not both migrate.
+            db.execute_sql("LOCK TABLE schema_version IN EXCLUSIVE MODE")
+        version = current_version(db)
+        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+            step(db, migrator)
+            storage.SchemaVersion.create(version=number)
+            version = number
+    return version

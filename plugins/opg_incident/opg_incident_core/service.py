@@ -1,0 +1,380 @@
+"""The incident process as operations on the record. No chat platform in here.
+
+Every change lands on the timeline with its time and author, in the same transaction as the change,
+and every operation returns an Outcome saying what happened for adapters to announce.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Callable, Iterable
+
+from peewee import IntegrityError, fn
+
+from . import storage
+from .errors import InvalidInput, NotAllowed, NotFound
+from .settings import Settings
+from .storage import Action, Incident, RoleAssignment, TimelineEntry
+from .text import mention
+from .views import ActionView, Happened, IncidentView, Outcome, TimelineView
+
+MAX_TITLE = 300
+MAX_TEXT = 40_000
+LOG_KINDS = ("action", "note", "decision")
+
+
+class IncidentService:
+    def __init__(self, settings: Callable[[], Settings], admins: Iterable[str] = (),
+                 clock: Callable[[], dt.datetime] = storage.utcnow):
+        self._settings = settings
+        self.admins = frozenset(admins)
+        self._now = clock
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings()
+
+    def now(self) -> dt.datetime:
+        value = self._now()
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+
+    def is_admin(self, user: str) -> bool:
+        return user in self.admins
+
+    # -- declare ------------------------------------------------------------------------------------
+    def declare(self, title: str, reporter: str, *, report: bool = False, drill: bool = False,
+                summary: str = "", impact: str = "", severity: str | None = None,
+                lead: str | None = None) -> Outcome:
+        title = " ".join((title or "").split())
+        if not title:
+            raise InvalidInput("An incident needs a title: say in a sentence what has happened.")
+        if len(title) > MAX_TITLE:
+            raise InvalidInput(f"The title is {len(title)} characters long; keep it under {MAX_TITLE} "
+                               "and put the detail in the summary.")
+        sev = self._severity(severity) if severity else None
+        for _attempt in range(20):
+            try:
+                with storage.write():
+                    number = (Incident.select(fn.MAX(Incident.number)).scalar() or 0) + 1
+                    now = self.now()
+                    row = Incident.create(number=number, title=title, report=report, drill=drill,
+                                          summary=_text(summary), impact=_text(impact),
+                                          severity=sev.key if sev else None, reporter=reporter,
+                                          declared_at=now, summary_updated_at=now)
+                    kind = "a report" if report else ("a drill" if drill else "an incident")
+                    self._log(row, "declared", reporter, f"{mention(reporter)} declared {kind}: {title}")
+                    happened = [Happened("declared", reporter, new=title)]
+                    if sev:
+                        self._log(row, "severity", reporter, f"Severity set to {sev.name}")
+                    if lead:
+                        self._assign(row, "lead", lead, reporter, happened)
+                    return self._outcome(row, happened)
+            except IntegrityError:
+                continue  # another process took this number at the same moment: take the next one
+        raise RuntimeError("could not allocate an incident number")
+
+    # -- the lead's updates -------------------------------------------------------------------------
+    def set_summary(self, number: int, text: str, by: str) -> Outcome:
+        return self._set_text(number, "summary", text, by)
+
+    def set_impact(self, number: int, text: str, by: str) -> Outcome:
+        return self._set_text(number, "impact", text, by)
+
+    def _set_text(self, number: int, field: str, text: str, by: str) -> Outcome:
+        text = _text(text)
+        if not text.strip():
+            raise InvalidInput(f"Say what the {field} is: `{field} <text>`.")
+        with storage.write():
+            row = self._incident(number, lock=True)
+            old = getattr(row, field)
+            if old == text:
+                return self._outcome(row, [])
+            setattr(row, field, text)
+            row.summary_updated_at = self.now()
+            row.save()
+            self._log(row, field, by, f"{field.capitalize()} updated: {text}")
+            return self._outcome(row, [Happened(field, by, old=old, new=text)])
+
+    def set_severity(self, number: int, text: str, by: str) -> Outcome:
+        sev = self._severity(text)
+        with storage.write():
+            row = self._incident(number, lock=True)
+            old = self.settings.severity(row.severity)
+            if row.severity == sev.key:
+                return self._outcome(row, [])
+            row.severity = sev.key
+            row.save()
+            change = f"changed from {old.name} to {sev.name}" if old else f"set to {sev.name}"
+            self._log(row, "severity", by, f"Severity {change}")
+            return self._outcome(row, [Happened("severity", by, old=old.key if old else None, new=sev.key)])
+
+    def _severity(self, text: str):
+        sev = self.settings.parse_severity(text or "")
+        if sev is None:
+            allowed = ", ".join(s.name for s in self.settings.severities)
+            raise InvalidInput(f"{(text or '').strip()!r} is not a severity. Choose one of: {allowed}.")
+        return sev
+
+    # -- roles --------------------------------------------------------------------------------------
+    def assign_role(self, number: int, role_key: str, holder: str, by: str) -> Outcome:
+        with storage.write():
+            row = self._incident(number, lock=True)
+            happened: list[Happened] = []
+            warnings = self._assign(row, role_key, holder, by, happened)
+            return self._outcome(row, happened, warnings)
+
+    def _assign(self, row: Incident, role_key: str, holder: str, by: str, happened: list) -> list[str]:
+        role = self._role(role_key)
+        current = self._holders(row)
+        if current.get(role.key) == holder:
+            raise InvalidInput(f"{mention(holder)} is already the {role.name} of incident {row.number}.")
+        warnings = []
+        for other_key, other_holder in current.items():
+            other = self.settings.role(other_key)
+            if other_holder == holder and other and (other_key in role.not_with or role.key in other.not_with):
+                rule = f"the {role.name} and the {other.name} should not be the same person"
+                if self.settings.role_conflicts == "refuse":
+                    raise NotAllowed(f"{mention(holder)} is already the {other.name}, and {rule}.")
+                warnings.append(f"Note: {mention(holder)} is also the {other.name}; {rule}.")
+        now = self.now()
+        previous = self._release(row, role.key, by, now)
+        RoleAssignment.create(incident=row, role=role.key, holder=holder, assigned_by=by, assigned_at=now)
+        was = f" (was {mention(previous)})" if previous else ""
+        self._log(row, "role", by, f"{mention(holder)} is now {role.name}{was}")
+        happened.append(Happened("role", by, old=previous, new=holder, role=role.key))
+        return warnings
+
+    def release_role(self, number: int, role_key: str, by: str) -> Outcome:
+        role = self._role(role_key)
+        with storage.write():
+            row = self._incident(number, lock=True)
+            previous = self._release(row, role.key, by, self.now())
+            if previous is None:
+                raise InvalidInput(f"Nobody holds the {role.name} role on incident {row.number}.")
+            self._log(row, "role", by, f"{mention(previous)} is no longer {role.name}")
+            return self._outcome(row, [Happened("role", by, old=previous, new=None, role=role.key)])
+
+    def _release(self, row: Incident, role_key: str, by: str, now: dt.datetime) -> str | None:
+        current = (RoleAssignment.select()
+                   .where(RoleAssignment.incident == row, RoleAssignment.role == role_key,
+                          RoleAssignment.released_at.is_null()).first())
+        if current is None:
+            return None
+        current.released_at, current.released_by = now, by
+        current.save()
+        return current.holder
+
+    def _role(self, key: str):
+        role = self.settings.role(key)
+        if role is None or not role.assignable:
+            allowed = ", ".join(r.key for r in self.settings.assignable_roles)
+            raise InvalidInput(f"{key!r} is not a role you can assign. Roles: {allowed}.")
+        return role
+
+    def _holders(self, row: Incident) -> dict[str, str]:
+        return {a.role: a.holder for a in RoleAssignment.select().where(
+            RoleAssignment.incident == row, RoleAssignment.released_at.is_null())}
+
+    def role_history(self, number: int) -> list:
+        from .views import RoleHolding
+        row = self._incident(number)
+        return [RoleHolding(a.role, a.holder, a.assigned_by, a.assigned_at, a.released_at)
+                for a in RoleAssignment.select().where(RoleAssignment.incident == row)
+                .order_by(RoleAssignment.assigned_at, RoleAssignment.id)]
+
+    # -- the scribe's log ---------------------------------------------------------------------------
+    def log(self, number: int, kind: str, text: str, by: str) -> Outcome:
+        if kind not in LOG_KINDS:
+            raise InvalidInput(f"{kind!r} cannot be logged; choose one of {', '.join(LOG_KINDS)}.")
+        text = _text(text)
+        if not text.strip():
+            raise InvalidInput(f"Say what the {kind} is: `{kind} <text>`.")
+        with storage.write():
+            row = self._incident(number, lock=True)
+            if kind == "action":
+                next_no = (Action.select(fn.MAX(Action.number)).where(Action.incident == row).scalar() or 0) + 1
+                Action.create(incident=row, number=next_no, text=text, owner=by, created_at=self.now())
+                entry = self._log(row, kind, by, f"Action {next_no}: {text}")
+            else:
+                entry = self._log(row, kind, by, text)
+            return self._outcome(row, [Happened("logged", by, new=text, role=kind, entry_id=entry.id)])
+
+    def complete_action(self, number: int, action_number: int, by: str) -> Outcome:
+        with storage.write():
+            row = self._incident(number, lock=True)
+            action = Action.get_or_none(Action.incident == row, Action.number == action_number)
+            if action is None:
+                raise NotFound(f"Incident {row.number} has no action {action_number}; `actions` lists them.")
+            if action.done:
+                raise InvalidInput(f"Action {action_number} was already done.")
+            action.done, action.done_at, action.done_by = True, self.now(), by
+            action.save()
+            self._log(row, "action_done", by, f"Action {action_number} done: {action.text}")
+            return self._outcome(row, [Happened("action_done", by, new=str(action_number))])
+
+    # -- pins ---------------------------------------------------------------------------------------
+    def record_pin(self, channel_id: str, message_ts: str, author: str, text: str, by: str, *,
+                   at: dt.datetime | None = None, permalink: str | None = None,
+                   thread_ts: str | None = None, files: list[dict] | None = None) -> Outcome:
+        """A pinned message joins the timeline at the message's own time; pinning twice changes nothing."""
+        when = at or _ts_time(message_ts) or self.now()
+        if when.tzinfo:
+            when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        with storage.write():
+            row = self._incident_for_channel(channel_id, lock=True)
+            entry = TimelineEntry.get_or_none(TimelineEntry.incident == row, TimelineEntry.kind == "pin",
+                                              TimelineEntry.source_channel == channel_id,
+                                              TimelineEntry.source_ts == message_ts)
+            if entry is not None and entry.removed_at is None:
+                return self._outcome(row, [])
+            values = dict(at=when, author=author, text=_text(text), permalink=permalink, thread_ts=thread_ts,
+                          files=json.dumps(files or []), removed_at=None, recorded_at=self.now())
+            if entry is None:
+                entry = TimelineEntry.create(incident=row, kind="pin", source_channel=channel_id,
+                                             source_ts=message_ts, **values)
+            else:
+                TimelineEntry.update(**values).where(TimelineEntry.id == entry.id).execute()
+            return self._outcome(row, [Happened("pin", by, new=text, entry_id=entry.id)])
+
+    def remove_pin(self, channel_id: str, message_ts: str, by: str) -> Outcome:
+        """Unpinned (or the message deleted): off the timeline, but the row is kept."""
+        with storage.write():
+            row = self._incident_for_channel(channel_id, lock=True)
+            n = (TimelineEntry.update(removed_at=self.now())
+                 .where(TimelineEntry.incident == row, TimelineEntry.kind == "pin",
+                        TimelineEntry.source_channel == channel_id, TimelineEntry.source_ts == message_ts,
+                        TimelineEntry.removed_at.is_null()).execute())
+            return self._outcome(row, [Happened("unpin", by)] if n else [])
+
+    def edit_pinned_message(self, channel_id: str, message_ts: str, text: str, by: str) -> Outcome:
+        with storage.write():
+            row = self._incident_for_channel(channel_id, lock=True)
+            n = (TimelineEntry.update(text=_text(text))
+                 .where(TimelineEntry.incident == row, TimelineEntry.kind == "pin",
+                        TimelineEntry.source_channel == channel_id, TimelineEntry.source_ts == message_ts,
+                        TimelineEntry.removed_at.is_null(), TimelineEntry.text != _text(text)).execute())
+            return self._outcome(row, [Happened("pin_edited", by, new=text)] if n else [])
+
+    # -- close and reopen ---------------------------------------------------------------------------
+    def close(self, number: int, by: str) -> Outcome:
+        with storage.write():
+            row = self._incident(number, lock=True)
+            if row.status == "closed":
+                when = self.format_time(row.closed_at)
+                raise InvalidInput(f"Incident {row.number} was already closed at {when}.")
+            self._may_close_or_reopen(row, by, "close")
+            row.status, row.closed_at, row.closed_by = "closed", self.now(), by
+            row.save()
+            self._log(row, "closed", by, f"{mention(by)} closed the incident")
+            return self._outcome(row, [Happened("closed", by)])
+
+    def reopen(self, number: int, by: str) -> Outcome:
+        with storage.write():
+            row = self._incident(number, lock=True)
+            if row.status == "open":
+                raise InvalidInput(f"Incident {row.number} is still open.")
+            self._may_close_or_reopen(row, by, "reopen")
+            row.status, row.closed_at, row.closed_by = "open", None, None
+            row.save()
+            self._log(row, "reopened", by, f"{mention(by)} reopened the incident")
+            return self._outcome(row, [Happened("reopened", by)])
+
+    def _may_close_or_reopen(self, row: Incident, by: str, verb: str) -> None:
+        lead = self._holders(row).get("lead")
+        if by == lead or self.is_admin(by):
+            return
+        if lead is None:
+            raise NotAllowed(f"Only the Incident Lead or a bot admin may {verb} incident {row.number}, and it "
+                             "has no lead yet: take the role with `lead me` first.")
+        raise NotAllowed(f"Only the Incident Lead ({mention(lead)}) or a bot admin may {verb} "
+                         f"incident {row.number}.")
+
+    # -- Slack bookkeeping --------------------------------------------------------------------------
+    def attach_channel(self, number: int, channel_id: str, channel_name: str, by: str) -> Outcome:
+        with storage.write():
+            row = self._incident(number, lock=True)
+            if row.channel_id == channel_id:
+                return self._outcome(row, [])
+            row.channel_id, row.channel_name = channel_id, channel_name
+            row.save()
+            self._log(row, "channel", by, f"Comms channel created: #{channel_name}")
+            return self._outcome(row, [Happened("channel", by, new=channel_id)])
+
+    def set_headline(self, number: int, channel_id: str, ts: str) -> None:
+        Incident.update(headline_channel_id=channel_id, headline_ts=ts).where(Incident.number == number).execute()
+
+    # -- reading ------------------------------------------------------------------------------------
+    def get(self, number: int) -> IncidentView:
+        return self._view(self._incident(number))
+
+    def for_channel(self, channel_id: str | None) -> IncidentView | None:
+        row = Incident.get_or_none(Incident.channel_id == channel_id) if channel_id else None
+        return self._view(row) if row else None
+
+    def list(self, which: str = "open", limit: int = 50, offset: int = 0) -> list[IncidentView]:
+        query = Incident.select()
+        if which in ("open", "closed"):
+            query = query.where(Incident.status == which)
+        elif which != "all":
+            raise InvalidInput(f"{which!r} is not a list; choose open, closed or all.")
+        rows = list(query.order_by(Incident.number.desc()).limit(limit).offset(offset))
+        holders: dict[int, dict[str, str]] = {r.id: {} for r in rows}
+        for a in RoleAssignment.select().where(RoleAssignment.incident.in_(list(holders)),
+                                               RoleAssignment.released_at.is_null()):
+            holders[a.incident_id][a.role] = a.holder
+        return [IncidentView.of(r, holders[r.id]) for r in rows]
+
+    def timeline(self, number: int) -> list[TimelineView]:
+        row = self._incident(number)
+        return [TimelineView.of(e) for e in TimelineEntry.select().where(
+            TimelineEntry.incident == row, TimelineEntry.removed_at.is_null()
+        ).order_by(TimelineEntry.at, TimelineEntry.id)]
+
+    def actions(self, number: int) -> list[ActionView]:
+        row = self._incident(number)
+        return [ActionView.of(a) for a in Action.select().where(Action.incident == row).order_by(Action.number)]
+
+    def format_time(self, value: dt.datetime | None) -> str:
+        if value is None:
+            return "-"
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(self.settings.zone).strftime("%Y-%m-%d %H:%M %Z")
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _incident(self, number: int, lock: bool = False) -> Incident:
+        query = Incident.select().where(Incident.number == number)
+        if lock and not storage.is_sqlite(storage.database.obj):
+            query = query.for_update()
+        row = query.first()
+        if row is None:
+            raise NotFound(f"There is no incident {number}; `incident list all` shows them.")
+        return row
+
+    def _incident_for_channel(self, channel_id: str, lock: bool = False) -> Incident:
+        row = Incident.get_or_none(Incident.channel_id == channel_id)
+        if row is None:
+            raise NotFound("This channel does not belong to an incident.")
+        return self._incident(row.number, lock=lock)
+
+    def _log(self, row: Incident, kind: str, author: str, text: str) -> TimelineEntry:
+        return TimelineEntry.create(incident=row, kind=kind, at=self.now(), author=author, text=text)
+
+    def _view(self, row: Incident) -> IncidentView:
+        return IncidentView.of(row, self._holders(row))
+
+    def _outcome(self, row: Incident, happened: list, warnings: Iterable[str] = ()) -> Outcome:
+        return Outcome(self._view(row), tuple(happened), tuple(warnings))
+
+
+def _text(value: str | None) -> str:
+    """User text is kept whole (newlines included), only trimmed at the ends and capped."""
+    value = (value or "").strip()
+    return value[:MAX_TEXT]
+
+
+def _ts_time(ts: str | None) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromtimestamp(float(ts), dt.timezone.utc).replace(tzinfo=None)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None

@@ -1,0 +1,296 @@
+"""Settings from YAML: roles, severities, channels, reminders, paging, validated into immutable objects.
+
+Errors name the file, the line and the field, and say what is allowed.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import SettingsError
+
+DEFAULT_SETTINGS_PATH = Path(__file__).resolve().parent.parent / "settings.yml"
+KEY = r"^[a-z][a-z0-9_-]{0,30}$"
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Role(_Frozen):
+    key: str = Field(pattern=KEY)
+    name: str = Field(min_length=1, max_length=60)
+    description: str = Field(min_length=1)
+    required: bool = False
+    assignable: bool = True
+    guidance: str = ""
+    not_with: tuple[str, ...] = ()
+
+
+class Severity(_Frozen):
+    key: str = Field(pattern=KEY)
+    name: str = Field(min_length=1, max_length=40)
+    emoji: str = ""
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _aliases_as_text(cls, value):
+        # YAML reads `1` as a number; an alias is always text.
+        return [str(a) for a in value] if isinstance(value, list) else value
+
+
+class Channels(_Frozen):
+    incidents: str = Field(default="opg-incidents", pattern=r"^[a-z0-9_-]{1,80}$")
+    reports: str = Field(default="", pattern=r"^[a-z0-9_-]{0,80}$")
+    comms_pattern: str = "inc-{number}-{slug}"
+
+    @field_validator("comms_pattern")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        unknown = set(re.findall(r"{([^}]*)}", value)) - {"number", "slug", "date"}
+        if unknown:
+            raise ValueError(f"unknown placeholder {{{sorted(unknown)[0]}}}; allowed: {{number}}, {{slug}}, {{date}}")
+        if "{number}" not in value:
+            raise ValueError("must contain {number} so that every incident gets its own channel")
+        return value
+
+    @property
+    def reports_channel(self) -> str:
+        return self.reports or self.incidents
+
+
+class Reminder(_Frozen):
+    every_minutes: int = Field(ge=1, le=7 * 24 * 60)
+    max_count: int = Field(default=5, ge=0, le=1000)
+
+
+class WorkingHours(_Frozen):
+    start: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(default="18:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = DAYS[:5]
+
+
+class Reminders(_Frozen):
+    role_missing: Reminder = Reminder(every_minutes=5)
+    severity_missing: Reminder = Reminder(every_minutes=5)
+    update_stale: Reminder = Reminder(every_minutes=30, max_count=10)
+    close_prompt: Reminder = Reminder(every_minutes=1440)
+    working_hours: WorkingHours = WorkingHours()
+    handover_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
+
+
+class Paging(_Frozen):
+    oncall_user: str = ""
+    pagerduty_routing_key: str = ""
+
+
+class Archive(_Frozen):
+    when: Literal["on_close", "after_delay", "manual"] = "manual"
+    delay_minutes: int = Field(default=1440, ge=0)
+
+
+class Nudge(_Frozen):
+    keywords: tuple[str, ...] = Field(min_length=1)
+    text: str = Field(min_length=1)
+
+
+class Settings(_Frozen):
+    time_zone: str = "Europe/London"
+    process_url: str = ""
+    channels: Channels = Channels()
+    roles: tuple[Role, ...] = Field(min_length=1)
+    role_conflicts: Literal["warn", "refuse"] = "warn"
+    severities: tuple[Severity, ...] = Field(min_length=1)
+    reminders: Reminders = Reminders()
+    paging: Paging = Paging()
+    archive: Archive = Archive()
+    nudges: tuple[Nudge, ...] = ()
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/London or UTC") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Settings":
+        role_keys = [r.key for r in self.roles]
+        _unique("roles", role_keys)
+        for i, role in enumerate(self.roles):
+            for other in role.not_with:
+                if other not in role_keys:
+                    raise _AtPath(("roles", i, "not_with"), f"unknown role {other!r}; known roles: {', '.join(role_keys)}")
+        words: dict[str, str] = {}
+        for i, sev in enumerate(self.severities):
+            for word in (sev.key, sev.name, *sev.aliases):
+                taken = words.setdefault(word.lower(), sev.key)
+                if taken != sev.key:
+                    raise _AtPath(("severities", i), f"{word!r} already names severity {taken!r}")
+        return self
+
+    # -- look-ups -------------------------------------------------------------------------------
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    def role(self, key: str) -> Role | None:
+        return next((r for r in self.roles if r.key == key), None)
+
+    @property
+    def assignable_roles(self) -> tuple[Role, ...]:
+        return tuple(r for r in self.roles if r.assignable)
+
+    def severity(self, key: str | None) -> Severity | None:
+        return next((s for s in self.severities if s.key == key), None)
+
+    def parse_severity(self, text: str) -> Severity | None:
+        """The severity named by `text` (key, name or alias, any case, whole text only)."""
+        wanted = " ".join(text.split()).lower()
+        for sev in self.severities:
+            if wanted in {sev.key.lower(), sev.name.lower(), *(a.lower() for a in sev.aliases)}:
+                return sev
+        return None
+
+
+class _AtPath(ValueError):
+    """A consistency error that knows which field it is about."""
+
+    def __init__(self, path: tuple, message: str):
+        super().__init__(message)
+        self.path = path
+
+
+def _unique(field: str, keys: list[str]) -> None:
+    seen = set()
+    for i, key in enumerate(keys):
+        if key in seen:
+            raise _AtPath((field, i, "key"), f"duplicate key {key!r}; each key must be unique")
+        seen.add(key)
+
+
+# -- loading ----------------------------------------------------------------------------------------
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read and validate the YAML file; raise SettingsError naming file, line and field."""
+    path = Path(path) if path else DEFAULT_SETTINGS_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read the settings file ({exc.strerror or exc})") from None
+    return parse_settings(text, str(path))
+
+
+def parse_settings(text: str, source: str = "<settings>") -> Settings:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise SettingsError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{source}:1: the settings must be a mapping (roles:, severities:, ...)")
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        path = tuple(err["loc"])
+        message = err["msg"]
+        ctx_error = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _AtPath):
+            path, message = path + ctx_error.path, str(ctx_error)
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field" + _allowed_fields(path)
+        line = _line_of(node, path)
+        more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+        raise SettingsError(f"{source}:{line}: {_dotted(path)}: {message}{more}") from None
+
+
+def _allowed_fields(path: tuple) -> str:
+    model: type[BaseModel] = Settings
+    for part in path[:-1]:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        inner = getattr(annotation, "__args__", (annotation,))[0]
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return ""
+        model = inner
+    return "; allowed: " + ", ".join(model.model_fields)
+
+
+def _dotted(path: tuple) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _line_of(node, path: tuple) -> int:
+    """The 1-based line of the deepest YAML node on `path`."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for part in path:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == part:
+                    line, child = key_node.start_mark.line + 1, value_node
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+class SettingsStore:
+    """The live settings, swapped atomically on reload; an invalid file leaves them untouched."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else DEFAULT_SETTINGS_PATH
+        self._lock = threading.Lock()
+        self._current = load_settings(self.path)
+
+    @property
+    def current(self) -> Settings:
+        return self._current
+
+    def reload(self) -> list[str]:
+        """Re-read the file; return what changed. Raises SettingsError and keeps the old settings."""
+        with self._lock:
+            new = load_settings(self.path)
+            changes = describe_changes(self._current, new)
+            self._current = new
+            return changes
+
+
+def describe_changes(old: Settings, new: Settings) -> list[str]:
+    changes: list[str] = []
+    for name, (old_items, new_items) in {
+        "role": (old.roles, new.roles),
+        "severity": (old.severities, new.severities),
+    }.items():
+        before = {i.key: i for i in old_items}
+        after = {i.key: i for i in new_items}
+        changes += [f"added {name} {after[k].name} ({k})" for k in after if k not in before]
+        changes += [f"removed {name} {before[k].name} ({k})" for k in before if k not in after]
+        changes += [f"changed {name} {after[k].name} ({k})" for k in after if k in before and after[k] != before[k]]
+    for field in Settings.model_fields:
+        if field not in ("roles", "severities") and getattr(old, field) != getattr(new, field):
+            changes.append(f"changed {field}")
+    return changes

@@ -1,0 +1,130 @@
+"""Peewee storage: SQLite (WAL, foreign keys) by default, any Peewee database URL (PostgreSQL included).
+
+Slack ids are stored, names are rendered. Times are stored in UTC.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from peewee import (
+    AutoField, BooleanField, CharField, DatabaseProxy, DateTimeField, ForeignKeyField, IntegerField,
+    Model, SqliteDatabase, TextField,
+)
+from playhouse.db_url import connect
+
+database = DatabaseProxy()
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    version = IntegerField()
+    applied_at = DateTimeField(default=utcnow)
+
+
+class Incident(BaseModel):
+    id = AutoField()
+    number = IntegerField(unique=True)
+    title = CharField(max_length=300)
+    report = BooleanField(default=False)  # a report of something already over, not a live incident
+    drill = BooleanField(default=False)
+    summary = TextField(default="")
+    impact = TextField(default="")
+    severity = CharField(max_length=40, null=True)  # a severity key from the settings
+    status = CharField(max_length=20, default="open", index=True)  # open | closed
+    reporter = CharField(max_length=64)
+    declared_at = DateTimeField(default=utcnow, index=True)
+    closed_at = DateTimeField(null=True)
+    closed_by = CharField(max_length=64, null=True)
+    summary_updated_at = DateTimeField(null=True)
+    channel_id = CharField(max_length=64, null=True, unique=True)
+    channel_name = CharField(max_length=80, null=True)
+    headline_channel_id = CharField(max_length=64, null=True)
+    headline_ts = CharField(max_length=32, null=True)
+
+
+class RoleAssignment(BaseModel):
+    """Who held which role when; the row with released_at NULL is the current holder."""
+
+    incident = ForeignKeyField(Incident, backref="role_assignments", on_delete="CASCADE")
+    role = CharField(max_length=40)
+    holder = CharField(max_length=64)
+    assigned_by = CharField(max_length=64)
+    assigned_at = DateTimeField(default=utcnow)
+    released_at = DateTimeField(null=True)
+    released_by = CharField(max_length=64, null=True)
+
+    class Meta:
+        indexes = ((("incident", "role", "released_at"), False),)
+
+
+class TimelineEntry(BaseModel):
+    incident = ForeignKeyField(Incident, backref="timeline", on_delete="CASCADE")
+    kind = CharField(max_length=30)  # declared, summary, impact, severity, role, action, note, decision, pin, ...
+    at = DateTimeField(index=True)  # when it happened (a pin: the message's own time)
+    author = CharField(max_length=64)
+    text = TextField(default="")
+    recorded_at = DateTimeField(default=utcnow)
+    source_channel = CharField(max_length=64, null=True)
+    source_ts = CharField(max_length=32, null=True)
+    thread_ts = CharField(max_length=32, null=True)
+    permalink = TextField(null=True)
+    files = TextField(default="[]")  # JSON list of {name, url}
+    removed_at = DateTimeField(null=True)  # unpinned: kept, never lost, but no longer shown
+
+    class Meta:
+        indexes = ((("source_channel", "source_ts"), False),)
+
+
+class Action(BaseModel):
+    incident = ForeignKeyField(Incident, backref="actions", on_delete="CASCADE")
+    number = IntegerField()  # per incident: "action done 2"
+    text = TextField()
+    owner = CharField(max_length=64)
+    created_at = DateTimeField(default=utcnow)
+    done = BooleanField(default=False)
+    done_at = DateTimeField(null=True)
+    done_by = CharField(max_length=64, null=True)
+
+    class Meta:
+        indexes = ((("incident", "number"), True),)
+
+
+MODELS = [SchemaVersion, Incident, RoleAssignment, TimelineEntry, Action]
+
+
+def open_database(url: str | None, data_dir: str | Path = "data"):
+    """Connect the models to the database at `url` (default: SQLite in `data_dir`) and migrate it."""
+    from .migrations import migrate_to_latest
+
+    if not url:
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{Path(data_dir).resolve() / 'incidents.sqlite'}"
+    if url.startswith("sqlite"):
+        db = connect(url, pragmas={"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000,
+                                   "synchronous": "full"})
+    else:
+        db = connect(url)
+    database.initialize(db)
+    migrate_to_latest(db)
+    return db
+
+
+def write():
+    """A write transaction. On SQLite it takes the write lock at once, so that two threads never
+    both read and then fail to upgrade; elsewhere row locks (SELECT ... FOR UPDATE) do that job."""
+    db = database.obj
+    return db.atomic("IMMEDIATE") if is_sqlite(db) else db.atomic()
+
+
+def is_sqlite(db) -> bool:
+    return isinstance(db, SqliteDatabase)

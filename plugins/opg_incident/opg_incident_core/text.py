@@ -1,0 +1,44 @@
+"""Plain-text helpers shared by every adapter: mentions, user ids, safe echo of user text, durations."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+USER_REF = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@([\w.\-]+)$")
+ZWSP = "\u200b"
+
+
+def mention(user: str | None) -> str:
+    """How a stored user id is written in chat: <@U123> for Slack ids, the id itself otherwise."""
+    if not user:
+        return "nobody"
+    return f"<@{user}>" if SLACK_USER.match(user) else user
+
+
+def parse_user(token: str, sender: str) -> str | None:
+    """A user id from `me`, a Slack mention `<@U123>` or a console `@name`; None when it is neither."""
+    token = token.strip()
+    if token.lower() == "me":
+        return sender
+    m = USER_REF.match(token)
+    if not m:
+        return None
+    return m.group(1) or "@" + m.group(2)
+
+
+def defuse(text: str) -> str:
+    """User text to echo in chat without pinging anyone or forming links: <!channel>, @here, <@U..>."""
+    text = re.sub(r"<([!@#])", lambda m: "<" + ZWSP + m.group(1), text)
+    return re.sub(r"(?<!\w)@(channel|here|everyone)\b", "@" + ZWSP + r"\1", text, flags=re.IGNORECASE)
+
+
+def duration(delta: dt.timedelta) -> str:
+    minutes = max(0, int(delta.total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days} d"] if days else []
+    if hours:
+        parts.append(f"{hours} h")
+    parts.append(f"{mins} min")
+    return " ".join(parts)
