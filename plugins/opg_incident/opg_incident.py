@@ -29,6 +29,27 @@ class OpgIncident(BotPlugin):
         open_database(getattr(config, "INCIDENT_DATABASE_URL", "") or None, config.BOT_DATA_DIR)
         self.service = IncidentService(lambda: self.settings.current, admins=config.BOT_ADMINS)
         self.chat = ChatCommands(self.service)
+        self._start_web_server()
+
+    def _start_web_server(self):
+        """Serve errbot's Flask app (living document, Slack's HTTP endpoints) on INCIDENT_WEB_PORT."""
+        port = getattr(self.bot_config, "INCIDENT_WEB_PORT", None)
+        if not port:
+            return
+        host = getattr(self.bot_config, "INCIDENT_WEB_HOST", "127.0.0.1")
+        wanted = {"HOST": host, "PORT": int(port),
+                  "SSL": {"enabled": False, "host": host, "port": int(port) + 1, "certificate": "", "key": ""}}
+        manager = self._bot.plugin_manager
+        webserver = manager.get_plugin_obj_by_name("Webserver")
+        if webserver is None:
+            log.warning("The Webserver core plugin is not loaded: no web pages, no Slack HTTP endpoints.")
+            return
+        if manager.get_plugin_configuration("Webserver") != wanted:
+            manager.set_plugin_configuration("Webserver", wanted)
+            if webserver.is_activated:
+                manager.deactivate_plugin("Webserver")
+        if not webserver.is_activated:
+            manager.activate_plugin("Webserver")
 
     # -- plumbing -----------------------------------------------------------------------------------
     def _caller(self, msg) -> Caller:
