@@ -8,13 +8,14 @@ from errbot import BotPlugin, CommandError, botcmd, cmdfilter, re_botcmd
 
 from opg_incident_core import IncidentError, IncidentService, SettingsStore, open_database
 from opg_incident_core.chat import Caller, ChatCommands, Reply, process_help
+from opg_incident_slack import Effects, SlackGateway, SlackInteractions
 
 log = logging.getLogger(__name__)
 
 # Every command, lower case, as typed (words joined by spaces): the any-case fallback routes to them.
 COMMANDS = ("incident declare", "incident list", "incident show", "incident reload", "incident",
             "summary", "impact", "sev", "severity", "action done", "action", "actions", "note", "decision",
-            "lead", "scribe", "comms", "role", "timeline", "close", "reopen", "help")
+            "lead", "scribe", "comms", "role", "timeline", "close", "reopen", "archive", "help")
 ANY_CASE = re.compile(r"^(" + "|".join(c.replace(" ", r"\s+") for c in COMMANDS) + r")(?:\s+(.*))?$",
                       re.IGNORECASE | re.DOTALL)
 
@@ -29,7 +30,39 @@ class OpgIncident(BotPlugin):
         open_database(getattr(config, "INCIDENT_DATABASE_URL", "") or None, config.BOT_DATA_DIR)
         self.service = IncidentService(lambda: self.settings.current, admins=config.BOT_ADMINS)
         self.chat = ChatCommands(self.service)
+        self.effects = self.interactions = None
+        if self._bot.mode == "slackv3":
+            gateway = SlackGateway(self._bot.slack_web)
+            self.effects = Effects(gateway, self.service, lambda: self.settings.current, config)
+            self.interactions = SlackInteractions(self.service, self.effects, gateway,
+                                                  lambda: self.settings.current)
+            self.start_poller(60, self._archive_due)
         self._start_web_server()
+
+    def deactivate(self):
+        if self.effects is not None:
+            self.effects.shutdown()
+        super().deactivate()
+
+    # -- Slack inputs errbot does not route (from the OPGSlack backend) -----------------------------
+    def callback_slack_input(self, key, kind):
+        """Record a Slack input durably; False when Slack delivers it again."""
+        return self.service.record_input(key, kind)
+
+    def callback_slack_event(self, event):
+        if self.interactions is not None:
+            self.interactions.on_event(event)
+
+    def callback_slack_interaction(self, kind, payload):
+        if self.interactions is not None:
+            return self.interactions.on_interaction(kind, payload)
+        return None
+
+    def _archive_due(self):
+        archive = self.settings.current.archive
+        if archive.when == "after_delay":
+            for number in self.service.due_for_archive(archive.delay_minutes):
+                self.effects.submit(self.effects.archive, number)
 
     def _start_web_server(self):
         """Serve errbot's Flask app (living document, Slack's HTTP endpoints) on INCIDENT_WEB_PORT."""
@@ -65,10 +98,16 @@ class OpgIncident(BotPlugin):
         return Caller(user=user, channel=channel)
 
     def _run(self, msg, handler, args) -> str:
+        caller = self._caller(msg)
         try:
-            reply: Reply = handler(args or "", self._caller(msg))
+            reply: Reply = handler(args or "", caller)
         except IncidentError as exc:
             raise CommandError(str(exc)) from None
+        if self.effects is not None:
+            event = msg.extras.get("slack_event") or {}
+            if event.get("ts") and event.get("channel"):
+                self.effects.submit(self.effects.slack.react, event["channel"], event["ts"], "white_check_mark")
+            self.effects.after(reply.outcome, caller.channel)
         return reply.text
 
     # -- incidents ----------------------------------------------------------------------------------
@@ -194,6 +233,11 @@ class OpgIncident(BotPlugin):
     def reopen(self, msg, args):
         """Reopen a closed incident (the Incident Lead or a bot admin)."""
         return self._run(msg, self.chat.reopen, args)
+
+    @botcmd
+    def archive(self, msg, args):
+        """Archive the comms channel of a closed incident (the Incident Lead or a bot admin)."""
+        return self._run(msg, self.chat.archive, args)
 
     @botcmd
     def help(self, msg, args):

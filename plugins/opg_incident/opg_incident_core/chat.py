@@ -32,6 +32,7 @@ USAGE = {
     "timeline": "timeline",
     "close": "close",
     "reopen": "reopen",
+    "archive": "archive",
 }
 
 
@@ -201,6 +202,13 @@ class ChatCommands:
         number, _ = self._incident(args, caller, usage=USAGE["reopen"])
         out = self.service.reopen(number, caller.user)
         return Reply(f"Incident {number} is open again.", out)
+
+    def archive(self, args: str, caller: Caller) -> Reply:
+        number, _ = self._incident(args, caller, usage=USAGE["archive"])
+        out = self.service.archive_channel(number, caller.user)
+        if not out.changed:
+            return Reply(f"The comms channel of incident {number} is already archived.", out)
+        return Reply(f"Archiving the comms channel of incident {number}.", out)
 
     # -- rendering ----------------------------------------------------------------------------------
     def describe(self, inc: IncidentView) -> str:

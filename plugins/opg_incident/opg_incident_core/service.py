@@ -9,7 +9,7 @@ import datetime as dt
 import json
 from typing import Callable, Iterable
 
-from peewee import IntegrityError, fn
+from peewee import IntegrityError, PostgresqlDatabase, fn
 
 from . import storage
 from .errors import InvalidInput, NotAllowed, NotFound
@@ -21,6 +21,8 @@ from .views import ActionView, Happened, IncidentView, Outcome, TimelineView
 MAX_TITLE = 300
 MAX_TEXT = 40_000
 LOG_KINDS = ("action", "note", "decision")
+SYSTEM = "system"  # the bot itself, acting on a schedule or on the settings (never a chat user id)
+NUMBERING_LOCK = 31410001  # pg_advisory_xact_lock key guarding incident numbers
 
 
 class IncidentService:
@@ -55,6 +57,10 @@ class IncidentService:
         for _attempt in range(20):
             try:
                 with storage.write():
+                    if isinstance(storage.database.obj, PostgresqlDatabase):
+                        # Serialise numbering: without it concurrent declares collide on the same number
+                        # and a loser can exhaust its retries. (SQLite's IMMEDIATE transaction does this.)
+                        storage.database.obj.execute_sql("SELECT pg_advisory_xact_lock(%s)", (NUMBERING_LOCK,))
                     number = (Incident.select(fn.MAX(Incident.number)).scalar() or 0) + 1
                     now = self.now()
                     row = Incident.create(number=number, title=title, report=report, drill=drill,
@@ -74,6 +80,20 @@ class IncidentService:
         raise RuntimeError("could not allocate an incident number")
 
     # -- the lead's updates -------------------------------------------------------------------------
+    def set_title(self, number: int, title: str, by: str) -> Outcome:
+        title = " ".join((title or "").split())
+        if not title or len(title) > MAX_TITLE:
+            raise InvalidInput(f"A title is one sentence of 1 to {MAX_TITLE} characters.")
+        with storage.write():
+            row = self._incident(number, lock=True)
+            old = row.title
+            if old == title:
+                return self._outcome(row, [])
+            row.title = title
+            row.save()
+            self._log(row, "title", by, f"Title changed from {old!r} to {title!r}")
+            return self._outcome(row, [Happened("edited", by, old=old, new=title)])
+
     def set_summary(self, number: int, text: str, by: str) -> Outcome:
         return self._set_text(number, "summary", text, by)
 
@@ -275,13 +295,14 @@ class IncidentService:
                 raise InvalidInput(f"Incident {row.number} is still open.")
             self._may_close_or_reopen(row, by, "reopen")
             row.status, row.closed_at, row.closed_by = "open", None, None
+            row.channel_archived_at = None
             row.save()
             self._log(row, "reopened", by, f"{mention(by)} reopened the incident")
             return self._outcome(row, [Happened("reopened", by)])
 
     def _may_close_or_reopen(self, row: Incident, by: str, verb: str) -> None:
         lead = self._holders(row).get("lead")
-        if by == lead or self.is_admin(by):
+        if by == lead or by == SYSTEM or self.is_admin(by):
             return
         if lead is None:
             raise NotAllowed(f"Only the Incident Lead or a bot admin may {verb} incident {row.number}, and it "
@@ -300,8 +321,44 @@ class IncidentService:
             self._log(row, "channel", by, f"Comms channel created: #{channel_name}")
             return self._outcome(row, [Happened("channel", by, new=channel_id)])
 
+    def archive_channel(self, number: int, by: str) -> Outcome:
+        """Mark the comms channel of a closed incident archived (the adapter archives it in Slack)."""
+        with storage.write():
+            row = self._incident(number, lock=True)
+            if not row.channel_id:
+                raise InvalidInput(f"Incident {row.number} has no comms channel to archive.")
+            if row.status != "closed":
+                raise InvalidInput(f"Close incident {row.number} before archiving its channel.")
+            if row.channel_archived_at is not None:
+                return self._outcome(row, [])
+            self._may_close_or_reopen(row, by, "archive the channel of")
+            row.channel_archived_at = self.now()
+            row.save()
+            self._log(row, "archived", by, f"Comms channel #{row.channel_name} archived")
+            return self._outcome(row, [Happened("archived", by)])
+
+    def due_for_archive(self, delay_minutes: int) -> list[int]:
+        """Closed incidents whose channel should be archived by now."""
+        cutoff = self.now() - dt.timedelta(minutes=delay_minutes)
+        return [r.number for r in Incident.select(Incident.number).where(
+            Incident.status == "closed", Incident.channel_id.is_null(False),
+            Incident.channel_archived_at.is_null(), Incident.closed_at <= cutoff)]
+
+    def rename_channel(self, channel_id: str, name: str) -> None:
+        Incident.update(channel_name=name[:80]).where(Incident.channel_id == channel_id).execute()
+
     def set_headline(self, number: int, channel_id: str, ts: str) -> None:
         Incident.update(headline_channel_id=channel_id, headline_ts=ts).where(Incident.number == number).execute()
+
+    # -- inputs, exactly once ------------------------------------------------------------------------
+    def record_input(self, key: str, kind: str) -> bool:
+        """Record an input under its unique key; False when it was recorded before (a redelivery)."""
+        try:
+            with storage.write():
+                storage.InboxEntry.create(key=key[:200], kind=kind[:40], received_at=self.now())
+            return True
+        except IntegrityError:
+            return False
 
     # -- reading ------------------------------------------------------------------------------------
     def get(self, number: int) -> IncidentView:

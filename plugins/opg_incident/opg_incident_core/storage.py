@@ -48,6 +48,7 @@ class Incident(BaseModel):
     summary_updated_at = DateTimeField(null=True)
     channel_id = CharField(max_length=64, null=True, unique=True)
     channel_name = CharField(max_length=80, null=True)
+    channel_archived_at = DateTimeField(null=True)
     headline_channel_id = CharField(max_length=64, null=True)
     headline_ts = CharField(max_length=32, null=True)
 
@@ -99,7 +100,15 @@ class Action(BaseModel):
         indexes = ((("incident", "number"), True),)
 
 
-MODELS = [SchemaVersion, Incident, RoleAssignment, TimelineEntry, Action]
+class InboxEntry(BaseModel):
+    """Every chat-platform input once: Slack redelivers until acked, replicas see the same input."""
+
+    key = CharField(max_length=200, unique=True)
+    kind = CharField(max_length=40)
+    received_at = DateTimeField(default=utcnow, index=True)
+
+
+MODELS = [SchemaVersion, Incident, RoleAssignment, TimelineEntry, Action, InboxEntry]
 
 
 def open_database(url: str | None, data_dir: str | Path = "data"):

@@ -40,6 +40,7 @@ class IncidentView:
     closed_by: str | None
     channel_id: str | None
     channel_name: str | None
+    channel_archived: bool
     headline_channel_id: str | None
     headline_ts: str | None
     roles: dict[str, str] = field(default_factory=dict)  # role key -> holder, current holders only
@@ -66,6 +67,7 @@ class IncidentView:
             summary=row.summary, impact=row.impact, severity=row.severity, status=row.status,
             reporter=row.reporter, declared_at=aware(row.declared_at), closed_at=aware(row.closed_at),
             closed_by=row.closed_by, channel_id=row.channel_id, channel_name=row.channel_name,
+            channel_archived=row.channel_archived_at is not None,
             headline_channel_id=row.headline_channel_id, headline_ts=row.headline_ts,
             roles={"reporter": row.reporter, **roles},
         )

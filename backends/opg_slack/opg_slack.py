@@ -1,0 +1,171 @@
+"""OPGSlack: errbot's SlackV3 backend plus what it drops (pins, edits, renames, slash commands, buttons,
+modals), exactly-once delivery, and a configurable Web API base URL.
+
+It relies on private parts of errbot-backend-slackv3 0.3.2 (pinned); tests/test_backend_contract.py
+fails when they change. Plugins receive:
+  callback_slack_input(key, kind) -> bool          record the input durably; False for a redelivery
+  callback_slack_event(event)                      pin_added/pin_removed/message_changed/... events
+  callback_slack_interaction(kind, payload) -> ack slash_commands / interactive; the ack goes back to Slack
+"""
+import json
+import logging
+
+import slackv3.slackv3 as _slackv3  # the module, not the class: one ErrBot subclass per backend module
+from errbot.core_plugins import flask_app
+from flask import make_response, request
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.response import SocketModeResponse
+from slack_sdk.web import WebClient as _SdkWebClient
+
+log = logging.getLogger(__name__)
+
+# Events errbot's backend does not route; they go to callback_slack_event.
+ROUTED_EVENTS = ("pin_added", "pin_removed", "channel_rename", "channel_archive", "channel_unarchive",
+                 "member_joined_channel")
+# Message subtypes that are not chat: edits and deletions of (maybe pinned) messages, pin notices.
+ROUTED_SUBTYPES = ("message_changed", "message_deleted")
+IGNORED_SUBTYPES = ("pinned_item", "unpinned_item", "channel_join", "channel_topic", "channel_purpose",
+                    "channel_name", "bot_add", "message_replied")
+_ENDPOINTS = {"events": "/slack/events", "commands": "/slack/commands", "interactive": "/slack/interactive"}
+
+
+def _client_class(base_url: str):
+    class WebClient(_SdkWebClient):
+        """slack_sdk's client, pointed at SLACK_API_URL, retrying once on 429 after Retry-After."""
+
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("base_url", base_url)
+            kwargs.setdefault("retry_handlers", [RateLimitErrorRetryHandler(max_retry_count=2)])
+            super().__init__(*args, **kwargs)
+
+    return WebClient
+
+
+class OPGSlackBackend(_slackv3.SlackBackend):
+    def __init__(self, config):
+        super().__init__(config)
+        base_url = config.BOT_IDENTITY.get("base_url") or "https://slack.com/api/"
+        if not base_url.endswith("/"):
+            base_url += "/"
+        self.base_url = base_url
+        _slackv3.WebClient = _client_class(base_url)  # serve_once() builds its client from this name
+
+    def update_alternate_prefixes(self):
+        """Mentioning the bot (`@opg-incident summary ...`) makes a command, whatever its name is."""
+        super().update_alternate_prefixes()
+        mention = f"<@{self.auth['user_id']}>"
+        if getattr(self.bot_config, "BOT_ALT_PREFIX_CASEINSENSITIVE", False):
+            mention = mention.lower()
+        if mention not in self.bot_alt_prefixes:
+            self.bot_alt_prefixes = (*self.bot_alt_prefixes, mention)
+
+    # -- plugin dispatch ----------------------------------------------------------------------------
+    def _ask_plugins(self, method: str, *args):
+        """Call `method` on every active plugin that has it; return the first non-None answer."""
+        answer = None
+        for plugin in self.plugin_manager.get_all_active_plugins():
+            handler = getattr(plugin, method, None)
+            if handler is None:
+                continue
+            try:
+                result = handler(*args)
+            except Exception:
+                log.exception("%s of %s failed", method, plugin.name)
+                continue
+            if answer is None:
+                answer = result
+        return answer
+
+    def _is_new(self, key: str | None, kind: str) -> bool:
+        """Record the input; False when it was seen before (Slack redelivers until acked)."""
+        if not key:
+            return True
+        return self._ask_plugins("callback_slack_input", key, kind) is not False
+
+    # -- events (both transports arrive here) -------------------------------------------------------
+    def _generic_wrapper(self, event_data):
+        event = event_data.get("event") if isinstance(event_data, dict) else None
+        if not isinstance(event, dict) or "type" not in event:
+            log.debug("Ignoring a Slack payload without an event")
+            return None
+        if not self._is_new(event_data.get("event_id"), event.get("type", "event")):
+            log.info("Ignoring redelivered event %s", event_data.get("event_id"))
+            return None
+        if event["type"] in ROUTED_EVENTS:
+            return self._ask_plugins("callback_slack_event", event)
+        return super()._generic_wrapper(event_data)
+
+    def _handle_message(self, webclient, event):
+        subtype = event.get("subtype")
+        if subtype in ROUTED_SUBTYPES:
+            return self._ask_plugins("callback_slack_event", event)  # never re-run an edited command
+        if subtype in IGNORED_SUBTYPES:
+            return None
+        return super()._handle_message(webclient, event)
+
+    # -- Socket Mode ----------------------------------------------------------------------------------
+    def _sm_generic_event_handler(self, client, req):
+        if req.type in ("slash_commands", "interactive"):
+            payload = req.payload if isinstance(req.payload, dict) else {}
+            ack = None
+            if self._is_new(payload.get("trigger_id") or req.envelope_id, req.type):
+                ack = self._ask_plugins("callback_slack_interaction", req.type, payload)
+            client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id, payload=ack or None))
+            return
+        if req.type == "events_api":
+            # Durable record first (in _generic_wrapper's key check), then the ack, then the work.
+            payload = req.payload if isinstance(req.payload, dict) else {}
+            if not self._is_new(payload.get("event_id") or req.envelope_id, "events_api"):
+                client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+                return
+            client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            payload = dict(payload, event_id=None)  # already recorded: don't check it twice
+            self._generic_wrapper(payload)
+            return
+        client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+
+    # -- HTTP mode ------------------------------------------------------------------------------------
+    def _setup_event_callbacks(self):
+        verifier = SignatureVerifier(self.signing_secret)
+        for kind, path in _ENDPOINTS.items():
+            view = self._http_view(kind, verifier)
+            existing = [r.endpoint for r in flask_app.url_map.iter_rules() if r.rule == path]
+            if existing:
+                flask_app.view_functions[existing[0]] = view  # /slack/events: ours replaces slackeventsapi's
+            else:
+                flask_app.add_url_rule(path, endpoint=f"opg_slack_{kind}", view_func=view, methods=["POST"])
+        self.connect_callback()  # errbot activates plugins here in HTTP mode
+
+    def _http_view(self, kind: str, verifier: SignatureVerifier):
+        def view():
+            body = request.get_data()
+            try:
+                valid = verifier.is_valid_request(body, dict(request.headers))
+            except (TypeError, ValueError):
+                valid = False
+            if request.method != "POST" or not valid:
+                return make_response("", 403)  # say nothing about why
+            try:
+                if kind == "events":
+                    data = json.loads(body)
+                    if data.get("type") == "url_verification":
+                        return {"challenge": data.get("challenge", "")}
+                    self._generic_wrapper(data)
+                    return make_response("", 200)
+                if kind == "commands":
+                    payload = request.form.to_dict()
+                    trigger = payload.get("trigger_id")
+                    ack = (self._ask_plugins("callback_slack_interaction", "slash_commands", payload)
+                           if self._is_new(trigger, "slash_commands") else None)
+                else:
+                    payload = json.loads(request.form.get("payload", "{}"))
+                    ack = (self._ask_plugins("callback_slack_interaction", "interactive", payload)
+                           if self._is_new(payload.get("trigger_id"), "interactive") else None)
+            except (ValueError, AttributeError) as exc:
+                log.warning("Ignoring a malformed Slack %s request: %s", kind, type(exc).__name__)
+                return make_response("", 400)
+            return ack if ack else make_response("", 200)
+
+        view.__name__ = f"opg_slack_{kind}"
+        return view

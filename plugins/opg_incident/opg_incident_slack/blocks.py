@@ -1,0 +1,146 @@
+"""Block Kit for opg-incident, built with slack_sdk.models and kept within Slack's limits.
+
+User text (titles, summaries, impacts) always goes out as plain_text, so `<!channel>` never pings.
+"""
+from __future__ import annotations
+
+from slack_sdk.models.blocks import (
+    ActionsBlock, ButtonElement, ConfirmObject, ContextBlock, DividerBlock, HeaderBlock, InputBlock, Option,
+    PlainTextInputElement, PlainTextObject, RadioButtonsElement, SectionBlock, StaticSelectElement,
+    UserSelectElement,
+)
+from slack_sdk.models.blocks.basic_components import MarkdownTextObject
+from slack_sdk.models.views import View
+
+from opg_incident_core.text import defuse, mention
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_HEADER = 150
+MAX_LABEL = 75
+MAX_INPUT = 3000
+TRUNCATED = "… (shortened; the living document has it all)"
+
+# action ids and callback ids: the one place they are spelled
+CREATE_CHANNEL = "opg_create_comms_channel"
+PAGE_ONCALL = "opg_page_oncall"
+EDIT = "opg_edit_incident"
+CLOSE = "opg_close_incident"
+DECLARE_VIEW = "opg_declare"
+EDIT_VIEW = "opg_edit"
+FIELDS = ("title", "live", "summary", "impact", "lead", "severity")
+
+
+def clip(text: str, limit: int) -> str:
+    text = text or ""
+    return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED
+
+
+def plain(text: str, limit: int = MAX_SECTION) -> PlainTextObject:
+    return PlainTextObject(text=clip(text, limit) or " ", emoji=True)
+
+
+def mrkdwn(text: str, limit: int = MAX_SECTION) -> MarkdownTextObject:
+    return MarkdownTextObject(text=clip(text, limit) or " ")
+
+
+# -- the declare / edit modal -----------------------------------------------------------------------
+def incident_modal(settings, *, title: str = "", incident=None, metadata: str = "") -> dict:
+    """The form behind /opg-incident (incident=None) and behind Edit (incident given, pre-filled)."""
+    sev_options = [Option(value=s.key, label=clip(f"{s.emoji} {s.name}".strip(), MAX_LABEL))
+                   for s in settings.severities]
+    live_options = [Option(value="live", label="Yes, this is a live incident happening now"),
+                    Option(value="report", label="No, this is a report of something that happened")]
+    current_sev = next((o for o in sev_options if incident and o.value == incident.severity), None)
+    live_initial = live_options[1 if incident is not None and incident.report else 0]
+    lead = incident.roles.get("lead") if incident else None
+    blocks = [
+        InputBlock(block_id="title", label="Title", element=PlainTextInputElement(
+            action_id="value", initial_value=clip(incident.title if incident else title, MAX_INPUT) or None,
+            placeholder="What's happened, in a sentence?", max_length=300)),
+        InputBlock(block_id="live", label="Is this a live incident?", element=RadioButtonsElement(
+            action_id="value", options=live_options, initial_option=live_initial)),
+        InputBlock(block_id="summary", label="Summary", optional=True, element=PlainTextInputElement(
+            action_id="value", multiline=True, initial_value=clip(incident.summary, MAX_INPUT) if incident and
+            incident.summary else None, placeholder="Can you share any more details?")),
+        InputBlock(block_id="impact", label="Impact", optional=True, hint="Think about affected people, "
+                   "systems, and processes", element=PlainTextInputElement(
+                       action_id="value", multiline=True, initial_value=clip(incident.impact, MAX_INPUT)
+                       if incident and incident.impact else None,
+                       placeholder="Who or what might be affected?")),
+        InputBlock(block_id="lead", label="Lead", optional=True, element=UserSelectElement(
+            action_id="value", initial_user=lead if lead and lead[:1] in "UW" else None,
+            placeholder="Who leads the response?")),
+        InputBlock(block_id="severity", label="Severity", optional=True, element=StaticSelectElement(
+            action_id="value", options=sev_options, initial_option=current_sev, placeholder="How bad is it?")),
+    ]
+    view = View(
+        type="modal", callback_id=EDIT_VIEW if incident else DECLARE_VIEW,
+        title=f"Edit incident {incident.number}" if incident else "Declare an incident",
+        submit="Save" if incident else "Declare", close="Cancel", blocks=blocks,
+        private_metadata=metadata,
+    )
+    return view.to_dict()
+
+
+def modal_values(view: dict) -> dict:
+    """The submitted fields of the modal as plain values (None when left empty)."""
+    state = (view or {}).get("state", {}).get("values", {})
+    out = {}
+    for field in FIELDS:
+        element = (state.get(field) or {}).get("value") or {}
+        if "selected_option" in element:
+            out[field] = (element.get("selected_option") or {}).get("value")
+        elif "selected_user" in element:
+            out[field] = element.get("selected_user")
+        else:
+            out[field] = element.get("value")
+    return out
+
+
+# -- the headline -----------------------------------------------------------------------------------
+def headline(incident, settings, document_url: str, comms_channel: str | None = None) -> tuple[str, list]:
+    """(fallback text, blocks) of the headline message in #opg-incidents; edited in place on change."""
+    sev = settings.severity(incident.severity)
+    status_emoji = {"Live": "🔥", "Reported": "📓", "Resolved": "💧"}[incident.status_text]
+    label = " (drill)" if incident.drill else ""
+    people = [f"🙋 Reporter: {mention(incident.reporter)}"]
+    for role in settings.assignable_roles:
+        people.append(f"{role.name}: {mention(incident.roles[role.key]) if role.key in incident.roles else '-'}")
+    facts = [
+        f"{status_emoji} Status: *{incident.status_text}*",
+        f"{sev.emoji if sev else '☁️'} Severity: *{sev.name if sev else '-'}*",
+        f"📄 Document: <{document_url}|Incident {incident.number}>",
+    ]
+    if comms_channel:
+        facts.append(f"🗣 Comms channel: <#{comms_channel}>")
+    blocks = [
+        HeaderBlock(text=plain(f"Incident {incident.number}{label}: {incident.title}", MAX_HEADER)),
+        SectionBlock(text=mrkdwn("\n".join(people))),
+        SectionBlock(text=mrkdwn("\n".join(facts))),
+        SectionBlock(text=plain(f"Summary: {incident.summary or 'not set yet'}")),
+        SectionBlock(text=plain(f"Impact: {incident.impact or 'not set yet'}")),
+    ]
+    if incident.is_open:
+        buttons = []
+        if not comms_channel and not incident.report:
+            buttons.append(ButtonElement(text="🗣 Create comms channel", action_id=CREATE_CHANNEL,
+                                         value=str(incident.number), style="primary"))
+        buttons += [
+            ButtonElement(text="📟 Page on-call lead", action_id=PAGE_ONCALL, value=str(incident.number)),
+            ButtonElement(text="✏️ Edit", action_id=EDIT, value=str(incident.number)),
+            ButtonElement(text="✅ Close", action_id=CLOSE, value=str(incident.number), style="danger",
+                          confirm=ConfirmObject(title="Close this incident?", confirm="Close it", deny="Not yet",
+                                                text="Only the Incident Lead may close it. Is the service "
+                                                     "restored?")),
+        ]
+        blocks += [DividerBlock(), ActionsBlock(block_id="headline_actions", elements=buttons)]
+    else:
+        blocks.append(ContextBlock(elements=[mrkdwn("This incident is closed. Thank you all.")]))
+    fallback = f"Incident {incident.number}{label}: {defuse(incident.title)} reported by {mention(incident.reporter)}"
+    return clip(fallback, 3000), [b.to_dict() for b in blocks[:MAX_BLOCKS]]
+
+
+def text_message(text: str) -> list:
+    """A section of mrkdwn text (already safe), for announcements."""
+    return [SectionBlock(text=mrkdwn(text)).to_dict()]

@@ -1,0 +1,190 @@
+"""Slack inputs errbot does not route: /opg-incident, the headline's buttons, the modal, pins and edits.
+
+Each handler answers within Slack's 3 seconds: it opens views and writes the record at once, and leaves
+every other Slack call to Effects' worker.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from opg_incident_core import IncidentError
+from opg_incident_core.service import MAX_TITLE
+
+from . import blocks
+from .gateway import SlackError
+
+log = logging.getLogger(__name__)
+
+
+class SlackInteractions:
+    def __init__(self, service, effects, gateway, settings):
+        self.service = service
+        self.effects = effects
+        self.slack = gateway
+        self._settings = settings
+
+    @property
+    def settings(self):
+        return self._settings()
+
+    # -- entry points (from the OPGSlack backend through the plugin) --------------------------------
+    def on_interaction(self, kind: str, payload: dict) -> dict | None:
+        if kind == "slash_commands":
+            return self._slash_command(payload)
+        if payload.get("type") == "block_actions":
+            for action in payload.get("actions") or []:
+                self._button(action, payload)
+            return None
+        if payload.get("type") == "view_submission":
+            return self._view_submission(payload)
+        log.info("Ignoring interaction of type %s", payload.get("type"))
+        return None
+
+    def on_event(self, event: dict) -> None:
+        kind = event.get("type")
+        try:
+            if kind == "pin_added":
+                self._pin_added(event)
+            elif kind == "pin_removed":
+                message = ((event.get("item") or {}).get("message") or {})
+                self.service.remove_pin(event.get("channel_id"), message.get("ts"), event.get("user", ""))
+            elif kind == "message" and event.get("subtype") == "message_changed":
+                message = event.get("message") or {}
+                self.service.edit_pinned_message(event.get("channel"), message.get("ts"), message.get("text", ""),
+                                                 message.get("user", ""))
+            elif kind == "message" and event.get("subtype") == "message_deleted":
+                self.service.remove_pin(event.get("channel"), event.get("deleted_ts"), "")
+            elif kind == "channel_rename":
+                channel = event.get("channel") or {}
+                self.service.rename_channel(channel.get("id"), channel.get("name", ""))
+        except IncidentError as exc:
+            log.debug("Event %s not for an incident: %s", kind, exc)
+
+    # -- /opg-incident ------------------------------------------------------------------------------
+    def _slash_command(self, payload: dict) -> dict | None:
+        title = (payload.get("text") or "").strip()
+        view = blocks.incident_modal(self.settings, title=title,
+                                     metadata=json.dumps({"channel": payload.get("channel_id", "")}))
+        try:
+            self.slack.open_view(payload.get("trigger_id", ""), view)
+        except SlackError as exc:
+            return {"response_type": "ephemeral", "text": f"Sorry, I could not open the form: {exc}. "
+                    f"You can also type `incident declare {title or '<what happened>'}` to me."}
+        return None
+
+    # -- the modal ----------------------------------------------------------------------------------
+    def _view_submission(self, payload: dict) -> dict | None:
+        view = payload.get("view") or {}
+        user = (payload.get("user") or {}).get("id", "")
+        values = blocks.modal_values(view)
+        errors = self._validate(values)
+        if errors:
+            return {"response_action": "errors", "errors": errors}
+        meta = _metadata(view.get("private_metadata"))
+        try:
+            if view.get("callback_id") == blocks.DECLARE_VIEW:
+                self._declare(values, user, meta.get("channel"))
+            elif view.get("callback_id") == blocks.EDIT_VIEW:
+                self._edit(int(meta.get("number", 0)), values, user)
+        except IncidentError as exc:
+            return {"response_action": "errors", "errors": {"title": str(exc)[:150]}}
+        return None
+
+    def _validate(self, values: dict) -> dict:
+        errors = {}
+        title = " ".join((values.get("title") or "").split())
+        if not title:
+            errors["title"] = "Say in a sentence what has happened."
+        elif len(title) > MAX_TITLE:
+            errors["title"] = f"Keep the title under {MAX_TITLE} characters; put the detail in the summary."
+        if values.get("severity") and self.settings.severity(values["severity"]) is None:
+            errors["severity"] = "Choose one of: " + ", ".join(s.name for s in self.settings.severities)
+        if values.get("live") not in (None, "live", "report"):
+            errors["live"] = "Choose live incident or report."
+        return errors
+
+    def _declare(self, values: dict, user: str, origin_channel: str | None) -> None:
+        outcome = self.service.declare(values["title"], user, report=values.get("live") == "report",
+                                       summary=values.get("summary") or "", impact=values.get("impact") or "",
+                                       severity=values.get("severity"), lead=values.get("lead"))
+        self.effects.after(outcome)
+        number = outcome.incident.number
+        thanks = (f"Thanks for raising incident {number} 🙏 Head over to #{self.settings.channels.incidents} "
+                  f"to complete the report and help deal with it: {self.effects.document_url(number)}")
+        self.effects.submit(self._tell, user, origin_channel, thanks)
+
+    def _edit(self, number: int, values: dict, user: str) -> None:
+        service = self.service
+        current = service.get(number)
+        steps = [(values.get("title"), current.title, lambda v: service.set_title(number, v, user)),
+                 (values.get("summary") or "", current.summary, lambda v: service.set_summary(number, v, user)),
+                 (values.get("impact") or "", current.impact, lambda v: service.set_impact(number, v, user)),
+                 (values.get("severity"), current.severity, lambda v: service.set_severity(number, v, user)),
+                 (values.get("lead"), current.roles.get("lead"),
+                  lambda v: service.assign_role(number, "lead", v, user))]
+        for new, old, apply in steps:
+            if new and new != old:
+                self.effects.after(apply(new))
+
+    # -- the headline's buttons ---------------------------------------------------------------------
+    def _button(self, action: dict, payload: dict) -> None:
+        action_id = action.get("action_id")
+        user = (payload.get("user") or {}).get("id", "")
+        channel = (payload.get("channel") or {}).get("id")
+        try:
+            number = int(action.get("value") or 0)
+        except ValueError:
+            return
+        try:
+            if action_id == blocks.CREATE_CHANNEL:
+                self.effects.submit(self.effects.create_comms_channel, number, user)
+            elif action_id == blocks.PAGE_ONCALL:
+                self.effects.submit(self.effects.page_oncall, number, user)
+            elif action_id == blocks.EDIT:
+                incident = self.service.get(number)
+                view = blocks.incident_modal(self.settings, incident=incident,
+                                             metadata=json.dumps({"number": number}))
+                self.slack.open_view(payload.get("trigger_id", ""), view)
+            elif action_id == blocks.CLOSE:
+                self.effects.after(self.service.close(number, user))
+        except (IncidentError, SlackError) as exc:
+            self.effects.submit(self._tell, user, channel, f"Sorry: {exc}")
+
+    # -- pins ---------------------------------------------------------------------------------------
+    def _pin_added(self, event: dict) -> None:
+        channel = event.get("channel_id") or (event.get("item") or {}).get("channel")
+        if self.service.for_channel(channel) is None:
+            return
+        item = event.get("item") or {}
+        message = item.get("message") or {}
+        ts = message.get("ts")
+        if not ts:
+            return
+        if "text" not in message:
+            message = self.slack.message(channel, ts) or message
+        files = [{"name": f.get("name") or f.get("title") or "file", "url": f.get("permalink") or f.get("url_private")}
+                 for f in message.get("files") or []]
+        permalink = message.get("permalink") or self.slack.permalink(channel, ts)
+        self.service.record_pin(channel, ts, message.get("user") or message.get("bot_id") or "", message.get("text", ""),
+                                event.get("user", ""), permalink=permalink, thread_ts=message.get("thread_ts"),
+                                files=files)
+
+    # -- talking back -------------------------------------------------------------------------------
+    def _tell(self, user: str, channel: str | None, text: str) -> None:
+        """An ephemeral note in the channel where they are, or a direct message when that fails."""
+        if channel:
+            try:
+                self.slack.ephemeral(channel, user, text)
+                return
+            except SlackError:
+                pass
+        self.slack.dm(user, text)
+
+
+def _metadata(raw: str | None) -> dict:
+    try:
+        value = json.loads(raw or "{}")
+        return value if isinstance(value, dict) else {}
+    except ValueError:
+        return {}
