@@ -41,7 +41,9 @@ BOT_ADMINS_NOTIFICATIONS = tuple(f"<@{a}>" if SLACK_BOT_TOKEN else a for a in BO
 CORE_PLUGINS = ("ACLs", "Health", "Plugins", "Utils", "TextCmds", "Webserver", "Backup")
 BOT_PREFIX = "!"
 BOT_PREFIX_OPTIONAL_ON_CHAT = True
-BOT_ALT_PREFIXES = ()  # the Slack backend adds the bot's own mention: `@opg-incident summary ...`
+# Mentioning the bot makes a command (`@opg-incident summary ...`): the Slack backend turns this into
+# the bot's own <@U...> mention, whatever its name in the workspace.
+BOT_ALT_PREFIXES = ("@opg-incident",)
 BOT_ALT_PREFIX_CASEINSENSITIVE = True
 SUPPRESS_CMD_NOT_FOUND = True
 HIDE_RESTRICTED_COMMANDS = True

@@ -53,12 +53,12 @@ class OPGSlackBackend(_slackv3.SlackBackend):
 
     def update_alternate_prefixes(self):
         """Mentioning the bot (`@opg-incident summary ...`) makes a command, whatever its name is."""
-        super().update_alternate_prefixes()
-        mention = f"<@{self.auth['user_id']}>"
+        # Not the backend's own: it looks `@name` prefixes up with users.list on every start.
+        prefixes = [p for p in self.bot_config.BOT_ALT_PREFIXES if not p.startswith("@")]
+        prefixes.append(f"<@{self.auth['user_id']}>")
         if getattr(self.bot_config, "BOT_ALT_PREFIX_CASEINSENSITIVE", False):
-            mention = mention.lower()
-        if mention not in self.bot_alt_prefixes:
-            self.bot_alt_prefixes = (*self.bot_alt_prefixes, mention)
+            prefixes = [p.lower() for p in prefixes]
+        self.bot_alt_prefixes = tuple(prefixes)
 
     # -- plugin dispatch ----------------------------------------------------------------------------
     def _ask_plugins(self, method: str, *args):

@@ -60,7 +60,7 @@ class ChatCommands:
         flags = {w.lower() for w in words if w.startswith("--")}
         unknown = flags - {"--report", "--drill"}
         if unknown:
-            raise InvalidInput(f"Unknown option {sorted(unknown)[0]}. Usage: `{USAGE['declare']}`.")
+            raise InvalidInput(f"Unknown option {defuse(sorted(unknown)[0])}. Usage: `{USAGE['declare']}`.")
         title = " ".join(w for w in words if not w.startswith("--"))
         if not title:
             raise InvalidInput(f"Say what has happened. Usage: `{USAGE['declare']}`.")
@@ -117,7 +117,7 @@ class ChatCommands:
     def role(self, role_key: str, args: str, caller: Caller) -> Reply:
         role = self.service.settings.role(role_key)
         if role is None or not role.assignable:
-            raise InvalidInput(f"{role_key!r} is not a role; roles: "
+            raise InvalidInput(f"'{defuse(role_key)}' is not a role; roles: "
                                f"{', '.join(r.key for r in self.service.settings.assignable_roles)}.")
         usage = USAGE["role"].format(role=role.key)
         number, who = self._incident(args, caller, usage=usage)
@@ -131,7 +131,7 @@ class ChatCommands:
             return Reply(f"Incident {number} has no {role.name} now.", out)
         user = parse_user(who, caller.user)
         if user is None:
-            raise InvalidInput(f"{defuse(who)!r} is not a person. Usage: `{usage}`.")
+            raise InvalidInput(f"'{defuse(who)}' is not a person. Usage: `{usage}`.")
         out = self.service.assign_role(number, role.key, user, caller.user)
         lines = [f"{mention(user)} is now {role.name} of incident {number}."]
         if role.guidance:

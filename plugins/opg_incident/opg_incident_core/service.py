@@ -15,7 +15,7 @@ from . import storage
 from .errors import InvalidInput, NotAllowed, NotFound
 from .settings import Settings
 from .storage import Action, Incident, RoleAssignment, TimelineEntry
-from .text import mention
+from .text import defuse, mention
 from .views import ActionView, Happened, IncidentView, Outcome, TimelineView
 
 MAX_TITLE = 300
@@ -132,7 +132,7 @@ class IncidentService:
         sev = self.settings.parse_severity(text or "")
         if sev is None:
             allowed = ", ".join(s.name for s in self.settings.severities)
-            raise InvalidInput(f"{(text or '').strip()!r} is not a severity. Choose one of: {allowed}.")
+            raise InvalidInput(f"'{defuse((text or '').strip())}' is not a severity. Choose one of: {allowed}.")
         return sev
 
     # -- roles --------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ class IncidentService:
         role = self.settings.role(key)
         if role is None or not role.assignable:
             allowed = ", ".join(r.key for r in self.settings.assignable_roles)
-            raise InvalidInput(f"{key!r} is not a role you can assign. Roles: {allowed}.")
+            raise InvalidInput(f"'{defuse(key)}' is not a role you can assign. Roles: {allowed}.")
         return role
 
     def _holders(self, row: Incident) -> dict[str, str]:

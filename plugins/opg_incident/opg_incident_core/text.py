@@ -7,6 +7,7 @@ import re
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 USER_REF = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@([\w.\-]+)$")
 ZWSP = "\u200b"
+BROADCASTS = ("channel", "here", "everyone")
 
 
 def mention(user: str | None) -> str:
@@ -22,8 +23,8 @@ def parse_user(token: str, sender: str) -> str | None:
     if token.lower() == "me":
         return sender
     m = USER_REF.match(token)
-    if not m:
-        return None
+    if not m or (m.group(2) or "").lower() in BROADCASTS:
+        return None  # @here, @channel, @everyone are not people (and must not be echoed)
     return m.group(1) or "@" + m.group(2)
 
 
