@@ -99,7 +99,7 @@ def modal_values(view: dict) -> dict:
 
 
 # -- the headline -----------------------------------------------------------------------------------
-def headline(incident, settings, document_url: str, comms_channel: str | None = None) -> tuple[str, list]:
+def headline(incident, settings, document_url: str) -> tuple[str, list]:
     """(fallback text, blocks) of the headline message in #opg-incidents; edited in place on change."""
     sev = settings.severity(incident.severity)
     status_emoji = {"Live": "🔥", "Reported": "📓", "Resolved": "💧"}[incident.status_text]
@@ -112,8 +112,8 @@ def headline(incident, settings, document_url: str, comms_channel: str | None = 
         f"{sev.emoji if sev else '☁️'} Severity: *{sev.name if sev else '-'}*",
         f"📄 Document: <{document_url}|Incident {incident.number}>",
     ]
-    if comms_channel:
-        facts.append(f"🗣 Comms channel: <#{comms_channel}>")
+    if incident.channel_id:
+        facts.append(f"🗣 Comms channel: <#{incident.channel_id}>")
     blocks = [
         HeaderBlock(text=plain(f"Incident {incident.number}{label}: {incident.title}", MAX_HEADER)),
         SectionBlock(text=mrkdwn("\n".join(people))),
@@ -123,7 +123,7 @@ def headline(incident, settings, document_url: str, comms_channel: str | None = 
     ]
     if incident.is_open:
         buttons = []
-        if not comms_channel and not incident.report:
+        if not incident.channel_id and not incident.report:
             buttons.append(ButtonElement(text="🗣 Create comms channel", action_id=CREATE_CHANNEL,
                                          value=str(incident.number), style="primary"))
         buttons += [

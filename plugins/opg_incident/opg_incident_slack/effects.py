@@ -94,7 +94,7 @@ class Effects:
         channel = self.slack.channel_id(where)
         if channel is None:
             raise SlackError("chat.postMessage", f"channel #{where} not found; create it and invite the bot")
-        text, body = blocks.headline(inc, self.settings, self.document_url(number), inc.channel_id)
+        text, body = blocks.headline(inc, self.settings, self.document_url(number))
         try:
             ts = self.slack.post(channel, text, body)
         except SlackError as exc:
@@ -108,7 +108,7 @@ class Effects:
         inc = self.service.get(number)
         if not inc.headline_ts:
             return
-        text, body = blocks.headline(inc, self.settings, self.document_url(number), inc.channel_id)
+        text, body = blocks.headline(inc, self.settings, self.document_url(number))
         self.slack.update(inc.headline_channel_id, inc.headline_ts, text, body)
 
     # -- announcements ------------------------------------------------------------------------------

@@ -1,0 +1,191 @@
+"""The OPGSlack backend relies on private parts of errbot-backend-slackv3: these tests fail when they change.
+
+They also drive the subclass's Socket Mode and HTTP entry points without any network.
+"""
+import hashlib
+import hmac
+import inspect
+import json
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from flask import Flask
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.request import SocketModeRequest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backends" / "opg_slack"))
+import opg_slack  # noqa: E402
+import slackv3.slackv3 as slackv3_module  # noqa: E402
+
+
+def test_pinned_versions():
+    assert metadata.version("errbot") == "6.2.1"
+    assert metadata.version("errbot-backend-slackv3") == "0.3.2"
+    assert metadata.version("slack_sdk") == "3.48.0"
+
+
+@pytest.mark.parametrize("name, params", [
+    ("_sm_generic_event_handler", ["self", "client", "req"]),
+    ("_setup_event_callbacks", ["self"]),
+    ("_generic_wrapper", ["self", "event_data"]),
+    ("_handle_message", ["self", "webclient", "event"]),
+    ("update_alternate_prefixes", ["self"]),
+    ("serve_once", ["self"]),
+])
+def test_private_methods_we_override_still_exist(name, params):
+    method = getattr(slackv3_module.SlackBackend, name)
+    assert list(inspect.signature(method).parameters) == params
+
+
+def test_module_builds_its_web_client_from_a_global_we_replace():
+    assert "WebClient(token=self.token" in inspect.getsource(slackv3_module.SlackBackend.serve_once)
+    assert hasattr(slackv3_module, "WebClient")
+
+
+def test_generic_wrapper_dispatches_by_handler_name():
+    source = inspect.getsource(slackv3_module.SlackBackend._generic_wrapper)
+    assert 'f"_handle_{event_type}"' in source
+
+
+def test_only_one_errbot_subclass_in_the_backend_module():
+    from errbot.core import ErrBot
+    found = [v for v in vars(opg_slack).values() if inspect.isclass(v) and issubclass(v, ErrBot)
+             and v.__module__ == opg_slack.__name__]
+    assert found == [opg_slack.OPGSlackBackend]
+    assert not any(inspect.isclass(v) and issubclass(v, ErrBot) and v is not opg_slack.OPGSlackBackend
+                   for v in vars(opg_slack).values())
+
+
+# -- the subclass's entry points, without a network ------------------------------------------------
+class Plugin:
+    name = "Probe"
+
+    def __init__(self):
+        self.inputs, self.events, self.interactions = set(), [], []
+
+    def callback_slack_input(self, key, kind):
+        if key in self.inputs:
+            return False
+        self.inputs.add(key)
+        return True
+
+    def callback_slack_event(self, event):
+        self.events.append(event)
+
+    def callback_slack_interaction(self, kind, payload):
+        self.interactions.append((kind, payload))
+        return {"response_action": "errors", "errors": {"title": "no"}} if kind == "interactive" else None
+
+
+class Manager:
+    def __init__(self, plugin):
+        self.plugin = plugin
+
+    def get_all_active_plugins(self):
+        return [self.plugin]
+
+
+class Client:
+    def __init__(self):
+        self.responses = []
+
+    def send_socket_mode_response(self, response):
+        self.responses.append(response.to_dict())
+
+
+@pytest.fixture
+def backend():
+    class Probe(opg_slack.OPGSlackBackend):
+        plugin_manager = None  # errbot sets it in __init__, which this test skips
+
+    bot = object.__new__(Probe)
+    bot.plugin = Plugin()
+    bot.plugin_manager = Manager(bot.plugin)
+    bot.signing_secret = "secret"
+    return bot
+
+
+def test_socket_mode_interaction_acks_with_the_plugins_answer(backend):
+    client = Client()
+    req = SocketModeRequest(type="interactive", envelope_id="env-1",
+                            payload={"type": "view_submission", "trigger_id": "t1"})
+    backend._sm_generic_event_handler(client, req)
+    assert client.responses == [{"envelope_id": "env-1",
+                                 "payload": {"response_action": "errors", "errors": {"title": "no"}}}]
+    backend._sm_generic_event_handler(client, req)  # redelivered: acked, not handled again
+    assert len(backend.plugin.interactions) == 1
+    assert client.responses[-1] == {"envelope_id": "env-1"}
+
+
+def test_socket_mode_pin_event_is_routed_once(backend):
+    client = Client()
+    payload = {"type": "event_callback", "event_id": "Ev1",
+               "event": {"type": "pin_added", "channel_id": "C1", "item": {"message": {"ts": "1.2"}}}}
+    for attempt in range(3):
+        backend._sm_generic_event_handler(client, SocketModeRequest(type="events_api", envelope_id=f"e{attempt}",
+                                                                    payload=payload, retry_attempt=attempt))
+    assert [e["type"] for e in backend.plugin.events] == ["pin_added"]
+    assert [r["envelope_id"] for r in client.responses] == ["e0", "e1", "e2"]
+
+
+def test_edits_go_to_the_plugin_not_to_the_command_parser(backend):
+    event = {"type": "message", "subtype": "message_changed", "channel": "C1",
+             "message": {"ts": "1.2", "text": "!close", "user": "U1"}}
+    backend._handle_message(None, event)
+    assert backend.plugin.events == [event]
+
+
+def _signed(body: bytes, secret="secret", ts=None):
+    ts = str(int(time.time()) if ts is None else ts)
+    sig = "v0=" + hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig,
+            "Content-Type": "application/x-www-form-urlencoded"}
+
+
+@pytest.fixture
+def http(backend):
+    app = Flask("probe")
+    verifier = SignatureVerifier("secret")
+    for kind in ("events", "commands", "interactive"):
+        app.add_url_rule(f"/slack/{kind}", view_func=backend._http_view(kind, verifier), methods=["POST"])
+    return app.test_client()
+
+
+def test_http_interaction_signed_returns_the_ack(http, backend):
+    body = urlencode({"payload": json.dumps({"type": "view_submission", "trigger_id": "t9"})}).encode()
+    response = http.post("/slack/interactive", data=body, headers=_signed(body))
+    assert response.status_code == 200
+    assert response.get_json() == {"response_action": "errors", "errors": {"title": "no"}}
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=bad"},
+    "stale", "wrong-secret", "not-a-number",
+])
+def test_http_refuses_unsigned_forged_and_stale_requests_saying_nothing(http, backend, headers):
+    body = urlencode({"command": "/opg-incident", "text": "x", "trigger_id": "t1"}).encode()
+    if headers == "stale":
+        headers = _signed(body, ts=int(time.time()) - 301)
+    elif headers == "wrong-secret":
+        headers = _signed(body, secret="other")
+    elif headers == "not-a-number":
+        headers = dict(_signed(body), **{"X-Slack-Request-Timestamp": "soon"})
+    response = http.post("/slack/commands", data=body, headers=headers)
+    assert response.status_code == 403
+    assert response.data == b""
+    assert backend.plugin.interactions == []
+
+
+def test_http_url_verification_and_event(http, backend):
+    body = json.dumps({"type": "url_verification", "challenge": "abc"}).encode()
+    assert http.post("/slack/events", data=body, headers=_signed(body)).get_json() == {"challenge": "abc"}
+    body = json.dumps({"type": "event_callback", "event_id": "Ev7",
+                       "event": {"type": "pin_removed", "channel_id": "C1"}}).encode()
+    assert http.post("/slack/events", data=body, headers=_signed(body)).status_code == 200
+    assert http.post("/slack/events", data=body, headers=_signed(body)).status_code == 200  # a retry
+    assert [e["type"] for e in backend.plugin.events] == ["pin_removed"]

@@ -1,0 +1,104 @@
+"""Block Kit builders against Slack's limits, and comms channel names against Slack's naming rules."""
+import datetime as dt
+import re
+
+import pytest
+
+from opg_incident_core import SettingsStore
+from opg_incident_core.views import IncidentView
+from opg_incident_slack import blocks
+from opg_incident_slack.effects import channel_name
+
+
+@pytest.fixture(scope="module")
+def settings():
+    return SettingsStore().current
+
+
+def incident(**overrides):
+    values = dict(number=7, title="Payments are failing", report=False, drill=False, summary="", impact="",
+                  severity="major", status="open", reporter="U0REPORT1",
+                  declared_at=dt.datetime(2026, 11, 27, 10, 31, tzinfo=dt.timezone.utc), closed_at=None,
+                  closed_by=None, channel_id=None, channel_name=None, channel_archived=False,
+                  headline_channel_id=None, headline_ts=None, roles={"reporter": "U0REPORT1", "lead": "U0LEAD002"})
+    values.update(overrides)
+    return IncidentView(**values)
+
+
+def texts(block_list):
+    for block in block_list:
+        text = block.get("text")
+        if isinstance(text, dict):
+            yield block["type"], text
+
+
+def test_headline_stays_within_slacks_limits_with_huge_text(settings):
+    huge = incident(title="t" * 400, summary="s" * 10_000, impact="i" * 10_000)
+    fallback, body = blocks.headline(huge, settings, "http://x/incidents/7")
+    assert len(body) <= blocks.MAX_BLOCKS
+    for kind, text in texts(body):
+        assert len(text["text"]) <= (blocks.MAX_HEADER if kind == "header" else blocks.MAX_SECTION)
+    assert any(blocks.TRUNCATED in t["text"] for _, t in texts(body))
+    assert len(fallback) <= 3000
+
+
+def test_user_text_on_the_headline_is_plain_text_and_never_pings(settings):
+    sneaky = incident(title="<!channel> help", summary="<!here> and <@U999>", impact="@channel")
+    _, body = blocks.headline(sneaky, settings, "http://x/incidents/7")
+    for _, text in texts(body):
+        if "<!" in text["text"] or "@channel" in text["text"] or "<@U999>" in text["text"]:
+            assert text["type"] == "plain_text"
+    mrkdwn = " ".join(t["text"] for _, t in texts(body) if t["type"] == "mrkdwn")
+    assert "<@U0LEAD002>" in mrkdwn and "Major" in mrkdwn and "http://x/incidents/7" in mrkdwn
+
+
+def test_headline_buttons_while_open_and_none_when_closed(settings):
+    _, body = blocks.headline(incident(), settings, "http://x")
+    actions = [e["action_id"] for b in body if b["type"] == "actions" for e in b["elements"]]
+    assert actions == [blocks.CREATE_CHANNEL, blocks.PAGE_ONCALL, blocks.EDIT, blocks.CLOSE]
+    labels = " ".join(e["text"]["text"] for b in body if b["type"] == "actions" for e in b["elements"])
+    for word in ("comms channel", "Page", "Edit", "Close"):
+        assert word in labels
+    close = next(e for b in body if b["type"] == "actions" for e in b["elements"] if e["action_id"] == blocks.CLOSE)
+    assert "confirm" in close
+    _, with_channel = blocks.headline(incident(channel_id="C9"), settings, "http://x")
+    assert blocks.CREATE_CHANNEL not in str(with_channel) and "<#C9>" in str(with_channel)
+    _, closed = blocks.headline(incident(status="closed"), settings, "http://x")
+    assert not [b for b in closed if b["type"] == "actions"]
+
+
+def test_modal_labels_and_prefill(settings):
+    view = blocks.incident_modal(settings, title="DB down <!channel>", metadata='{"channel": "C1"}')
+    labels = [b["label"]["text"] for b in view["blocks"]]
+    for word, label in zip(("Title", "live", "Summary", "Impact", "Lead", "Severity"), labels):
+        assert word in label
+    assert view["blocks"][0]["element"]["initial_value"] == "DB down <!channel>"
+    assert view["callback_id"] == blocks.DECLARE_VIEW and view["private_metadata"] == '{"channel": "C1"}'
+    options = [o["value"] for o in view["blocks"][5]["element"]["options"]]
+    assert options == [s.key for s in settings.severities]
+    edit = blocks.incident_modal(settings, incident=incident(summary="so far"), metadata="{}")
+    assert edit["callback_id"] == blocks.EDIT_VIEW
+    assert edit["blocks"][2]["element"]["initial_value"] == "so far"
+    assert edit["blocks"][4]["element"]["initial_user"] == "U0LEAD002"
+    assert edit["blocks"][5]["element"]["initial_option"]["value"] == "major"
+
+
+def test_modal_values_reads_each_field_type():
+    state = {"values": {
+        "title": {"value": {"type": "plain_text_input", "value": "DB down"}},
+        "live": {"value": {"type": "radio_buttons", "selected_option": {"value": "report"}}},
+        "summary": {"value": {"type": "plain_text_input", "value": None}},
+        "lead": {"value": {"type": "users_select", "selected_user": "U5"}},
+        "severity": {"value": {"type": "static_select", "selected_option": None}},
+    }}
+    assert blocks.modal_values({"state": state}) == {"title": "DB down", "live": "report", "summary": None,
+                                                     "impact": None, "lead": "U5", "severity": None}
+
+
+@pytest.mark.parametrize("title", ["Payments are FAILING!!! since 10:31", "ünïcödé 🔥 only", "x" * 200, "---"])
+def test_channel_names_follow_slacks_rules(title):
+    name = channel_name("inc-{number}-{slug}", incident(title=title))
+    assert re.fullmatch(r"[a-z0-9_-]{1,80}", name)
+    assert name.startswith("inc-7")
+    second = channel_name("inc-{number}-{slug}", incident(title=title), attempt=1)
+    assert second != name and len(second) <= 80 and second.endswith("-2")
