@@ -95,7 +95,7 @@ class ChatCommands:
         number, text = self._incident(args, caller, usage=USAGE[field])
         if not text.strip():
             current = getattr(self.service.get(number), field)
-            shown = defuse(current) if current else f"not set yet"
+            shown = defuse(current) if current else "not set yet"
             raise InvalidInput(f"The {field} of incident {number} is: {shown}\nTo change it: `{USAGE[field]}`.")
         setter = self.service.set_summary if field == "summary" else self.service.set_impact
         out = setter(number, text, caller.user)
@@ -142,9 +142,9 @@ class ChatCommands:
     # -- the scribe's log ---------------------------------------------------------------------------
     def action(self, args: str, caller: Caller) -> Reply:
         number, text = self._incident(args, caller, usage=USAGE["action"])
-        done = re.match(r"^done\s+#?(\d+)\s*$", text.strip(), re.IGNORECASE)
-        if done:
-            return self._complete(number, done.group(1), caller)
+        done = re.match(r"^done(?:\s+#?(\d+))?\s*$", text.strip(), re.IGNORECASE)
+        if done:  # `action done` without a number is an incomplete command, not an action called "done"
+            return self._complete(number, done.group(1) or "", caller)
         return self._log("action", number, text, caller)
 
     def action_done(self, args: str, caller: Caller) -> Reply:
@@ -229,7 +229,7 @@ class ChatCommands:
 
     def _line(self, inc: IncidentView) -> str:
         sev = self.service.settings.severity(inc.severity)
-        return (f"#{inc.number} [{inc.status_text}] {defuse(inc.title)} · {sev.name if sev else 'no severity'}"
+        return (f"• {inc.number}: {defuse(inc.title)} [{inc.status_text}] · {sev.name if sev else 'no severity'}"
                 f" · lead {mention(inc.roles.get('lead'))}")
 
     def _severities(self) -> str:

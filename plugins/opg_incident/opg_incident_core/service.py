@@ -13,6 +13,7 @@ from peewee import IntegrityError, PostgresqlDatabase, fn
 
 from . import storage
 from .errors import InvalidInput, NotAllowed, NotFound
+from .roles import RolesMixin
 from .settings import Settings
 from .storage import Action, Incident, RoleAssignment, TimelineEntry
 from .text import defuse, mention
@@ -25,7 +26,7 @@ SYSTEM = "system"  # the bot itself, acting on a schedule or on the settings (ne
 NUMBERING_LOCK = 31410001  # pg_advisory_xact_lock key guarding incident numbers
 
 
-class IncidentService:
+class IncidentService(RolesMixin):
     def __init__(self, settings: Callable[[], Settings], admins: Iterable[str] = (),
                  clock: Callable[[], dt.datetime] = storage.utcnow):
         self._settings = settings
@@ -134,73 +135,6 @@ class IncidentService:
             allowed = ", ".join(s.name for s in self.settings.severities)
             raise InvalidInput(f"'{defuse((text or '').strip())}' is not a severity. Choose one of: {allowed}.")
         return sev
-
-    # -- roles --------------------------------------------------------------------------------------
-    def assign_role(self, number: int, role_key: str, holder: str, by: str) -> Outcome:
-        with storage.write():
-            row = self._incident(number, lock=True)
-            happened: list[Happened] = []
-            warnings = self._assign(row, role_key, holder, by, happened)
-            return self._outcome(row, happened, warnings)
-
-    def _assign(self, row: Incident, role_key: str, holder: str, by: str, happened: list) -> list[str]:
-        role = self._role(role_key)
-        current = self._holders(row)
-        if current.get(role.key) == holder:
-            raise InvalidInput(f"{mention(holder)} is already the {role.name} of incident {row.number}.")
-        warnings = []
-        for other_key, other_holder in current.items():
-            other = self.settings.role(other_key)
-            if other_holder == holder and other and (other_key in role.not_with or role.key in other.not_with):
-                rule = f"the {role.name} and the {other.name} should not be the same person"
-                if self.settings.role_conflicts == "refuse":
-                    raise NotAllowed(f"{mention(holder)} is already the {other.name}, and {rule}.")
-                warnings.append(f"Note: {mention(holder)} is also the {other.name}; {rule}.")
-        now = self.now()
-        previous = self._release(row, role.key, by, now)
-        RoleAssignment.create(incident=row, role=role.key, holder=holder, assigned_by=by, assigned_at=now)
-        was = f" (was {mention(previous)})" if previous else ""
-        self._log(row, "role", by, f"{mention(holder)} is now {role.name}{was}")
-        happened.append(Happened("role", by, old=previous, new=holder, role=role.key))
-        return warnings
-
-    def release_role(self, number: int, role_key: str, by: str) -> Outcome:
-        role = self._role(role_key)
-        with storage.write():
-            row = self._incident(number, lock=True)
-            previous = self._release(row, role.key, by, self.now())
-            if previous is None:
-                raise InvalidInput(f"Nobody holds the {role.name} role on incident {row.number}.")
-            self._log(row, "role", by, f"{mention(previous)} is no longer {role.name}")
-            return self._outcome(row, [Happened("role", by, old=previous, new=None, role=role.key)])
-
-    def _release(self, row: Incident, role_key: str, by: str, now: dt.datetime) -> str | None:
-        current = (RoleAssignment.select()
-                   .where(RoleAssignment.incident == row, RoleAssignment.role == role_key,
-                          RoleAssignment.released_at.is_null()).first())
-        if current is None:
-            return None
-        current.released_at, current.released_by = now, by
-        current.save()
-        return current.holder
-
-    def _role(self, key: str):
-        role = self.settings.role(key)
-        if role is None or not role.assignable:
-            allowed = ", ".join(r.key for r in self.settings.assignable_roles)
-            raise InvalidInput(f"'{defuse(key)}' is not a role you can assign. Roles: {allowed}.")
-        return role
-
-    def _holders(self, row: Incident) -> dict[str, str]:
-        return {a.role: a.holder for a in RoleAssignment.select().where(
-            RoleAssignment.incident == row, RoleAssignment.released_at.is_null())}
-
-    def role_history(self, number: int) -> list:
-        from .views import RoleHolding
-        row = self._incident(number)
-        return [RoleHolding(a.role, a.holder, a.assigned_by, a.assigned_at, a.released_at)
-                for a in RoleAssignment.select().where(RoleAssignment.incident == row)
-                .order_by(RoleAssignment.assigned_at, RoleAssignment.id)]
 
     # -- the scribe's log ---------------------------------------------------------------------------
     def log(self, number: int, kind: str, text: str, by: str) -> Outcome:

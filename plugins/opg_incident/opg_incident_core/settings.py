@@ -71,6 +71,8 @@ class Channels(_Frozen):
 class Reminder(_Frozen):
     every_minutes: int = Field(ge=1, le=7 * 24 * 60)
     max_count: int = Field(default=5, ge=0, le=1000)
+    # Placeholders: {bot} (the bot's mention name), {number}, {role}, {lead}, {minutes}
+    text: str = ""
 
 
 class WorkingHours(_Frozen):
@@ -80,10 +82,17 @@ class WorkingHours(_Frozen):
 
 
 class Reminders(_Frozen):
-    role_missing: Reminder = Reminder(every_minutes=5)
-    severity_missing: Reminder = Reminder(every_minutes=5)
-    update_stale: Reminder = Reminder(every_minutes=30, max_count=10)
-    close_prompt: Reminder = Reminder(every_minutes=1440)
+    role_missing: Reminder = Reminder(
+        every_minutes=5, text="👩‍🚒 Incident {number} has no {role}. Take it with `{bot} {key} me`.")
+    severity_missing: Reminder = Reminder(
+        every_minutes=5, text="🌤️ Incident {number} has no severity. Set one with `{bot} sev <severity>`.")
+    update_stale: Reminder = Reminder(
+        every_minutes=30, max_count=10,
+        text="📝 {lead}, the summary and impact of incident {number} have not changed for {minutes} minutes. "
+             "Still right? `{bot} summary <text>`, `{bot} impact <text>`.")
+    close_prompt: Reminder = Reminder(
+        every_minutes=1440,
+        text="⏲️ {lead}, incident {number} has been running a long time. Can it be closed now? `{bot} close`")
     working_hours: WorkingHours = WorkingHours()
     handover_timeout_minutes: int = Field(default=30, ge=1, le=24 * 60)
 
@@ -96,6 +105,11 @@ class Paging(_Frozen):
 class Archive(_Frozen):
     when: Literal["on_close", "after_delay", "manual"] = "manual"
     delay_minutes: int = Field(default=1440, ge=0)
+
+
+class Team(_Frozen):
+    name: str = Field(min_length=1)
+    members: tuple[str, ...] = ()
 
 
 class Nudge(_Frozen):
@@ -114,6 +128,8 @@ class Settings(_Frozen):
     paging: Paging = Paging()
     archive: Archive = Archive()
     nudges: tuple[Nudge, ...] = ()
+    # Optional: who is in which team, so the bot can say when a proposed lead is in the reporter's team.
+    teams: tuple[Team, ...] = ()
 
     @field_validator("time_zone")
     @classmethod
@@ -151,6 +167,9 @@ class Settings(_Frozen):
     @property
     def assignable_roles(self) -> tuple[Role, ...]:
         return tuple(r for r in self.roles if r.assignable)
+
+    def team_of(self, user: str | None) -> Team | None:
+        return next((t for t in self.teams if user in t.members), None)
 
     def severity(self, key: str | None) -> Severity | None:
         return next((s for s in self.severities if s.key == key), None)

@@ -51,6 +51,8 @@ class Incident(BaseModel):
     channel_archived_at = DateTimeField(null=True)
     headline_channel_id = CharField(max_length=64, null=True)
     headline_ts = CharField(max_length=32, null=True)
+    checkin_minutes = IntegerField(null=True)  # the lead's check-in schedule; NULL when off
+    checkin_since = DateTimeField(null=True)
 
 
 class RoleAssignment(BaseModel):
@@ -100,6 +102,40 @@ class Action(BaseModel):
         indexes = ((("incident", "number"), True),)
 
 
+class Handover(BaseModel):
+    """A role offered to someone (or asked for by someone); it moves only when `awaiting` accepts."""
+
+    incident = ForeignKeyField(Incident, backref="handovers", on_delete="CASCADE")
+    role = CharField(max_length=40)
+    from_holder = CharField(max_length=64, null=True)
+    to_user = CharField(max_length=64)
+    requested_by = CharField(max_length=64)
+    awaiting = CharField(max_length=64)  # who must answer: the new holder, or the holder when asked for it
+    note = TextField(default="")
+    status = CharField(max_length=20, default="pending", index=True)  # pending|accepted|declined|expired|withdrawn
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField(index=True)
+    decided_at = DateTimeField(null=True)
+    decided_by = CharField(max_length=64, null=True)
+    message_channel = CharField(max_length=64, null=True)
+    message_ts = CharField(max_length=32, null=True)
+
+    class Meta:
+        indexes = ((("incident", "role", "status"), False),)
+
+
+class ReminderState(BaseModel):
+    """How often a reminder was actually sent for an incident, and when last."""
+
+    incident = ForeignKeyField(Incident, backref="reminders", on_delete="CASCADE")
+    key = CharField(max_length=60)
+    count = IntegerField(default=0)
+    last_sent_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("incident", "key"), True),)
+
+
 class InboxEntry(BaseModel):
     """Every chat-platform input once: Slack redelivers until acked, replicas see the same input."""
 
@@ -108,7 +144,7 @@ class InboxEntry(BaseModel):
     received_at = DateTimeField(default=utcnow, index=True)
 
 
-MODELS = [SchemaVersion, Incident, RoleAssignment, TimelineEntry, Action, InboxEntry]
+MODELS = [SchemaVersion, Incident, RoleAssignment, TimelineEntry, Action, Handover, ReminderState, InboxEntry]
 
 
 def open_database(url: str | None, data_dir: str | Path = "data"):

@@ -134,3 +134,32 @@ class Outcome:
     @property
     def changed(self) -> bool:
         return bool(self.happened)
+
+
+@dataclass(frozen=True)
+class HandoverView:
+    id: int
+    number: int
+    role: str
+    from_holder: str | None
+    to_user: str
+    requested_by: str
+    awaiting: str
+    note: str
+    status: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    message_channel: str | None
+    message_ts: str | None
+
+    @property
+    def is_request(self) -> bool:
+        """Someone asked the holder for the role (rather than being offered it)."""
+        return self.awaiting != self.to_user
+
+    @classmethod
+    def of(cls, row: storage.Handover) -> "HandoverView":
+        return cls(id=row.id, number=row.incident.number, role=row.role, from_holder=row.from_holder,
+                   to_user=row.to_user, requested_by=row.requested_by, awaiting=row.awaiting, note=row.note,
+                   status=row.status, created_at=aware(row.created_at), expires_at=aware(row.expires_at),
+                   message_channel=row.message_channel, message_ts=row.message_ts)
