@@ -13,6 +13,7 @@ from peewee import IntegrityError, PostgresqlDatabase, fn
 
 from . import storage
 from .errors import InvalidInput, NotAllowed, NotFound
+from .reminders import CheckinsMixin
 from .roles import RolesMixin
 from .settings import Settings
 from .storage import Action, Incident, RoleAssignment, TimelineEntry
@@ -26,7 +27,7 @@ SYSTEM = "system"  # the bot itself, acting on a schedule or on the settings (ne
 NUMBERING_LOCK = 31410001  # pg_advisory_xact_lock key guarding incident numbers
 
 
-class IncidentService(RolesMixin):
+class IncidentService(RolesMixin, CheckinsMixin):
     def __init__(self, settings: Callable[[], Settings], admins: Iterable[str] = (),
                  clock: Callable[[], dt.datetime] = storage.utcnow):
         self._settings = settings

@@ -28,6 +28,9 @@ EDIT = "opg_edit_incident"
 CLOSE = "opg_close_incident"
 DECLARE_VIEW = "opg_declare"
 EDIT_VIEW = "opg_edit"
+HANDOVER_ACCEPT = "opg_handover_accept"
+HANDOVER_DECLINE = "opg_handover_decline"
+TAKE_ROLE = "opg_take_role"
 FIELDS = ("title", "live", "summary", "impact", "lead", "severity")
 
 
@@ -144,3 +147,21 @@ def headline(incident, settings, document_url: str) -> tuple[str, list]:
 def text_message(text: str) -> list:
     """A section of mrkdwn text (already safe), for announcements."""
     return [SectionBlock(text=mrkdwn(text)).to_dict()]
+
+
+def handover_offer(text: str, offer_id: int) -> list:
+    """The offer of a role, with Accept and Decline (the text fallback is `accept` / `decline`)."""
+    return [SectionBlock(text=mrkdwn(text)).to_dict(),
+            ActionsBlock(block_id=f"handover_{offer_id}", elements=[
+                ButtonElement(text="Accept", action_id=HANDOVER_ACCEPT, value=str(offer_id), style="primary"),
+                ButtonElement(text="Decline", action_id=HANDOVER_DECLINE, value=str(offer_id)),
+            ]).to_dict()]
+
+
+def reminder(text: str, number: int, role_key: str | None, role_name: str | None) -> list:
+    body = [SectionBlock(text=mrkdwn(text)).to_dict()]
+    if role_key:
+        body.append(ActionsBlock(block_id=f"take_{number}_{role_key}", elements=[
+            ButtonElement(text=clip(f"Take this role: {role_name}", MAX_LABEL), action_id=TAKE_ROLE,
+                          value=f"{number}:{role_key}")]).to_dict())
+    return body

@@ -78,6 +78,10 @@ class Effects:
                 self._announce_end(inc, happened.by)
             elif happened.kind == "reopened":
                 self._announce_reopen(inc)
+            elif happened.kind == "offered":
+                self._offer_role(inc, happened)
+            elif happened.kind.startswith("handover_"):
+                self._handover_answered(inc, happened)
             elif happened.kind == "archived" and inc.channel_id:
                 self.slack.post(inc.channel_id, "🗄️ Archiving this channel. The record stays in the living "
                                                 f"document: {self.document_url(inc.number)}")
@@ -122,11 +126,63 @@ class Effects:
             text = f"{mention(happened.old)} is no longer {name}."
         if inc.channel_id and inc.channel_id != origin_channel:
             self.slack.post(inc.channel_id, text)
-        if happened.new and role and happened.new[:1] in "UW" and happened.new != happened.by:
+        if happened.new and role and happened.new[:1] in "UW":
             guidance = f"\n{role.guidance}" if role.guidance else ""
             self.slack.dm(happened.new, f"You are now {name} of incident {inc.number}: {defuse(inc.title)}\n"
                                         f"{role.description}{guidance}\nLiving document: "
                                         f"{self.document_url(inc.number)}")
+
+    # -- handovers -----------------------------------------------------------------------------------
+    def _offer_role(self, inc, happened) -> None:
+        offer = self.service.get_handover(happened.entry_id)
+        role = self.settings.role(offer.role)
+        name = role.name if role else offer.role
+        note = f"\nNote: {defuse(offer.note)}" if offer.note else ""
+        if offer.is_request:
+            text = (f"{mention(offer.to_user)} asks to take over as {name} of incident {inc.number}: "
+                    f"{defuse(inc.title)}{note}\nDo you hand it over?")
+        else:
+            guidance = f"\n_{role.guidance}_" if role and role.guidance else ""
+            text = (f"{mention(offer.requested_by)} offers you the role of {name} for incident {inc.number}: "
+                    f"{defuse(inc.title)}\n{role.description if role else ''}{guidance}{note}\n"
+                    f"Living document: {self.document_url(inc.number)}")
+        if offer.awaiting[:1] in "UW":
+            channel, ts = self.slack.dm(offer.awaiting, text, blocks.handover_offer(text, offer.id))
+            self.service.set_handover_message(offer.id, channel, ts)
+        if inc.channel_id:
+            self.slack.post(inc.channel_id, f"🤝 {name}: offered to {mention(offer.to_user)}, waiting for "
+                                            f"{mention(offer.awaiting)} to accept.")
+
+    def _handover_answered(self, inc, happened) -> None:
+        offer = self.service.get_handover(happened.entry_id)
+        role = self.settings.role(offer.role)
+        name = role.name if role else offer.role
+        status = offer.status
+        if offer.message_ts:
+            self.slack.update(offer.message_channel, offer.message_ts, f"The offer of {name} was {status}.",
+                              blocks.text_message(f"The offer of {name} for incident {inc.number} was *{status}*."))
+        if status == "accepted":
+            return  # the role change announces itself
+        keeps = f" {mention(offer.from_holder)} stays {name}." if offer.from_holder else ""
+        text = f"The offer of {name} to {mention(offer.to_user)} was {status}.{keeps}"
+        if inc.channel_id:
+            self.slack.post(inc.channel_id, text)
+        for user in {offer.requested_by, offer.from_holder} - {None, happened.by}:
+            if user[:1] in "UW":
+                self.slack.dm(user, f"Incident {inc.number}: {text}")
+
+    # -- reminders ----------------------------------------------------------------------------------
+    def remind(self, reminder, schedule) -> None:
+        """Send one due reminder; it counts only once it is out."""
+        role = self.settings.role(reminder.role) if reminder.role else None
+        body = blocks.reminder(reminder.text, reminder.number, reminder.role, role.name if role else None)
+        if reminder.channel_id:
+            self.slack.post(reminder.channel_id, reminder.text, body)
+        elif reminder.headline_ts:
+            self.slack.post(reminder.headline_channel_id, reminder.text, body, thread_ts=reminder.headline_ts)
+        else:
+            return
+        schedule.sent(reminder)
 
     def _announce_end(self, inc, closed_by: str) -> None:
         text = (f"✅ Incident {inc.number} is closed by {mention(closed_by)}. Thank you all. "

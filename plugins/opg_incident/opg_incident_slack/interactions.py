@@ -132,9 +132,19 @@ class SlackInteractions:
         action_id = action.get("action_id")
         user = (payload.get("user") or {}).get("id", "")
         channel = (payload.get("channel") or {}).get("id")
+        value = action.get("value") or ""
+        if action_id == blocks.TAKE_ROLE:
+            number_text, _, role_key = value.partition(":")
+            value = number_text
         try:
-            number = int(action.get("value") or 0)
+            number = int(value or 0)
         except ValueError:
+            return
+        if action_id == blocks.TAKE_ROLE:
+            try:
+                self.effects.after(self.service.assign_role(number, role_key, user, user))
+            except (IncidentError, SlackError) as exc:
+                self.effects.submit(self._tell, user, channel, f"Sorry: {exc}")
             return
         try:
             if action_id == blocks.CREATE_CHANNEL:
@@ -148,6 +158,11 @@ class SlackInteractions:
                 self.slack.open_view(payload.get("trigger_id", ""), view)
             elif action_id == blocks.CLOSE:
                 self.effects.after(self.service.close(number, user))
+            elif action_id in (blocks.HANDOVER_ACCEPT, blocks.HANDOVER_DECLINE):
+                outcome = self.service.answer_handover(number, user, action_id == blocks.HANDOVER_ACCEPT)
+                self.effects.after(outcome)
+                if outcome.warnings:
+                    self.effects.submit(self._tell, user, channel, " ".join(outcome.warnings))
         except (IncidentError, SlackError) as exc:
             self.effects.submit(self._tell, user, channel, f"Sorry: {exc}")
 
