@@ -136,7 +136,7 @@ class ChatCommands:
             return Reply(f"Incident {number} has no {role.name} now.", out)
         user = parse_user(who, caller.user)
         if user is None:
-            raise InvalidInput(f"{defuse(who)!r} is not a person. Usage: `{usage}`.")
+            raise InvalidInput(f"'{defuse(who)}' is not a person. Usage: `{usage}`.")
         return self._role_reply(role, number, user, self.service.assign_role(number, role.key, user, caller.user))
 
     def _role_reply(self, role, number: int, user: str, out: Outcome) -> Reply:
@@ -168,7 +168,7 @@ class ChatCommands:
             return Reply(f"The offer of {role.name} on incident {number} is withdrawn.", out)
         user = parse_user(who, caller.user)
         if user is None:
-            raise InvalidInput(f"{defuse(who)!r} is not a person. Usage: `{USAGE['handover']}`.")
+            raise InvalidInput(f"'{defuse(who)}' is not a person. Usage: `{USAGE['handover']}`.")
         out = self.service.handover(number, role.key, user, caller.user, note)
         return self._role_reply(role, number, user, out)
 

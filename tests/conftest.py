@@ -1,0 +1,146 @@
+"""Shared fixtures: the shipped settings, a database on SQLite or the real PostgreSQL, a service, a clock.
+
+The `db` fixture runs each test twice: on a temporary SQLite file and on a fresh PostgreSQL database
+(created once per session on INCIDENT_TEST_POSTGRES_URL's server, default
+postgresql://postgres@127.0.0.1:5432/test, and dropped afterwards). When PostgreSQL cannot be
+reached those runs are skipped, or fail when CI=true.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN_DIR = ROOT / "plugins" / "opg_incident"
+SHIPPED_SETTINGS = PLUGIN_DIR / "settings.yml"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+ADMIN = "@admin"
+
+
+# -- settings ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def shipped_settings():
+    from opg_incident_core import load_settings
+
+    return load_settings(SHIPPED_SETTINGS)
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------------
+
+def _postgres_unavailable(reason: str):
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"PostgreSQL is required when CI=true: {reason}")
+    pytest.skip(f"PostgreSQL not reachable ({reason}); set INCIDENT_TEST_POSTGRES_URL or start it")
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The URL of a fresh PostgreSQL database for this session, dropped at the end."""
+    import psycopg2
+    from psycopg2 import sql
+
+    base = os.environ.get("INCIDENT_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
+    parts = urlsplit(base)
+    name = f"opg_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg2.connect(base, connect_timeout=3)
+    except psycopg2.Error as exc:
+        _postgres_unavailable(f"{parts.hostname}:{parts.port or 5432}: {str(exc).strip()}")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    admin.close()
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+    finally:
+        admin = psycopg2.connect(base, connect_timeout=3)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.close()
+
+
+def _empty_postgres(db):
+    from opg_incident_core import storage
+
+    tables = ", ".join(m._meta.table_name for m in storage.MODELS if m is not storage.SchemaVersion)
+    db.execute_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+# -- the database -----------------------------------------------------------------------------------
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """A URL for an empty database: a temp SQLite file, or the session's PostgreSQL database emptied."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'incidents.sqlite'}"
+    url = request.getfixturevalue("postgres_url")
+    from opg_incident_core import open_database
+
+    db = open_database(url)
+    _empty_postgres(db)
+    db.close()
+    return url
+
+
+@pytest.fixture
+def db(db_url):
+    """The core's models bound to an empty, migrated database (SQLite file or PostgreSQL)."""
+    from opg_incident_core import open_database
+
+    database = open_database(db_url)
+    yield database
+    database.close()
+
+
+# -- the service ------------------------------------------------------------------------------------
+
+class Clock:
+    """A clock the test moves by hand (naive UTC, like the storage)."""
+
+    def __init__(self, start: dt.datetime = dt.datetime(2024, 3, 5, 10, 0, 0)):
+        self.value = start
+
+    def __call__(self) -> dt.datetime:
+        return self.value
+
+    def advance(self, **delta) -> dt.datetime:
+        self.value += dt.timedelta(**delta)
+        return self.value
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def settings_box(shipped_settings):
+    """A mutable holder for the settings the service sees (tests swap `box[0]`)."""
+    return [shipped_settings]
+
+
+@pytest.fixture
+def service(db, clock, settings_box):
+    from opg_incident_core import IncidentService
+
+    return IncidentService(lambda: settings_box[0], admins={ADMIN}, clock=clock)
+
+
+def _snapshot_db():
+    from opg_incident_core import storage
+
+    return {m.__name__: list(m.select().order_by(m._meta.primary_key).dicts()) for m in storage.MODELS}
+
+
+@pytest.fixture
+def db_snapshot(db):
+    """A function returning every row of every table, for "nothing changed" assertions."""
+    return _snapshot_db

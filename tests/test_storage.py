@@ -1,0 +1,84 @@
+"""Storage and migrations, on SQLite and PostgreSQL: the schema version is recorded, opening a database
+twice changes nothing, data survives a reopen, SQLite runs in WAL with foreign keys."""
+from __future__ import annotations
+
+import pytest
+
+from opg_incident_core import open_database, storage
+from opg_incident_core.migrations import MIGRATIONS, current_version, migrate_to_latest
+
+TABLES = {"schema_version", "incident", "role_assignment", "timeline_entry", "action"}
+
+
+def versions():
+    return [v.version for v in storage.SchemaVersion.select().order_by(storage.SchemaVersion.id)]
+
+
+def test_open_database_creates_every_table_and_records_the_schema_version(db):
+    assert TABLES <= set(db.get_tables())
+    assert current_version(db) == len(MIGRATIONS) >= 1
+    assert versions() == list(range(1, len(MIGRATIONS) + 1))
+    assert storage.SchemaVersion.get(version=1).applied_at is not None
+
+
+def test_opening_twice_is_idempotent_and_keeps_the_data(db, db_url):
+    storage.Incident.create(number=1, title="Database down", reporter="@ann")
+    before = versions()
+    db.close()
+
+    again = open_database(db_url)
+    try:
+        assert versions() == before  # no migration ran twice
+        assert migrate_to_latest(again) == len(MIGRATIONS)
+        assert versions() == before
+        assert [(i.number, i.title) for i in storage.Incident.select()] == [(1, "Database down")]
+    finally:
+        again.close()
+
+
+def test_numbers_are_unique_in_the_schema(db):
+    from peewee import IntegrityError
+
+    storage.Incident.create(number=7, title="a", reporter="@ann")
+    with pytest.raises(IntegrityError):
+        with db.atomic():
+            storage.Incident.create(number=7, title="b", reporter="@bob")
+    assert storage.Incident.select().count() == 1
+
+
+def test_deleting_an_incident_cascades(db):
+    inc = storage.Incident.create(number=1, title="a", reporter="@ann")
+    storage.TimelineEntry.create(incident=inc, kind="note", at=storage.utcnow(), author="@ann", text="x")
+    storage.Action.create(incident=inc, number=1, text="y", owner="@ann")
+    storage.RoleAssignment.create(incident=inc, role="lead", holder="@ann", assigned_by="@ann")
+    storage.Incident.delete().execute()
+    assert storage.TimelineEntry.select().count() == 0
+    assert storage.Action.select().count() == 0
+    assert storage.RoleAssignment.select().count() == 0
+
+
+def test_sqlite_default_lives_in_the_data_dir_with_wal_and_foreign_keys(tmp_path):
+    data_dir = tmp_path / "data"
+    db = open_database("", data_dir)
+    try:
+        assert (data_dir / "incidents.sqlite").exists()
+        assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert current_version(db) == len(MIGRATIONS)
+        assert storage.is_sqlite(db)
+    finally:
+        db.close()
+
+
+def test_an_empty_database_is_at_version_zero(tmp_path):
+    from peewee import SqliteDatabase
+
+    empty = SqliteDatabase(str(tmp_path / "empty.sqlite"))
+    storage.database.initialize(empty)
+    try:
+        assert current_version(empty) == 0
+        assert migrate_to_latest(empty) == len(MIGRATIONS)
+        assert current_version(empty) == len(MIGRATIONS)
+        assert TABLES <= set(empty.get_tables())
+    finally:
+        empty.close()

@@ -1,0 +1,108 @@
+"""End to end: the real `errbot -c config.py` process on the Text backend (no Slack tokens), fed a whole
+incident on standard input; the answers are read from standard output."""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ERRBOT = Path(sys.executable).parent / "errbot"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+PROMPT = re.compile(r"\[@\w+ ➡ @\w+\] >>> ")
+
+pytestmark = pytest.mark.e2e
+
+SCRIPT = [
+    ("!incident declare Payments are failing <!channel>",
+     "Incident 1 declared: Payments are failing <\u200b!channel>\n"
+     "Next: find an Incident Lead and a Scribe (lead 1 me, scribe 1 @someone), then set sev 1 <severity>."),
+    ("!lead 1 me", "@you is now Incident Lead of incident 1.\nIdeally from outside your immediate team."),
+    ("!scribe 1 @sam", "@sam is now Incident Scribe of incident 1."),
+    ("!summary 1 Card payments fail for every user", "The summary of incident 1 is now:\n"
+                                                     "Card payments fail for every user"),
+    ("!impact 1 Nobody can pay", "The impact of incident 1 is now:\nNobody can pay"),
+    ("!sev 1 major issue since 10:31",
+     "'major issue since 10:31' is not a severity. Choose one of: Critical, Major, Trivial."),
+    ("!SEV 1 critical", "Incident 1 is now ⛈️ Critical."),
+    ("!action 1 Restart the payment workers", "Action 1 logged on incident 1. Mark it with action done 1."),
+    ("!action done 1 1", "Action 1 of incident 1 is done."),
+    ("!decision 1 Roll back the release", "Decision logged on the timeline of incident 1."),
+    ("!asuser bob", None),
+    ("!close 1", "Only the Incident Lead (@you) or a bot admin may close incident 1."),
+    ("!asadmin", None),
+    ("!close 1", "Incident 1 is closed after 0 min. Thank you all. Next: the root-cause analysis."),
+    ("!timeline 1", None),
+    ("!frobnicate", "I don't know that command. help shows the incident process and its commands."),
+    ("!incident list all", "• 1: Payments are failing <\u200b!channel> [Resolved] · Critical · lead @you"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory):
+    """Run the whole script through one errbot process; return its cleaned-up standard output."""
+    data = tmp_path_factory.mktemp("errbot-data")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "INCIDENT_", "BOT_"))}
+    env.update(BOT_DATA_DIR=str(data), INCIDENT_WEB_PORT=str(free_port()), PYTHONUNBUFFERED="1",
+               BOT_LOG_LEVEL="WARNING")
+    stdin = "".join(f"{command}\n" for command, _ in SCRIPT)
+    proc = subprocess.run([str(ERRBOT), "-c", str(ROOT / "config.py")], cwd=ROOT, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=60)
+    out = ANSI.sub("", proc.stdout)
+    assert proc.returncode == 0, f"errbot exited with {proc.returncode}\n{out[-2000:]}\n{proc.stderr[-3000:]}"
+    return out, data
+
+
+def replies(out: str) -> list[str]:
+    """The bot's answers, in order: whatever follows each prompt."""
+    chunks = PROMPT.split(out)[1:]
+    return [chunk.strip() for chunk in chunks if chunk.strip()]
+
+
+def test_a_whole_incident_on_the_console(console):
+    out, _ = console
+    answers = replies(out)
+    assert len(answers) == len(SCRIPT), answers  # one answer per line typed
+    for (command, expected), answer in zip(SCRIPT, answers):
+        if expected is not None:
+            assert answer == expected, f"after {command!r}"
+    assert (answers[10], answers[12]) == ("You are now: @bob.", "You are now an admin: @you.")
+
+
+def test_the_timeline_on_the_console_has_every_step(console):
+    out, _ = console
+    timeline = next(a for a in replies(out) if a.startswith("Timeline of incident 1:"))
+    kinds = re.findall(r"^\d{4}-\d\d-\d\d \d\d:\d\d (?:GMT|BST) \[(\w+)\]", timeline, re.MULTILINE)
+    assert kinds == ["declared", "role", "role", "summary", "impact", "severity", "action", "action_done",
+                     "decision", "closed"]
+    assert "@you declared an incident: Payments are failing <\u200b!channel>" in timeline
+    assert "@you closed the incident" in timeline
+    assert "<!channel>" not in out  # never echoed live
+
+
+def test_the_record_is_in_sqlite_in_the_data_dir(console):
+    import sqlite3
+
+    _, data = console
+    db = sqlite3.connect(data / "incidents.sqlite")
+    try:
+        row = db.execute("SELECT number, title, summary, impact, severity, status, closed_by FROM incident").fetchall()
+        assert row == [(1, "Payments are failing <!channel>", "Card payments fail for every user", "Nobody can pay",
+                        "critical", "closed", "@you")]
+        roles = db.execute("SELECT role, holder FROM role_assignment WHERE released_at IS NULL ORDER BY role").fetchall()
+        assert roles == [("lead", "@you"), ("scribe", "@sam")]
+        assert db.execute("SELECT number, text, done, done_by FROM action").fetchall() == [
+            (1, "Restart the payment workers", 1, "@you")]
+    finally:
+        db.close()
