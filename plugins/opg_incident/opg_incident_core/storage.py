@@ -8,12 +8,29 @@ import datetime as dt
 from pathlib import Path
 
 from peewee import (
-    AutoField, BooleanField, CharField, DatabaseProxy, DateTimeField, ForeignKeyField, IntegerField,
-    Model, SqliteDatabase, TextField,
+    AutoField, BooleanField, DatabaseProxy, DateTimeField, ForeignKeyField, IntegerField, Model,
+    SqliteDatabase,
 )
+from peewee import CharField as _CharField
+from peewee import TextField as _TextField
 from playhouse.db_url import connect
 
 database = DatabaseProxy()
+_CONTROL = dict.fromkeys(c for c in range(32) if chr(c) not in "\n\r\t")
+
+
+class CharField(_CharField):
+    """Text without control characters (PostgreSQL refuses NUL), cut to the column's length."""
+
+    def db_value(self, value):
+        if isinstance(value, str):
+            value = value.translate(_CONTROL)[: self.max_length]
+        return super().db_value(value)
+
+
+class TextField(_TextField):
+    def db_value(self, value):
+        return super().db_value(value.translate(_CONTROL) if isinstance(value, str) else value)
 
 
 def utcnow() -> dt.datetime:

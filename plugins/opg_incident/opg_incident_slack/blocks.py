@@ -87,18 +87,23 @@ def incident_modal(settings, *, title: str = "", incident=None, metadata: str = 
 
 
 def modal_values(view: dict) -> dict:
-    """The submitted fields of the modal as plain values (None when left empty)."""
-    state = (view or {}).get("state", {}).get("values", {})
+    """The submitted fields of the modal as text (None when left empty or not text)."""
+    state = _dict(_dict(_dict(view).get("state")).get("values"))
     out = {}
     for field in FIELDS:
-        element = (state.get(field) or {}).get("value") or {}
+        element = _dict(_dict(state.get(field)).get("value"))
         if "selected_option" in element:
-            out[field] = (element.get("selected_option") or {}).get("value")
+            value = _dict(element.get("selected_option")).get("value")
         elif "selected_user" in element:
-            out[field] = element.get("selected_user")
+            value = element.get("selected_user")
         else:
-            out[field] = element.get("value")
+            value = element.get("value")
+        out[field] = value if isinstance(value, str) and value else None
     return out
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 # -- the headline -----------------------------------------------------------------------------------

@@ -30,11 +30,15 @@ class SlackInteractions:
 
     # -- entry points (from the OPGSlack backend through the plugin) --------------------------------
     def on_interaction(self, kind: str, payload: dict) -> dict | None:
+        if not isinstance(payload, dict):
+            return None
         if kind == "slash_commands":
             return self._slash_command(payload)
         if payload.get("type") == "block_actions":
-            for action in payload.get("actions") or []:
-                self._button(action, payload)
+            actions = payload.get("actions")
+            for action in actions if isinstance(actions, list) else []:
+                if isinstance(action, dict):
+                    self._button(action, payload)
             return None
         if payload.get("type") == "view_submission":
             return self._view_submission(payload)
@@ -42,22 +46,25 @@ class SlackInteractions:
         return None
 
     def on_event(self, event: dict) -> None:
+        if not isinstance(event, dict):
+            return
         kind = event.get("type")
+        item, message = _dict(event.get("item")), _dict(event.get("message"))
+        pinned = _dict(item.get("message"))
         try:
             if kind == "pin_added":
                 self._pin_added(event)
             elif kind == "pin_removed":
-                message = ((event.get("item") or {}).get("message") or {})
-                self.service.remove_pin(event.get("channel_id"), message.get("ts"), event.get("user", ""))
+                self.service.remove_pin(_text(event.get("channel_id")), _text(pinned.get("ts")),
+                                        _text(event.get("user")))
             elif kind == "message" and event.get("subtype") == "message_changed":
-                message = event.get("message") or {}
-                self.service.edit_pinned_message(event.get("channel"), message.get("ts"), message.get("text", ""),
-                                                 message.get("user", ""))
+                self.service.edit_pinned_message(_text(event.get("channel")), _text(message.get("ts")),
+                                                 _text(message.get("text")), _text(message.get("user")))
             elif kind == "message" and event.get("subtype") == "message_deleted":
-                self.service.remove_pin(event.get("channel"), event.get("deleted_ts"), "")
+                self.service.remove_pin(_text(event.get("channel")), _text(event.get("deleted_ts")), "")
             elif kind == "channel_rename":
-                channel = event.get("channel") or {}
-                self.service.rename_channel(channel.get("id"), channel.get("name", ""))
+                channel = _dict(event.get("channel"))
+                self.service.rename_channel(_text(channel.get("id")), _text(channel.get("name")))
         except IncidentError as exc:
             log.debug("Event %s not for an incident: %s", kind, exc)
 
@@ -75,8 +82,8 @@ class SlackInteractions:
 
     # -- the modal ----------------------------------------------------------------------------------
     def _view_submission(self, payload: dict) -> dict | None:
-        view = payload.get("view") or {}
-        user = (payload.get("user") or {}).get("id", "")
+        view = _dict(payload.get("view"))
+        user = _text(_dict(payload.get("user")).get("id"))
         values = blocks.modal_values(view)
         errors = self._validate(values)
         if errors:
@@ -86,7 +93,8 @@ class SlackInteractions:
             if view.get("callback_id") == blocks.DECLARE_VIEW:
                 self._declare(values, user, meta.get("channel"))
             elif view.get("callback_id") == blocks.EDIT_VIEW:
-                self._edit(int(meta.get("number", 0)), values, user)
+                number = meta.get("number")
+                self._edit(number if isinstance(number, int) else 0, values, user)
         except IncidentError as exc:
             return {"response_action": "errors", "errors": {"title": str(exc)[:150]}}
         return None
@@ -130,9 +138,9 @@ class SlackInteractions:
     # -- the headline's buttons ---------------------------------------------------------------------
     def _button(self, action: dict, payload: dict) -> None:
         action_id = action.get("action_id")
-        user = (payload.get("user") or {}).get("id", "")
-        channel = (payload.get("channel") or {}).get("id")
-        value = action.get("value") or ""
+        user = _text(_dict(payload.get("user")).get("id"))
+        channel = _text(_dict(payload.get("channel")).get("id")) or None
+        value = _text(action.get("value"))
         if action_id == blocks.TAKE_ROLE:
             number_text, _, role_key = value.partition(":")
             value = number_text
@@ -168,21 +176,23 @@ class SlackInteractions:
 
     # -- pins ---------------------------------------------------------------------------------------
     def _pin_added(self, event: dict) -> None:
-        channel = event.get("channel_id") or (event.get("item") or {}).get("channel")
+        item = _dict(event.get("item"))
+        channel = _text(event.get("channel_id")) or _text(item.get("channel"))
         if self.service.for_channel(channel) is None:
             return
-        item = event.get("item") or {}
-        message = item.get("message") or {}
-        ts = message.get("ts")
+        message = _dict(item.get("message"))
+        ts = _text(message.get("ts"))
         if not ts:
             return
-        if "text" not in message:
+        if not isinstance(message.get("text"), str):
             message = self.slack.message(channel, ts) or message
-        files = [{"name": f.get("name") or f.get("title") or "file", "url": f.get("permalink") or f.get("url_private")}
-                 for f in message.get("files") or []]
-        permalink = message.get("permalink") or self.slack.permalink(channel, ts)
-        self.service.record_pin(channel, ts, message.get("user") or message.get("bot_id") or "", message.get("text", ""),
-                                event.get("user", ""), permalink=permalink, thread_ts=message.get("thread_ts"),
+        files = [{"name": _text(f.get("name")) or _text(f.get("title")) or "file",
+                  "url": _text(f.get("permalink")) or _text(f.get("url_private"))}
+                 for f in _list(message.get("files")) if isinstance(f, dict)]
+        permalink = _text(message.get("permalink")) or self.slack.permalink(channel, ts)
+        author = _text(message.get("user")) or _text(message.get("bot_id"))
+        self.service.record_pin(channel, ts, author, _text(message.get("text")), _text(event.get("user")),
+                                permalink=permalink, thread_ts=_text(message.get("thread_ts")) or None,
                                 files=files)
 
     # -- talking back -------------------------------------------------------------------------------
@@ -197,9 +207,21 @@ class SlackInteractions:
         self.slack.dm(user, text)
 
 
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _metadata(raw: str | None) -> dict:
     try:
-        value = json.loads(raw or "{}")
+        value = json.loads(raw if isinstance(raw, str) and raw else "{}")
         return value if isinstance(value, dict) else {}
     except ValueError:
         return {}
