@@ -59,3 +59,7 @@ INCIDENT_ONCALL = env("INCIDENT_ONCALL", "")
 INCIDENT_WEB_PORT = int(env("INCIDENT_WEB_PORT", "3141"))
 INCIDENT_WEB_HOST = env("INCIDENT_WEB_HOST", "127.0.0.1")
 INCIDENT_PUBLIC_URL = env("INCIDENT_PUBLIC_URL", f"http://localhost:{INCIDENT_WEB_PORT}").rstrip("/")
+# Living document access (docs/living-document.md): a shared token, or a header set by an
+# authenticating reverse proxy such as oauth2-proxy (X-Forwarded-Email). Neither: open to whoever reaches it.
+INCIDENT_WEB_TOKEN = env("INCIDENT_WEB_TOKEN", "")
+INCIDENT_WEB_TRUSTED_HEADER = env("INCIDENT_WEB_TRUSTED_HEADER", "")

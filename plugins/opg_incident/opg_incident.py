@@ -4,11 +4,13 @@ from __future__ import annotations
 import logging
 import re
 
+import errbot.core_plugins
 from errbot import BotPlugin, CommandError, botcmd, cmdfilter, re_botcmd
 
 from opg_incident_core import IncidentError, IncidentService, SettingsStore, open_database
 from opg_incident_core.chat import Caller, ChatCommands, Reply, process_help
 from opg_incident_slack import Effects, SlackGateway, SlackInteractions
+from opg_incident_web import register_routes
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ class OpgIncident(BotPlugin):
             self.interactions = SlackInteractions(self.service, self.effects, gateway,
                                                   lambda: self.settings.current)
             self.start_poller(60, self._archive_due)
+        # The living document on the Flask app the Webserver plugin serves (read now: a test bot replaces it).
+        register_routes(errbot.core_plugins.flask_app, lambda: self.service, lambda: self.settings.current, config)
         self._start_web_server()
 
     def deactivate(self):
