@@ -20,7 +20,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list
 PING = re.compile(r"<!|(?<!\w)@(channel|here|everyone)\b", re.IGNORECASE)
 COMMANDS = ["declare", "list", "show", "summary", "impact", "sev", "action", "action_done", "actions", "note",
             "decision", "timeline", "close", "reopen", "archive", "handover", "accept", "decline", "roles",
-            "checkin"]
+            "checkin", "update", "updates", "notify", "call", "invite", "ask", "escalate", "rca"]
 TRICKY = st.sampled_from(["", " ", "\n", "1", "#1", "12", "999999999", "-1", "done", "done 1", "me", "none",
                           "<!channel>", "<!here>", "@here", "@channel", "<@U0ABCDEF1>", "<#C123|x>", "lead",
                           "critical", "CRITICAL", "sev1", "every 30m", "off", "withdraw", "--report", "--drill",

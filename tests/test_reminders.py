@@ -19,8 +19,9 @@ def schedule(service):
     return ReminderSchedule(service, bot_name="@opg-incident")
 
 
-def keys(schedule):
-    return sorted(r.key for r in schedule.due())
+def keys(schedule, *, updates=False):
+    """The keys of due reminders (stakeholder-update reminders only when asked for)."""
+    return sorted(r.key for r in schedule.due() if updates or r.key != "stakeholder_update")
 
 
 def send_all(schedule):
@@ -76,7 +77,7 @@ def test_stale_summary_nudges_the_lead_and_an_update_resets_it(service, schedule
     service.assign_role(number, "lead", LEAD, LEAD)
     service.assign_role(number, "scribe", SCRIBE, SCRIBE)
     clock.advance(minutes=30)
-    [stale] = schedule.due()
+    [stale] = [r for r in schedule.due() if r.key != "stakeholder_update"]
     assert stale.key == "update_stale" and f"<@{LEAD}>" in stale.text and "30 minutes" in stale.text
     clock.advance(minutes=1)
     service.set_summary(number, "Failover started", LEAD)
@@ -133,3 +134,18 @@ def test_checkins_on_schedule_recorded_on_the_timeline(service, schedule, clock)
     service.set_checkin(number, None, LEAD)
     clock.advance(minutes=60)
     assert "checkin" not in keys(schedule)
+
+
+def test_stakeholder_update_reminder_follows_severity_and_resets_on_update(service, schedule, clock):
+    number = service.declare("DB down", LEAD, severity="critical").incident.number
+    service.assign_role(number, "lead", LEAD, LEAD)
+    service.assign_role(number, "comms", SCRIBE, SCRIBE)
+    clock.advance(minutes=29)
+    assert "stakeholder_update" not in keys(schedule, updates=True)
+    clock.advance(minutes=1)  # critical: every 30 minutes
+    [due] = [r for r in schedule.due() if r.key == "stakeholder_update"]
+    assert f"<@{SCRIBE}>" in due.text and "update <text>" in due.text
+    service.post_update(number, "Failover in progress", SCRIBE)
+    assert "stakeholder_update" not in keys(schedule, updates=True)
+    clock.advance(minutes=30)
+    assert "stakeholder_update" in keys(schedule, updates=True)

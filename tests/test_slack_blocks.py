@@ -70,7 +70,7 @@ def test_headline_buttons_while_open_and_none_when_closed(settings):
 def test_modal_labels_and_prefill(settings):
     view = blocks.incident_modal(settings, title="DB down <!channel>", metadata='{"channel": "C1"}')
     labels = [b["label"]["text"] for b in view["blocks"]]
-    for word, label in zip(("Title", "live", "Summary", "Impact", "Lead", "Severity"), labels):
+    for word, label in zip(("Title", "live", "Summary", "Impact", "Lead", "Severity", "Drill"), labels, strict=True):
         assert word in label
     assert view["blocks"][0]["element"]["initial_value"] == "DB down <!channel>"
     assert view["callback_id"] == blocks.DECLARE_VIEW and view["private_metadata"] == '{"channel": "C1"}'
@@ -90,9 +90,11 @@ def test_modal_values_reads_each_field_type():
         "summary": {"value": {"type": "plain_text_input", "value": None}},
         "lead": {"value": {"type": "users_select", "selected_user": "U5"}},
         "severity": {"value": {"type": "static_select", "selected_option": None}},
+        "drill": {"value": {"type": "checkboxes", "selected_options": [{"value": "drill"}]}},
     }}
     assert blocks.modal_values({"state": state}) == {"title": "DB down", "live": "report", "summary": None,
-                                                     "impact": None, "lead": "U5", "severity": None}
+                                                     "impact": None, "lead": "U5", "severity": None,
+                                                     "drill": "drill"}
 
 
 @pytest.mark.parametrize("title", ["Payments are FAILING!!! since 10:31", "ünïcödé 🔥 only", "x" * 200, "---"])

@@ -9,6 +9,7 @@ from errbot import BotPlugin, CommandError, botcmd, cmdfilter, re_botcmd
 
 from opg_incident_core import IncidentError, IncidentService, SettingsStore, open_database
 from opg_incident_core.chat import Caller, ChatCommands, Reply, process_help
+from opg_incident_core.reminders import ReminderSchedule
 from opg_incident_slack import Effects, SlackGateway, SlackInteractions
 from opg_incident_web import register_routes
 
@@ -17,7 +18,9 @@ log = logging.getLogger(__name__)
 # Every command, lower case, as typed (words joined by spaces): the any-case fallback routes to them.
 COMMANDS = ("incident declare", "incident list", "incident show", "incident reload", "incident",
             "summary", "impact", "sev", "severity", "action done", "action", "actions", "note", "decision",
-            "lead", "scribe", "comms", "role", "timeline", "close", "reopen", "archive", "help")
+            "lead", "scribe", "comms", "role", "handover", "accept", "decline", "roles", "checkin", "timeline",
+            "close", "reopen", "archive", "update", "updates", "notify", "call", "invite", "ask", "escalate", "rca",
+            "help")
 ANY_CASE = re.compile(r"^(" + "|".join(c.replace(" ", r"\s+") for c in COMMANDS) + r")(?:\s+(.*))?$",
                       re.IGNORECASE | re.DOTALL)
 
@@ -38,7 +41,9 @@ class OpgIncident(BotPlugin):
             self.effects = Effects(gateway, self.service, lambda: self.settings.current, config)
             self.interactions = SlackInteractions(self.service, self.effects, gateway,
                                                   lambda: self.settings.current)
-            self.start_poller(60, self._archive_due)
+        self.reminders = ReminderSchedule(self.service, bot_name="@" + (getattr(config, "INCIDENT_BOT_NAME", "")
+                                                                     or "opg-incident"))
+        self.start_poller(int(getattr(config, "INCIDENT_POLL_SECONDS", 60) or 60), self._tick)
         # The living document on the Flask app the Webserver plugin serves (read now: a test bot replaces it).
         register_routes(errbot.core_plugins.flask_app, lambda: self.service, lambda: self.settings.current, config)
         self._start_web_server()
@@ -62,7 +67,15 @@ class OpgIncident(BotPlugin):
             return self.interactions.on_interaction(kind, payload)
         return None
 
-    def _archive_due(self):
+    def _tick(self):
+        """Every poll: expire unanswered handovers, send due reminders and check-ins, archive on schedule."""
+        for outcome in self.service.expire_handovers():
+            if self.effects is not None:
+                self.effects.after(outcome)
+        if self.effects is None:
+            return  # the Text console has no channels to remind
+        for reminder in self.reminders.due():
+            self.effects.submit(self.effects.remind, reminder, self.reminders)
         archive = self.settings.current.archive
         if archive.when == "after_delay":
             for number in self.service.due_for_archive(archive.delay_minutes):
@@ -196,6 +209,31 @@ class OpgIncident(BotPlugin):
                                + ", ".join(r.key for r in self.settings.current.assignable_roles))
         return self._run(msg, lambda a, c: self.chat.role(key.lower(), a, c), rest)
 
+    @botcmd
+    def handover(self, msg, args):
+        """Hand a role over: `handover <role> <@user> [note]`; they accept it. `handover <role> withdraw`."""
+        return self._run(msg, self.chat.handover, args)
+
+    @botcmd
+    def accept(self, msg, args):
+        """Accept the role you were offered: `accept [offer number]`."""
+        return self._run(msg, self.chat.accept, args)
+
+    @botcmd
+    def decline(self, msg, args):
+        """Decline the role you were offered: `decline [offer number]`."""
+        return self._run(msg, self.chat.decline, args)
+
+    @botcmd
+    def roles(self, msg, args):
+        """Every role, who holds it since when, and pending offers."""
+        return self._run(msg, self.chat.roles, args)
+
+    @botcmd
+    def checkin(self, msg, args):
+        """The lead's check-ins: `checkin every 30m`, `checkin off`, or `checkin` to see them."""
+        return self._run(msg, self.chat.checkin, args)
+
     # -- the scribe's log ---------------------------------------------------------------------------
     @botcmd
     def action(self, msg, args):
@@ -242,6 +280,48 @@ class OpgIncident(BotPlugin):
     def archive(self, msg, args):
         """Archive the comms channel of a closed incident (the Incident Lead or a bot admin)."""
         return self._run(msg, self.chat.archive, args)
+
+    # -- keeping everyone informed ------------------------------------------------------------------
+    @botcmd
+    def update(self, msg, args):
+        """Post a stakeholder update (Communications Lead, or the lead): `update <text>`."""
+        return self._run(msg, self.chat.update, args)
+
+    @botcmd
+    def updates(self, msg, args):
+        """List the stakeholder updates of the incident."""
+        return self._run(msg, self.chat.updates, args)
+
+    @botcmd
+    def notify(self, msg, args):
+        """Send the stakeholder updates to another channel too: `notify #channel`."""
+        return self._run(msg, self.chat.notify, args)
+
+    @botcmd
+    def call(self, msg, args):
+        """Share the call link in the topic, headline and living document: `call <url>`."""
+        return self._run(msg, self.chat.call, args)
+
+    @botcmd
+    def invite(self, msg, args):
+        """Bring people or user groups into the incident channel: `invite @someone @a-team`."""
+        return self._run(msg, self.chat.invite, args)
+
+    @botcmd
+    def ask(self, msg, args):
+        """Ask the wider help channels for experience: `ask <text>`."""
+        return self._run(msg, self.chat.ask, args)
+
+    @botcmd
+    def escalate(self, msg, args):
+        """List the specialist teams, or page one: `escalate [team]`."""
+        return self._run(msg, self.chat.escalate, args)
+
+    @botcmd
+    def rca(self, msg, args):
+        """The root-cause analysis draft; `rca ready` (the lead), `rca share` to share it."""
+        url = getattr(self.bot_config, "INCIDENT_PUBLIC_URL", "")
+        return self._run(msg, lambda a, c: self.chat.rca(a, c, document_url=url), args)
 
     @botcmd
     def help(self, msg, args):

@@ -69,6 +69,16 @@ class ReminderSchedule:
             check("update_stale", rules.update_stale, row.summary_updated_at or row.declared_at)
             if self._working_hours(now):
                 check("close_prompt", rules.close_prompt, row.declared_at)
+            every = settings.stakeholders.update_every(row.severity)
+            state = states.get((row.id, "stakeholder_update"))
+            last = self.service.last_update_at(inc.number)
+            since = max(x for x in (row.declared_at, last, state.last_sent_at if state else None) if x)
+            if now - since >= dt.timedelta(minutes=every):
+                comms = inc.roles.get("comms") or inc.roles.get("lead") or inc.reporter
+                out.append(DueReminder(inc.number, "stakeholder_update",
+                                       f"📣 {mention(comms)}, it is {every} minutes since the last stakeholder "
+                                       f"update on incident {inc.number}. Post one: `{self.bot_name} update <text>`.",
+                                       None, inc.channel_id, inc.headline_channel_id, inc.headline_ts))
             if row.checkin_minutes:
                 state = states.get((row.id, "checkin"))
                 since = max(row.checkin_since, state.last_sent_at) if state and state.last_sent_at \

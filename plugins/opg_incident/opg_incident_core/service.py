@@ -13,6 +13,7 @@ from peewee import IntegrityError, PostgresqlDatabase, fn
 
 from . import storage
 from .errors import InvalidInput, NotAllowed, NotFound
+from .comms import CommsMixin
 from .reminders import CheckinsMixin
 from .roles import RolesMixin
 from .settings import Settings
@@ -27,7 +28,7 @@ SYSTEM = "system"  # the bot itself, acting on a schedule or on the settings (ne
 NUMBERING_LOCK = 31410001  # pg_advisory_xact_lock key guarding incident numbers
 
 
-class IncidentService(RolesMixin, CheckinsMixin):
+class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
     def __init__(self, settings: Callable[[], Settings], admins: Iterable[str] = (),
                  clock: Callable[[], dt.datetime] = storage.utcnow):
         self._settings = settings

@@ -112,6 +112,33 @@ class Team(_Frozen):
     members: tuple[str, ...] = ()
 
 
+class Specialist(_Frozen):
+    """A team that can be paged: by Slack DM to a person, a user-group mention, or PagerDuty."""
+
+    key: str = Field(pattern=KEY)
+    name: str = Field(min_length=1, max_length=60)
+    covers: str = ""
+    slack_user: str = ""
+    slack_group: str = ""
+    pagerduty_routing_key: str = ""
+
+
+class Stakeholders(_Frozen):
+    # Channels told of every update, by severity key; "default" applies when no severity is set.
+    channels: dict[str, tuple[str, ...]] = {}
+    # Minutes between stakeholder updates, by severity key ("default" otherwise).
+    update_every_minutes: dict[str, int] = {"default": 60}
+    help_channels: tuple[str, ...] = ()
+    share_channels: tuple[str, ...] = ()
+    call_link_template: str = ""
+
+    def channels_for(self, severity: str | None) -> tuple[str, ...]:
+        return self.channels.get(severity or "default", self.channels.get("default", ()))
+
+    def update_every(self, severity: str | None) -> int:
+        return self.update_every_minutes.get(severity or "default", self.update_every_minutes.get("default", 60))
+
+
 class Nudge(_Frozen):
     keywords: tuple[str, ...] = Field(min_length=1)
     text: str = Field(min_length=1)
@@ -130,6 +157,8 @@ class Settings(_Frozen):
     nudges: tuple[Nudge, ...] = ()
     # Optional: who is in which team, so the bot can say when a proposed lead is in the reporter's team.
     teams: tuple[Team, ...] = ()
+    stakeholders: Stakeholders = Stakeholders()
+    specialists: tuple[Specialist, ...] = ()
 
     @field_validator("time_zone")
     @classmethod
@@ -148,6 +177,13 @@ class Settings(_Frozen):
             for other in role.not_with:
                 if other not in role_keys:
                     raise _AtPath(("roles", i, "not_with"), f"unknown role {other!r}; known roles: {', '.join(role_keys)}")
+        _unique("specialists", [t.key for t in self.specialists])
+        sev_keys = {s.key for s in self.severities} | {"default"}
+        for field in ("channels", "update_every_minutes"):
+            for key in getattr(self.stakeholders, field):
+                if key not in sev_keys:
+                    raise _AtPath(("stakeholders", field), f"unknown severity {key!r}; use one of "
+                                                           f"{', '.join(sorted(sev_keys))}")
         words: dict[str, str] = {}
         for i, sev in enumerate(self.severities):
             for word in (sev.key, sev.name, *sev.aliases):
@@ -167,6 +203,9 @@ class Settings(_Frozen):
     @property
     def assignable_roles(self) -> tuple[Role, ...]:
         return tuple(r for r in self.roles if r.assignable)
+
+    def specialist(self, key: str) -> Specialist | None:
+        return next((t for t in self.specialists if t.key == (key or "").lower()), None)
 
     def team_of(self, user: str | None) -> Team | None:
         return next((t for t in self.teams if user in t.members), None)

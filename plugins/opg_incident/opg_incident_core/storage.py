@@ -70,6 +70,9 @@ class Incident(BaseModel):
     headline_ts = CharField(max_length=32, null=True)
     checkin_minutes = IntegerField(null=True)  # the lead's check-in schedule; NULL when off
     checkin_since = DateTimeField(null=True)
+    call_url = TextField(null=True)
+    rca_ready_at = DateTimeField(null=True)
+    rca_shared_at = DateTimeField(null=True)
 
 
 class RoleAssignment(BaseModel):
@@ -153,6 +156,30 @@ class ReminderState(BaseModel):
         indexes = ((("incident", "key"), True),)
 
 
+class StakeholderUpdate(BaseModel):
+    """A structured update for those affected, as posted."""
+
+    incident = ForeignKeyField(Incident, backref="updates", on_delete="CASCADE")
+    text = TextField()
+    author = CharField(max_length=64)
+    at = DateTimeField(default=utcnow)
+    status = CharField(max_length=20)
+    severity = CharField(max_length=40, null=True)
+    summary = TextField(default="")
+
+
+class StakeholderChannel(BaseModel):
+    """A channel told of this incident's updates (from the settings or `notify #channel`)."""
+
+    incident = ForeignKeyField(Incident, backref="stakeholder_channels", on_delete="CASCADE")
+    channel = CharField(max_length=80)  # a name (from the settings) or a Slack id (from `notify <#C..>`)
+    added_by = CharField(max_length=64)
+    added_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("incident", "channel"), True),)
+
+
 class InboxEntry(BaseModel):
     """Every chat-platform input once: Slack redelivers until acked, replicas see the same input."""
 
@@ -161,7 +188,8 @@ class InboxEntry(BaseModel):
     received_at = DateTimeField(default=utcnow, index=True)
 
 
-MODELS = [SchemaVersion, Incident, RoleAssignment, TimelineEntry, Action, Handover, ReminderState, InboxEntry]
+MODELS = [SchemaVersion, Incident, RoleAssignment, TimelineEntry, Action, Handover, ReminderState,
+          StakeholderUpdate, StakeholderChannel, InboxEntry]
 
 
 def open_database(url: str | None, data_dir: str | Path = "data"):

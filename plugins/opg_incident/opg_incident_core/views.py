@@ -44,6 +44,8 @@ class IncidentView:
     headline_channel_id: str | None
     headline_ts: str | None
     roles: dict[str, str] = field(default_factory=dict)  # role key -> holder, current holders only
+    call_url: str | None = None
+    rca_ready: bool = False
 
     @property
     def is_open(self) -> bool:
@@ -69,7 +71,8 @@ class IncidentView:
             closed_by=row.closed_by, channel_id=row.channel_id, channel_name=row.channel_name,
             channel_archived=row.channel_archived_at is not None,
             headline_channel_id=row.headline_channel_id, headline_ts=row.headline_ts,
-            roles={"reporter": row.reporter, **roles},
+            roles={"reporter": row.reporter, **roles}, call_url=row.call_url,
+            rca_ready=row.rca_ready_at is not None,
         )
 
 
@@ -163,3 +166,20 @@ class HandoverView:
                    to_user=row.to_user, requested_by=row.requested_by, awaiting=row.awaiting, note=row.note,
                    status=row.status, created_at=aware(row.created_at), expires_at=aware(row.expires_at),
                    message_channel=row.message_channel, message_ts=row.message_ts)
+
+
+@dataclass(frozen=True)
+class UpdateView:
+    id: int
+    number: int
+    text: str
+    author: str
+    at: dt.datetime
+    status: str
+    severity: str | None
+    summary: str
+
+    @classmethod
+    def of(cls, row: storage.StakeholderUpdate, number: int) -> "UpdateView":
+        return cls(id=row.id, number=number, text=row.text, author=row.author, at=aware(row.at),
+                   status=row.status, severity=row.severity, summary=row.summary)

@@ -5,7 +5,7 @@ User text (titles, summaries, impacts) always goes out as plain_text, so `<!chan
 from __future__ import annotations
 
 from slack_sdk.models.blocks import (
-    ActionsBlock, ButtonElement, ConfirmObject, ContextBlock, DividerBlock, HeaderBlock, InputBlock, Option,
+    ActionsBlock, ButtonElement, CheckboxesElement, ConfirmObject, ContextBlock, DividerBlock, HeaderBlock, InputBlock, Option,
     PlainTextInputElement, PlainTextObject, RadioButtonsElement, SectionBlock, StaticSelectElement,
     UserSelectElement,
 )
@@ -31,7 +31,7 @@ EDIT_VIEW = "opg_edit"
 HANDOVER_ACCEPT = "opg_handover_accept"
 HANDOVER_DECLINE = "opg_handover_decline"
 TAKE_ROLE = "opg_take_role"
-FIELDS = ("title", "live", "summary", "impact", "lead", "severity")
+FIELDS = ("title", "live", "summary", "impact", "lead", "severity", "drill")
 
 
 def clip(text: str, limit: int) -> str:
@@ -77,6 +77,9 @@ def incident_modal(settings, *, title: str = "", incident=None, metadata: str = 
         InputBlock(block_id="severity", label="Severity", optional=True, element=StaticSelectElement(
             action_id="value", options=sev_options, initial_option=current_sev, placeholder="How bad is it?")),
     ]
+    if incident is None:
+        blocks.append(InputBlock(block_id="drill", label="Drill", optional=True, element=CheckboxesElement(
+            action_id="value", options=[Option(value="drill", label="This is a drill: practise, page nobody")])))
     view = View(
         type="modal", callback_id=EDIT_VIEW if incident else DECLARE_VIEW,
         title=f"Edit incident {incident.number}" if incident else "Declare an incident",
@@ -94,6 +97,9 @@ def modal_values(view: dict) -> dict:
         element = _dict(_dict(state.get(field)).get("value"))
         if "selected_option" in element:
             value = _dict(element.get("selected_option")).get("value")
+        elif "selected_options" in element:
+            chosen = element.get("selected_options")
+            value = ",".join(_dict(o).get("value") or "" for o in chosen) if isinstance(chosen, list) else None
         elif "selected_user" in element:
             value = element.get("selected_user")
         else:
@@ -122,6 +128,8 @@ def headline(incident, settings, document_url: str) -> tuple[str, list]:
     ]
     if incident.channel_id:
         facts.append(f"🗣 Comms channel: <#{incident.channel_id}>")
+    if incident.call_url:
+        facts.append(f"📞 Call: <{incident.call_url}>")
     blocks = [
         HeaderBlock(text=plain(f"Incident {incident.number}{label}: {incident.title}", MAX_HEADER)),
         SectionBlock(text=mrkdwn("\n".join(people))),

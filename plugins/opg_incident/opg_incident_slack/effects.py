@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -15,6 +14,7 @@ from opg_incident_core.service import SYSTEM
 from opg_incident_core.text import defuse, mention
 
 from . import blocks
+from .effects_comms import CommsEffects
 from .gateway import SlackError
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def channel_name(pattern: str, incident, attempt: int = 0) -> str:
     return (name[: 80 - len(suffix)].rstrip("-") + suffix) or f"inc-{incident.number}"
 
 
-class Effects:
+class Effects(CommsEffects):
     def __init__(self, gateway, service, settings, config):
         self.slack = gateway
         self.service = service
@@ -70,6 +70,8 @@ class Effects:
     def _apply(self, outcome, origin_channel) -> None:
         inc = outcome.incident
         for happened in outcome.happened:
+            if self._comms(inc, happened):
+                continue
             if happened.kind == "declared" and not inc.headline_ts:
                 self.post_headline(inc.number)
             elif happened.kind == "role":
@@ -200,6 +202,9 @@ class Effects:
                                 f"3. Share it with the delivery team, the wider organisation and leadership.\n"
                                 + ("4. Archive the comms channel with `archive` once it is fixed."
                                    if self.settings.archive.when == "manual" and inc.channel_id else ""))
+        self._tell_stakeholders(inc, f"✅ Incident {inc.number} is resolved: {defuse(inc.title)}\n"
+                                     f"Final summary: {defuse(inc.summary) or 'not set'}\n"
+                                     f"The record: {self.document_url(inc.number)}")
         if inc.channel_id and self.settings.archive.when == "on_close":
             self.archive(inc.number)
 
@@ -210,6 +215,7 @@ class Effects:
         if inc.headline_ts:
             self.slack.post(inc.headline_channel_id, f"Incident {inc.number} is open again.",
                             thread_ts=inc.headline_ts)
+        self._tell_stakeholders(inc, f"🔥 Incident {inc.number} is open again: {defuse(inc.title)}")
 
     def archive(self, number: int) -> None:
         """Archive the comms channel on the settings' say-so (on close, or after the delay)."""
@@ -222,7 +228,8 @@ class Effects:
             if inc.channel_id:
                 return
             for attempt in range(10):
-                name = channel_name(self.settings.channels.comms_pattern, inc, attempt)
+                pattern = ("drill-" if inc.drill else "") + self.settings.channels.comms_pattern
+                name = channel_name(pattern, inc, attempt)
                 try:
                     channel = self.slack.create_channel(name)
                     break
@@ -239,7 +246,8 @@ class Effects:
 
     def _welcome(self, inc) -> str:
         process = f"\nThe process: {self.settings.process_url}" if self.settings.process_url else ""
-        return (f"👋 This is the comms channel of incident {inc.number}: {defuse(inc.title)}\n"
+        drill = "🧪 This is a drill: practise the process, page nobody unless asked.\n" if inc.drill else ""
+        return (f"👋 {drill}This is the comms channel of incident {inc.number}: {defuse(inc.title)}\n"
                 f"Living document: {self.document_url(inc.number)}\n"
                 f"Mention me with a command: `lead me`, `scribe @someone`, `summary <text>`, `impact <text>`, "
                 f"`sev <{'|'.join(s.name for s in self.settings.severities)}>`, `action <text>`, `close`, "
@@ -255,7 +263,7 @@ class Effects:
         results = []
         try:
             if self.settings.paging.pagerduty_routing_key:
-                self._pagerduty(inc, by)
+                self._trigger_pagerduty(self.settings.paging.pagerduty_routing_key, inc, by, "oncall")
                 results.append("PagerDuty triggered")
             if oncall:
                 self.slack.dm(oncall, message)
@@ -267,16 +275,6 @@ class Effects:
             report = (f"⚠️ Paging the on-call lead failed ({exc}). Page them by hand: call the on-call "
                       f"number or post in #{self.settings.channels.incidents}.")
         self._post_for(inc, report)
-
-    def _pagerduty(self, inc, by: str) -> None:
-        sev = self.settings.severity(inc.severity)
-        body = {"routing_key": self.settings.paging.pagerduty_routing_key, "event_action": "trigger",
-                "dedup_key": f"opg-incident-{inc.number}-{uuid.uuid4().hex[:12]}",
-                "payload": {"summary": f"Incident {inc.number}: {inc.title}"[:1024], "source": "opg-incident",
-                            "severity": "critical" if sev and sev.key == "critical" else "error",
-                            "custom_details": {"document": self.document_url(inc.number), "paged_by": by}}}
-        response = requests.post(self.pagerduty_url, json=body, timeout=10)
-        response.raise_for_status()
 
     def _post_for(self, inc, text: str) -> None:
         """Post in the incident channel, or on the headline's thread when there is no channel yet."""

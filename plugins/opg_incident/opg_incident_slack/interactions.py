@@ -114,6 +114,7 @@ class SlackInteractions:
 
     def _declare(self, values: dict, user: str, origin_channel: str | None) -> None:
         outcome = self.service.declare(values["title"], user, report=values.get("live") == "report",
+                                       drill="drill" in (values.get("drill") or "").split(","),
                                        summary=values.get("summary") or "", impact=values.get("impact") or "",
                                        severity=values.get("severity"), lead=values.get("lead"))
         self.effects.after(outcome)

@@ -1,0 +1,84 @@
+"""Chat commands for keeping everyone informed and bringing people in."""
+from __future__ import annotations
+
+import re
+
+from .chat_base import USAGE, Caller, Reply
+from .errors import InvalidInput
+from .text import defuse, mention
+
+PERSON_OR_GROUP = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>|<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>|(?<![\w<])@([\w.\-]+)")
+
+
+class CommsCommands:
+    """Part of ChatCommands (which provides service and _incident)."""
+
+    def update(self, args: str, caller: Caller) -> Reply:
+        number, text = self._incident(args, caller, usage=USAGE["update"])
+        if not text.strip():
+            raise InvalidInput(f"Say what the update is. Usage: `{USAGE['update']}`.")
+        out = self.service.post_update(number, text, caller.user)
+        where = self.service.stakeholder_channels(number)
+        told = ", ".join(f"#{c}" if not c[:1] in "CG" or not c[1:].isupper() else f"<#{c}>" for c in where)
+        return Reply(f"Update posted for incident {number}" + (f" (and sent to {told})." if told else "."), out)
+
+    def updates(self, args: str, caller: Caller) -> Reply:
+        number, _ = self._incident(args, caller, usage=USAGE["updates"])
+        items = self.service.updates(number)
+        if not items:
+            return Reply(f"No stakeholder updates for incident {number} yet: `{USAGE['update']}`.")
+        fmt = self.service.format_time
+        return Reply("\n".join(f"{fmt(u.at)} [{u.status}] {defuse(u.text)} ({mention(u.author)})" for u in items))
+
+    def notify(self, args: str, caller: Caller) -> Reply:
+        number, channel = self._incident(args, caller, usage=USAGE["notify"])
+        out = self.service.notify(number, channel, caller.user)
+        if not out.changed:
+            return Reply("That channel already gets the updates.", out)
+        return Reply(f"{channel.strip()} will get the stakeholder updates of incident {number}.", out)
+
+    def call(self, args: str, caller: Caller) -> Reply:
+        number, url = self._incident(args, caller, usage=USAGE["call"])
+        out = self.service.set_call(number, url, caller.user)
+        return Reply(f"Call for incident {number}: {out.incident.call_url}", out)
+
+    def invite(self, args: str, caller: Caller) -> Reply:
+        number, text = self._incident(args, caller, usage=USAGE["invite"])
+        people = [u or g or "@" + n for u, g, n in PERSON_OR_GROUP.findall(text)]
+        people = [p for p in dict.fromkeys(people) if p.lower() not in ("@here", "@channel", "@everyone")]
+        if not people:
+            raise InvalidInput(f"Who? Usage: `{USAGE['invite']}`.")
+        out = self.service.record_invites(number, people, caller.user)
+        return Reply(f"Inviting {len(people)} to incident {number}.", out)
+
+    def ask(self, args: str, caller: Caller) -> Reply:
+        number, text = self._incident(args, caller, usage=USAGE["ask"])
+        out = self.service.ask_for_help(number, text, caller.user)
+        where = ", ".join("#" + c for c in self.service.settings.stakeholders.help_channels)
+        return Reply(f"Asked for help in {where}.", out)
+
+    def escalate(self, args: str, caller: Caller) -> Reply:
+        number, team = self._incident(args, caller, usage=USAGE["escalate"])
+        teams = self.service.settings.specialists
+        if not team.strip():
+            if not teams:
+                return Reply("No specialist teams are configured (specialists in the settings).")
+            return Reply(f"Specialist teams for incident {number} (page one with `escalate <team>`):\n" + "\n".join(
+                f"• {t.key}: {t.name}" + (f" ({t.covers})" if t.covers else "") for t in teams))
+        out = self.service.page_specialist(number, team.strip().split()[0], caller.user)
+        return Reply(f"Paging {self.service.settings.specialist(team.strip().split()[0]).name}.", out)
+
+    def rca(self, args: str, caller: Caller, document_url: str = "") -> Reply:
+        number, word = self._incident(args, caller, usage=USAGE["rca"])
+        word = word.strip().lower()
+        if word == "ready":
+            out = self.service.mark_rca_ready(number, caller.user)
+            return Reply(f"The analysis of incident {number} is ready; share it with `rca share`.", out)
+        if word == "share":
+            out = self.service.share_rca(number, caller.user)
+            where = ", ".join("#" + c for c in self.service.settings.stakeholders.share_channels)
+            return Reply(f"Sharing the analysis of incident {number} in {where}.", out)
+        if word:
+            raise InvalidInput(f"Usage: `{USAGE['rca']}`.")
+        return Reply(f"The root-cause analysis draft of incident {number}: {document_url}/incidents/{number}/rca.md"
+                     if document_url else f"The root-cause analysis draft: /incidents/{number}/rca.md")

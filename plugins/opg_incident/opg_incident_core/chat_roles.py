@@ -1,0 +1,141 @@
+"""Chat commands for roles: name, hand over, accept or decline, list them; the lead's check-ins."""
+from __future__ import annotations
+
+import re
+
+from .chat_base import NUMBER, USAGE, Caller, Reply
+from .errors import InvalidInput
+from .text import defuse, mention, parse_user
+from .views import Outcome
+
+
+class RoleCommands:
+    """Part of ChatCommands (which provides service, _incident, Reply, USAGE and NUMBER)."""
+
+    # -- roles --------------------------------------------------------------------------------------
+    def role(self, role_key: str, args: str, caller: Caller) -> Reply:
+        role = self.service.settings.role(role_key)
+        if role is None or not role.assignable:
+            raise InvalidInput(f"'{defuse(role_key)}' is not a role; roles: "
+                               f"{', '.join(r.key for r in self.service.settings.assignable_roles)}.")
+        usage = USAGE["role"].format(role=role.key)
+        number, who = self._incident(args, caller, usage=usage)
+        who = who.strip()
+        if not who:
+            holder = self.service.get(number).roles.get(role.key)
+            raise InvalidInput(f"{role.name} of incident {number}: {mention(holder)}.\n"
+                               f"To change it: `{usage}`.")
+        if who.lower() in ("none", "nobody"):
+            out = self.service.release_role(number, role.key, caller.user)
+            return Reply(f"Incident {number} has no {role.name} now.", out)
+        user = parse_user(who, caller.user)
+        if user is None:
+            raise InvalidInput(f"'{defuse(who)}' is not a person. Usage: `{usage}`.")
+        return self._role_reply(role, number, user, self.service.assign_role(number, role.key, user, caller.user))
+
+    def _role_reply(self, role, number: int, user: str, out: Outcome) -> Reply:
+        offered = next((h for h in out.happened if h.kind == "offered"), None)
+        if offered is not None:
+            if offered.by == user:
+                lines = [f"Asked {mention(offered.old)} to hand over {role.name} of incident {number} to you; "
+                         f"it moves when they accept."]
+            else:
+                lines = [f"Offered {role.name} of incident {number} to {mention(user)}; it moves when they "
+                         f"accept (`accept`)."]
+        else:
+            lines = [f"{mention(user)} is now {role.name} of incident {number}."]
+        if role.guidance:
+            lines.append(role.guidance)
+        lines.extend(out.warnings)
+        return Reply("\n".join(lines), out)
+
+    def handover(self, args: str, caller: Caller) -> Reply:
+        number, rest = self._incident(args, caller, usage=USAGE["handover"])
+        key, _, rest = rest.strip().partition(" ")
+        who, _, note = rest.strip().partition(" ")
+        if not key or not who:
+            raise InvalidInput(f"Usage: `{USAGE['handover']}`, or `handover <role> withdraw`. Roles: "
+                               f"{', '.join(r.key for r in self.service.settings.assignable_roles)}.")
+        role = self.service._role(key)
+        if who.lower() == "withdraw":
+            out = self.service.withdraw_handover(number, role.key, caller.user)
+            return Reply(f"The offer of {role.name} on incident {number} is withdrawn.", out)
+        user = parse_user(who, caller.user)
+        if user is None:
+            raise InvalidInput(f"'{defuse(who)}' is not a person. Usage: `{USAGE['handover']}`.")
+        out = self.service.handover(number, role.key, user, caller.user, note)
+        return self._role_reply(role, number, user, out)
+
+    def accept(self, args: str, caller: Caller) -> Reply:
+        return self._answer(args, caller, True)
+
+    def decline(self, args: str, caller: Caller) -> Reply:
+        return self._answer(args, caller, False)
+
+    def _answer(self, args: str, caller: Caller, accept: bool) -> Reply:
+        verb = "accept" if accept else "decline"
+        pending = self.service.handovers(awaiting=caller.user)
+        wanted = (args or "").strip()
+        if wanted:
+            match = NUMBER.match(wanted)
+            if not match:
+                raise InvalidInput(f"Usage: `{USAGE[verb]}`.")
+            offer_id = int(match.group(1))
+        elif len(pending) == 1:
+            offer_id = pending[0].id
+        elif not pending:
+            raise InvalidInput("Nothing is waiting for your answer.")
+        else:
+            raise InvalidInput("Several offers wait for you; say which: " + "; ".join(
+                f"`{verb} {h.id}` ({self._role_name(h.role)} of incident {h.number})" for h in pending))
+        out = self.service.answer_handover(offer_id, caller.user, accept)
+        offer = self.service.get_handover(offer_id)
+        if not out.changed:
+            return Reply(" ".join(out.warnings) or "Nothing changed.", out)
+        name = self._role_name(offer.role)
+        if offer.status == "accepted":
+            role = self.service.settings.role(offer.role)
+            lines = [f"{mention(offer.to_user)} is now {name} of incident {offer.number}"
+                     + (f", taking over from {mention(offer.from_holder)}." if offer.from_holder else "."),
+                     *( [role.description] if role else []), *out.warnings]
+            return Reply("\n".join(lines), out)
+        keeps = f" {mention(offer.from_holder)} stays {name}." if offer.from_holder else ""
+        return Reply(f"The offer of {name} of incident {offer.number} was {offer.status}.{keeps}", out)
+
+    def roles(self, args: str, caller: Caller) -> Reply:
+        number, _ = self._incident(args, caller, usage=USAGE["roles"])
+        inc = self.service.get(number)
+        since = {"reporter": inc.declared_at, **{h.role: h.assigned_at for h in self.service.current_roles(number)}}
+        fmt = self.service.format_time
+        lines = [f"Roles of incident {number}:"]
+        for role in self.service.settings.roles:
+            holder = inc.roles.get(role.key)
+            when = f" since {fmt(since[role.key])}" if role.key in since else ""
+            need = " (required)" if role.required and not holder else ""
+            lines.append(f"{role.name}: {mention(holder)}{when}{need}")
+        for offer in self.service.handovers(number):
+            lines.append(f"Pending: {self._role_name(offer.role)} offered to {mention(offer.to_user)}, waiting for "
+                         f"{mention(offer.awaiting)} until {fmt(offer.expires_at)} (offer {offer.id})")
+        return Reply("\n".join(lines))
+
+    def checkin(self, args: str, caller: Caller) -> Reply:
+        number, text = self._incident(args, caller, usage=USAGE["checkin"])
+        text = text.strip().lower()
+        if not text:
+            minutes = self.service.get_checkin(number)
+            return Reply(f"Check-ins for incident {number}: " + (f"every {minutes} minutes." if minutes else
+                         f"off. Set them with `{USAGE['checkin']}`."))
+        if text == "off":
+            out = self.service.set_checkin(number, None, caller.user)
+            return Reply(f"Check-ins for incident {number} are off.", out)
+        match = re.fullmatch(r"(?:every\s+)?(\d{1,4})\s*(m|min|mins|minutes|h|hour|hours)?", text)
+        if not match:
+            raise InvalidInput(f"Usage: `{USAGE['checkin']}`, e.g. `checkin every 30m` or `checkin every 1h`.")
+        minutes = int(match.group(1)) * (60 if (match.group(2) or "m").startswith("h") else 1)
+        out = self.service.set_checkin(number, minutes, caller.user)
+        return Reply(f"Check-ins for incident {number} every {minutes} minutes.", out)
+
+    def _role_name(self, key: str) -> str:
+        role = self.service.settings.role(key)
+        return role.name if role else key
+

@@ -1,0 +1,154 @@
+"""Keeping everyone informed and bringing people in: stakeholder updates, the call link, asking for
+help, paging specialist teams, and sharing the root-cause analysis. Part of IncidentService."""
+from __future__ import annotations
+
+import re
+
+from . import storage
+from .errors import InvalidInput, NotAllowed, NotFound
+from .storage import StakeholderChannel, StakeholderUpdate
+from .text import mention
+from .views import Happened, Outcome, UpdateView
+
+URL = re.compile(r"^https?://[^\s<>|]{3,500}$")
+CHANNEL = re.compile(r"^(?:<#([CG][A-Z0-9]+)(?:\|[^>]*)?>|#?([a-z0-9_-]{1,80}))$")
+
+
+class CommsMixin:
+    """Provides post_update, notify, set_call, ask_for_help, record_invites, page_specialist, rca_*."""
+
+    def post_update(self, number: int, text: str, by: str) -> Outcome:
+        """A stakeholder update, by the Communications Lead (or the lead when there is none, or an admin)."""
+        text = (text or "").strip()
+        if not text:
+            raise InvalidInput("Say what the update is: `update <text>`.")
+        with storage.write():
+            row = self._incident(number, lock=True)
+            roles = self._holders(row)
+            allowed = roles.get("comms") or roles.get("lead")
+            if by != allowed and not self.is_admin(by):
+                who = "the Communications Lead" if roles.get("comms") else "the Incident Lead (there is no " \
+                                                                          "Communications Lead)"
+                raise NotAllowed(f"Stakeholder updates come from {who}: {mention(allowed)}.")
+            self._default_stakeholders(row, by)
+            view = self._view(row)
+            update = StakeholderUpdate.create(incident=row, text=text[:3000], author=by, at=self.now(),
+                                              status=view.status_text, severity=row.severity, summary=row.summary)
+            self._log(row, "update", by, f"Stakeholder update: {text[:3000]}")
+            return self._outcome(row, [Happened("update", by, new=text, entry_id=update.id)])
+
+    def updates(self, number: int) -> list[UpdateView]:
+        row = self._incident(number)
+        return [UpdateView.of(u, row.number) for u in
+                StakeholderUpdate.select().where(StakeholderUpdate.incident == row).order_by(StakeholderUpdate.id)]
+
+    def get_update(self, update_id: int) -> UpdateView:
+        update = StakeholderUpdate.get_or_none(StakeholderUpdate.id == update_id)
+        if update is None:
+            raise NotFound(f"There is no update {update_id}.")
+        return UpdateView.of(update, update.incident.number)
+
+    def last_update_at(self, number: int):
+        row = self._incident(number)
+        last = StakeholderUpdate.select().where(StakeholderUpdate.incident == row) \
+            .order_by(StakeholderUpdate.id.desc()).first()
+        return last.at if last else None
+
+    def notify(self, number: int, channel: str, by: str) -> Outcome:
+        match = CHANNEL.match((channel or "").strip())
+        if not match:
+            raise InvalidInput("Which channel? `notify #channel`: a channel name (lowercase a-z 0-9 - _) "
+                               "or a channel link.")
+        name = match.group(1) or match.group(2)
+        with storage.write():
+            row = self._incident(number, lock=True)
+            self._default_stakeholders(row, by)
+            _, created = StakeholderChannel.get_or_create(incident=row, channel=name,
+                                                          defaults={"added_by": by, "added_at": self.now()})
+            if not created:
+                return self._outcome(row, [])
+            shown = f"<#{name}>" if match.group(1) else f"#{name}"
+            self._log(row, "notify", by, f"{shown} will get the stakeholder updates")
+            return self._outcome(row, [Happened("notify", by, new=name)])
+
+    def stakeholder_channels(self, number: int) -> list[str]:
+        row = self._incident(number)
+        configured = list(self.settings.stakeholders.channels_for(row.severity))
+        added = [c.channel for c in StakeholderChannel.select().where(StakeholderChannel.incident == row)
+                 .order_by(StakeholderChannel.id)]
+        return list(dict.fromkeys(configured + added))
+
+    def _default_stakeholders(self, row, by: str) -> None:
+        for name in self.settings.stakeholders.channels_for(row.severity):
+            StakeholderChannel.get_or_create(incident=row, channel=name,
+                                             defaults={"added_by": "system", "added_at": self.now()})
+
+    def set_call(self, number: int, url: str | None, by: str) -> Outcome:
+        url = (url or "").strip().strip("<>")
+        template = self.settings.stakeholders.call_link_template
+        if not url and template:
+            url = template.replace("{number}", str(number))
+        if not URL.match(url):
+            raise InvalidInput("Give the call's link: `call https://...`.")
+        with storage.write():
+            row = self._incident(number, lock=True)
+            if row.call_url == url:
+                return self._outcome(row, [])
+            row.call_url = url
+            row.save()
+            self._log(row, "call", by, f"Call: {url}")
+            return self._outcome(row, [Happened("call", by, new=url)])
+
+    def ask_for_help(self, number: int, text: str, by: str) -> Outcome:
+        text = (text or "").strip()
+        if not text:
+            raise InvalidInput("Say what help you need: `ask <text>`.")
+        if not self.settings.stakeholders.help_channels:
+            raise InvalidInput("No help channels are configured (stakeholders.help_channels in the settings).")
+        with storage.write():
+            row = self._incident(number, lock=True)
+            self._log(row, "ask", by, f"Asked for help in {', '.join('#' + c for c in self.settings.stakeholders.help_channels)}: {text}")
+            return self._outcome(row, [Happened("ask", by, new=text)])
+
+    def record_invites(self, number: int, people: list[str], by: str) -> Outcome:
+        if not people:
+            raise InvalidInput("Who? `invite @someone @another-team`.")
+        with storage.write():
+            row = self._incident(number, lock=True)
+            self._log(row, "invite", by, "Invited " + ", ".join(mention(p) if not p.startswith("S") else
+                                                                f"<!subteam^{p}>" for p in people))
+            return self._outcome(row, [Happened("invite", by, new=",".join(people))])
+
+    def page_specialist(self, number: int, team_key: str, by: str) -> Outcome:
+        team = self.settings.specialist(team_key)
+        if team is None:
+            known = ", ".join(t.key for t in self.settings.specialists) or "none are configured"
+            raise InvalidInput(f"'{team_key}' is not a specialist team; teams: {known}.")
+        with storage.write():
+            row = self._incident(number, lock=True)
+            self._log(row, "page", by, f"Paged {team.name}")
+            return self._outcome(row, [Happened("page", by, new=team.key)])
+
+    def mark_rca_ready(self, number: int, by: str) -> Outcome:
+        with storage.write():
+            row = self._incident(number, lock=True)
+            self._may_close_or_reopen(row, by, "mark the analysis of")
+            if row.rca_ready_at is not None:
+                return self._outcome(row, [])
+            row.rca_ready_at = self.now()
+            row.save()
+            self._log(row, "rca", by, "The root-cause analysis is ready to share")
+            return self._outcome(row, [Happened("rca_ready", by)])
+
+    def share_rca(self, number: int, by: str) -> Outcome:
+        if not self.settings.stakeholders.share_channels:
+            raise InvalidInput("No sharing channels are configured (stakeholders.share_channels in the settings).")
+        with storage.write():
+            row = self._incident(number, lock=True)
+            if row.rca_ready_at is None:
+                raise InvalidInput("The lead marks the analysis ready first: `rca ready`.")
+            row.rca_shared_at = self.now()
+            row.save()
+            where = ", ".join("#" + c for c in self.settings.stakeholders.share_channels)
+            self._log(row, "rca", by, f"Root-cause analysis shared in {where}")
+            return self._outcome(row, [Happened("rca_shared", by)])

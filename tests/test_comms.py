@@ -1,0 +1,102 @@
+"""Keeping everyone informed (issue 8): who may post updates, the timeline, bad input, sharing the RCA."""
+from __future__ import annotations
+
+import pytest
+
+from opg_incident_core import InvalidInput, NotAllowed
+from opg_incident_core.chat import Caller, ChatCommands
+from opg_incident_core.settings import parse_settings
+from conftest import ADMIN, SHIPPED_SETTINGS
+
+LEAD, COMMS, OTHER = "U0LEAD001", "U0COMMS02", "U0OTHER03"
+
+
+@pytest.fixture
+def incident(service):
+    number = service.declare("Payments are failing", OTHER, severity="critical").incident.number
+    service.assign_role(number, "lead", LEAD, LEAD)
+    return number
+
+
+def test_updates_come_from_the_lead_when_there_is_no_comms_lead(service, incident):
+    with pytest.raises(NotAllowed, match="Incident Lead"):
+        service.post_update(incident, "We are on it", OTHER)
+    out = service.post_update(incident, "We are on it", LEAD)
+    assert [h.kind for h in out.happened] == ["update"]
+    [update] = service.updates(incident)
+    assert (update.text, update.author, update.status, update.severity) == ("We are on it", LEAD, "Live", "critical")
+
+
+def test_once_there_is_a_comms_lead_only_they_post(service, incident):
+    service.assign_role(incident, "comms", COMMS, COMMS)
+    with pytest.raises(NotAllowed, match="Communications Lead"):
+        service.post_update(incident, "from the lead", LEAD)
+    service.post_update(incident, "from comms", COMMS)
+    service.post_update(incident, "from an admin", ADMIN)
+    assert [u.text for u in service.updates(incident)] == ["from comms", "from an admin"]
+    assert [e.text for e in service.timeline(incident) if e.kind == "update"] == [
+        "Stakeholder update: from comms", "Stakeholder update: from an admin"]
+
+
+def test_empty_update_changes_nothing(service, incident, db_snapshot):
+    before = db_snapshot()
+    with pytest.raises(InvalidInput, match="update <text>"):
+        service.post_update(incident, "   ", LEAD)
+    assert db_snapshot() == before
+
+
+def test_stakeholder_channels_from_settings_and_notify(service, settings_box, incident):
+    text = SHIPPED_SETTINGS.read_text().replace("    critical: []", "    critical: [opg-announcements]")
+    settings_box[0] = parse_settings(text)
+    assert service.stakeholder_channels(incident) == ["opg-announcements"]
+    service.notify(incident, "#opg-sirius", LEAD)
+    service.notify(incident, "<#C0ABCDEF1|secret>", LEAD)
+    assert not service.notify(incident, "opg-sirius", LEAD).changed
+    assert service.stakeholder_channels(incident) == ["opg-announcements", "opg-sirius", "C0ABCDEF1"]
+    for bad in ("", "#Not Valid", "<!channel>", "#" + "x" * 81):
+        with pytest.raises(InvalidInput, match="notify #channel"):
+            service.notify(incident, bad, LEAD)
+
+
+def test_call_link_validated_and_recorded(service, incident):
+    out = service.set_call(incident, "https://meet.example.org/abc", LEAD)
+    assert out.incident.call_url == "https://meet.example.org/abc"
+    assert any(e.kind == "call" for e in service.timeline(incident))
+    for bad in ("", "meet.example.org", "javascript:alert(1)", "https://x|<!channel>"):
+        with pytest.raises(InvalidInput):
+            service.set_call(incident, bad, LEAD)
+
+
+def test_escalate_lists_teams_and_refuses_unknown(service, incident):
+    chat = ChatCommands(service)
+    listing = chat.escalate(f"{incident}", Caller(LEAD)).text
+    assert "webops: WebOps" in listing and "security: Security" in listing
+    with pytest.raises(InvalidInput, match="not a specialist team; teams: webops, security"):
+        chat.escalate(f"{incident} plumbers", Caller(LEAD))
+    out = chat.escalate(f"{incident} WebOps", Caller(LEAD)).outcome
+    assert [(h.kind, h.new) for h in out.happened] == [("page", "webops")]
+
+
+def test_rca_share_needs_the_lead_to_mark_it_ready(service, incident):
+    with pytest.raises(InvalidInput, match="rca ready"):
+        service.share_rca(incident, LEAD)
+    with pytest.raises(NotAllowed):
+        service.mark_rca_ready(incident, OTHER)
+    service.mark_rca_ready(incident, LEAD)
+    assert [h.kind for h in service.share_rca(incident, OTHER).happened] == ["rca_shared"]
+
+
+def test_invite_parses_people_and_groups_but_never_here(service, incident):
+    chat = ChatCommands(service)
+    out = chat.invite(f"{incident} <@U0NEW0001> <!subteam^S0TEAM001|@webops> @here <@U0NEW0001>",
+                      Caller(LEAD)).outcome
+    assert out.happened[0].new == "U0NEW0001,S0TEAM001"
+    with pytest.raises(InvalidInput, match="Who?"):
+        chat.invite(f"{incident} @channel", Caller(LEAD))
+
+
+def test_ask_needs_text(service, incident):
+    with pytest.raises(InvalidInput):
+        service.ask_for_help(incident, "", LEAD)
+    out = service.ask_for_help(incident, "Anyone seen this before?", LEAD)
+    assert "#opg-developers" in service.timeline(incident)[-1].text and out.changed
