@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -43,7 +44,7 @@ def seed(fake: FakeSlack) -> str:
 
 @pytest.fixture
 def fake():
-    with FakeSlack(ack_timeout=0.3) as fake:
+    with FakeSlack() as fake:
         seed(fake)
         yield fake
 
@@ -191,7 +192,22 @@ def test_rate_limits_and_server_errors(fake, web):
     assert api_error(web.team_info) == "ratelimited"
 
 
-def test_get_with_query_string_and_json_bodies(fake):
+def test_dms_pagination_and_file_uploads(fake, web):
+    dm = web.conversations_open(users=ALICE)["channel"]["id"]
+    assert dm.startswith("D") and fake.dm_channel("alice") == dm
+    fake.post_message(dm, ALICE, "help")
+    web.chat_postMessage(channel=ALICE, text="in your DM")  # a user id means the DM with them
+    assert [m["text"] for m in fake.messages(dm)] == ["help", "in your DM"]
+    for i in range(3):
+        fake.add_user(f"U0EXTRA{i:03d}", f"extra{i}")
+    pages = list(web.users_list(limit=2))  # slack_sdk follows next_cursor
+    assert [len(page["members"]) for page in pages] == [2, 2, 2]
+    upload = web.files_upload_v2(channel=dm, content="# RCA", filename="rca.md", title="RCA")
+    assert upload["files"][0]["title"] == "RCA" and fake.files[upload["files"][0]["id"]]["content"] == b"# RCA"
+    assert fake.messages(dm)[-1]["files"][0]["name"] == "rca.md"
+
+
+def test_get_with_query_string(fake):
     url = f"{fake.api_url}users.info?user={ALICE}"
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {fake.bot_token}"})
     with urllib.request.urlopen(request) as response:
@@ -215,6 +231,9 @@ class App:
         if self.ack:
             payload = self.answer(req) if self.answer else None
             client.send_socket_mode_response(SocketModeResponse(req.envelope_id, payload=payload))
+
+    def last(self, payload_type: str) -> dict:
+        return [r.payload for r in self.requests if r.payload.get("type") == payload_type][-1]
 
     def events(self, kind=None) -> list:
         return [r.payload["event"] for r in self.requests if r.type == "events_api"
@@ -253,6 +272,7 @@ def test_socket_mode_hello_events_and_acks(fake, apps):
 
 
 def test_unacked_events_are_redelivered_with_retry_attempt(fake, apps):
+    fake.ack_timeout = 0.3
     app = apps(ack=False)
     fake.wait_until_connected()
     envelope_id = fake.send_event({"type": "app_mention", "user": ALICE, "text": "hi",
@@ -321,18 +341,52 @@ def test_slash_command_modal_submission_and_buttons(fake, apps):
     assert ack.payload["response_action"] == "errors" and fake.view(view_id)["open"]
     assert fake.view(view_id)["errors"] == {"title": "Too short"}
     fake.submit_view(view_id, {"title": "DB down", "choice": "major"})
-    state = app.requests[-1].payload["view"]["state"]["values"]
+    state = app.last("view_submission")["view"]["state"]["values"]
     assert state["sev"]["choice"]["selected_option"]["value"] == "major"
     assert fake.views == {}
     headline = web.chat_postMessage(channel="general", text="incident", blocks=BUTTONS)
     fake.click_button(("general", headline["ts"]), "create_channel", BOB)
-    click = app.requests[-1].payload
+    click = app.last("block_actions")
     assert click["actions"][0]["value"] == "inc-1" and click["container"]["message_ts"] == headline["ts"]
     assert fake.message("general", headline["ts"])["text"] == "channel created"
     status = urllib.request.urlopen(urllib.request.Request(
         click["response_url"], data=json.dumps({"text": "done", "response_type": "in_channel"}).encode(),
         headers={"Content-Type": "application/json"})).status
     assert status == 200 and fake.bot_messages("general")[-1]["text"] == "done"
+
+
+def test_view_stack_response_actions_and_response_url_limits(fake, apps):
+    second = dict(MODAL, callback_id="second", notify_on_close=True)
+    def answer(req):
+        payload = req.payload
+        if req.type == "slash_commands":
+            web.views_open(trigger_id=payload["trigger_id"], view=MODAL)
+        elif payload["type"] == "view_submission":
+            return {"response_action": "push", "view": second} \
+                if payload["view"]["callback_id"] == "declare" else {"response_action": "clear"}
+    app = apps(answer=answer)
+    web = app.client.web_client
+    fake.wait_until_connected()
+    fake.slash_command("/opg-incident", "", ALICE, "general")
+    first_id = next(iter(fake.views))
+    fake.submit_view(first_id, {"title": "DB down"})
+    second_id = [v for v in fake.views if v != first_id][0]
+    assert fake.view(second_id)["previous_view_id"] == first_id
+    assert api_error(web.views_push, trigger_id="x", view=MODAL) == "invalid_trigger_id"
+    fake.submit_view(second_id, {"title": "More"})
+    assert fake.views == {}
+    fake.slash_command("/opg-incident", "", ALICE, "general")
+    view_id = next(iter(fake.views))
+    web.views_update(view_id=view_id, view=second)
+    fake.close_view(view_id)
+    assert app.last("view_closed")["view"]["callback_id"] == "second"
+    hook = [r.payload for r in app.requests if r.type == "slash_commands"][-1]["response_url"]
+    post = lambda: urllib.request.urlopen(urllib.request.Request(  # noqa: E731
+        hook, data=b'{"text": "update"}', headers={"Content-Type": "application/json"})).status
+    assert [post() for _ in range(5)] == [200] * 5
+    with pytest.raises(urllib.error.HTTPError) as info:
+        post()
+    assert info.value.code == 404 and len(fake.ephemeral_for(ALICE)) == 5
 
 
 # --- HTTP mode ------------------------------------------------------------------------------------------
@@ -347,7 +401,7 @@ class Receiver(BaseHTTPRequestHandler):
         Receiver.requests.append((self.path, dict(self.headers), body, valid))
         status, text = Receiver.responses.pop(0) if Receiver.responses else (200, "")
         if status == "slow":
-            time.sleep(0.5)
+            time.sleep(1.2)
             status = 200
         self.send_response(status if valid else 401)
         self.send_header("Content-Type", "application/json")
@@ -363,7 +417,7 @@ def http_fake():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     Receiver.secret, Receiver.requests, Receiver.responses = "s3cret", [], []
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    with FakeSlack(mode="http", signing_secret="s3cret", ack_timeout=0.3,
+    with FakeSlack(mode="http", signing_secret="s3cret", ack_timeout=1.0,
                    app_url=f"http://127.0.0.1:{server.server_address[1]}") as fake:
         seed(fake)
         yield fake

@@ -13,8 +13,10 @@ The server runs on its own event-loop thread; every method here is safe to call 
 from __future__ import annotations
 
 import os
+import socket
 import time
 from typing import Any, Callable, Iterable, Optional
+from urllib.parse import urlsplit
 
 from .actors import PersonActions
 from .delivery import Ack, DeliveryLog, LoopThread
@@ -117,6 +119,15 @@ class FakeSlack(PersonActions, Inspection):
     def app_url(self, url: str) -> None:
         """HTTP mode: where the app serves /slack/events, /slack/commands, /slack/interactive."""
         self.http.app_url = url
+
+    @property
+    def ack_timeout(self) -> float:
+        """Seconds before an unacked event is redelivered (Slack: 3)."""
+        return self.transport.ack_timeout
+
+    @ack_timeout.setter
+    def ack_timeout(self, seconds: float) -> None:
+        self.socket.ack_timeout = self.http.ack_timeout = seconds
 
     @property
     def bot_user_id(self) -> str:
@@ -255,15 +266,23 @@ class FakeSlack(PersonActions, Inspection):
                              total: Optional[int] = None) -> list:
         """Socket Mode: until `count` usable connections (hello sent) are open, and at least
         `total` were ever opened (e.g. total=2 after a disconnect). HTTP mode: until the app
-        has called auth.test."""
+        has called auth.test and accepts connections on app_url."""
         if self.mode == "http":
-            return self.wait_for(lambda: self.calls_of("auth.test"), timeout,
-                                 message="the app never called auth.test")
+            return self.wait_for(lambda: self.calls_of("auth.test") and self._app_reachable(),
+                                 timeout, message="the app never called auth.test or never listened")
         return self.wait_for(
             lambda: len([c for c in self.socket.connections if c.usable]) >= count
             and len(self.socket.connections) >= (total or 0)
             and [c for c in self.socket.connections if c.usable], timeout,
             message=f"no Socket Mode connection within {timeout}s")
+
+    def _app_reachable(self) -> bool:
+        url = urlsplit(self.app_url or "")
+        try:
+            socket.create_connection((url.hostname, url.port or 80), timeout=0.5).close()
+            return True
+        except (OSError, TypeError):
+            return False
 
     def wait_for_call(self, method: str, timeout: float = 10.0, **match) -> Any:
         """The first call of `method` with params matching `match`."""
