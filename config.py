@@ -58,6 +58,10 @@ INCIDENT_SETTINGS = env("INCIDENT_SETTINGS", "")
 INCIDENT_ONCALL = env("INCIDENT_ONCALL", "")
 INCIDENT_WEB_PORT = int(env("INCIDENT_WEB_PORT", "3141"))
 INCIDENT_WEB_HOST = env("INCIDENT_WEB_HOST", "127.0.0.1")
+# How often reminders, check-ins and handover expiry are checked; how long a reminder "minute" is
+# (shortened only by end-to-end tests).
+INCIDENT_POLL_SECONDS = int(env("INCIDENT_POLL_SECONDS", "60"))
+INCIDENT_MINUTE_SECONDS = float(env("INCIDENT_MINUTE_SECONDS", "60"))
 INCIDENT_PUBLIC_URL = env("INCIDENT_PUBLIC_URL", f"http://localhost:{INCIDENT_WEB_PORT}").rstrip("/")
 # Living document access (docs/living-document.md): a shared token, or a header set by an
 # authenticating reverse proxy such as oauth2-proxy (X-Forwarded-Email). Neither: open to whoever reaches it.

@@ -41,8 +41,9 @@ class OpgIncident(BotPlugin):
             self.effects = Effects(gateway, self.service, lambda: self.settings.current, config)
             self.interactions = SlackInteractions(self.service, self.effects, gateway,
                                                   lambda: self.settings.current)
-        self.reminders = ReminderSchedule(self.service, bot_name="@" + (getattr(config, "INCIDENT_BOT_NAME", "")
-                                                                     or "opg-incident"))
+        self.reminders = ReminderSchedule(
+            self.service, bot_name="@" + (getattr(config, "INCIDENT_BOT_NAME", "") or "opg-incident"),
+            minute_seconds=float(getattr(config, "INCIDENT_MINUTE_SECONDS", 60) or 60))
         self.start_poller(int(getattr(config, "INCIDENT_POLL_SECONDS", 60) or 60), self._tick)
         # The living document on the Flask app the Webserver plugin serves (read now: a test bot replaces it).
         register_routes(errbot.core_plugins.flask_app, lambda: self.service, lambda: self.settings.current, config)

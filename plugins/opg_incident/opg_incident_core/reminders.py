@@ -34,9 +34,10 @@ class _Blank(dict):
 
 
 class ReminderSchedule:
-    def __init__(self, service, bot_name: str = "@opg-incident"):
+    def __init__(self, service, bot_name: str = "@opg-incident", minute_seconds: float = 60.0):
         self.service = service
         self.bot_name = bot_name
+        self.minute = dt.timedelta(seconds=minute_seconds)  # shorter only in end-to-end tests
 
     def due(self) -> list[DueReminder]:
         settings = self.service.settings
@@ -53,7 +54,7 @@ class ReminderSchedule:
                 state = states.get((row.id, reminder_key))
                 count = state.count if state else 0
                 since = max(start, state.last_sent_at) if state and state.last_sent_at else start
-                if count < rule.max_count and now - since >= dt.timedelta(minutes=rule.every_minutes):
+                if count < rule.max_count and now - since >= self.minute * rule.every_minutes:
                     text = rule.text.format_map(_Blank(bot=self.bot_name, number=inc.number, lead=lead,
                                                        minutes=rule.every_minutes, **extra))
                     out.append(DueReminder(inc.number, reminder_key, text, extra.get("key"), inc.channel_id,
@@ -73,7 +74,7 @@ class ReminderSchedule:
             state = states.get((row.id, "stakeholder_update"))
             last = self.service.last_update_at(inc.number)
             since = max(x for x in (row.declared_at, last, state.last_sent_at if state else None) if x)
-            if now - since >= dt.timedelta(minutes=every):
+            if now - since >= self.minute * every:
                 comms = inc.roles.get("comms") or inc.roles.get("lead") or inc.reporter
                 out.append(DueReminder(inc.number, "stakeholder_update",
                                        f"📣 {mention(comms)}, it is {every} minutes since the last stakeholder "
@@ -83,7 +84,7 @@ class ReminderSchedule:
                 state = states.get((row.id, "checkin"))
                 since = max(row.checkin_since, state.last_sent_at) if state and state.last_sent_at \
                     else row.checkin_since
-                if now - since >= dt.timedelta(minutes=row.checkin_minutes):
+                if now - since >= self.minute * row.checkin_minutes:
                     out.append(DueReminder(inc.number, "checkin", f"⏰ Check-in for incident {inc.number}: "
                                            f"{lead}, where are we? Update with `{self.bot_name} summary <text>`.",
                                            None, inc.channel_id, inc.headline_channel_id, inc.headline_ts))

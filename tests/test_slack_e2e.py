@@ -1,0 +1,189 @@
+"""End to end: the real errbot process with the OPGSlack backend against the fake Slack, in Socket Mode
+and in HTTP mode, walking the whole process. Assertions look at the fake workspace's state."""
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from fake_slack import FakeSlack
+from slack_bot import ADMIN, ALICE, BOB, CAROL, ONCALL, SlackBot, seed
+from opg_incident_slack import blocks
+
+pytestmark = pytest.mark.e2e
+ACKS: dict[str, list[float]] = {}
+
+
+@pytest.fixture(params=["socket", "http"])
+def slack(request, tmp_path):
+    with FakeSlack(request.param) as fake:
+        channels = seed(fake)
+        with SlackBot(fake, tmp_path) as bot:
+            yield fake, bot, channels
+
+
+def all_text(message: dict) -> str:
+    return json.dumps(message.get("blocks", [])) + message.get("text", "")
+
+
+def headline(fake, channels):
+    return fake.wait_for(lambda: next(iter(fake.bot_messages(channels["opg-incidents"])), None))
+
+
+def mention(fake, channel, user, text):
+    return fake.post_message(channel, user, f"<@{fake.bot_user_id}> {text}")
+
+
+def reacted(fake, channel, ts, name="white_check_mark"):
+    return fake.wait_for(lambda: name in {r["name"] for r in fake.message(channel, ts).get("reactions", [])},
+                         message=f"no :{name}: on {ts}")
+
+
+def record(mode, ack):
+    assert ack.ok, ack
+    ACKS.setdefault(mode, []).append(ack.latency * 1000)
+
+
+def declare(fake, channels, mode, title="Payments are failing", **values):
+    ack = fake.slash_command("/opg-incident", title, ALICE, channels["general"])
+    record(mode, ack)
+    view_id = fake.wait_for(lambda: next((v for v, data in fake.views.items()
+                                          if data.get("callback_id") == blocks.DECLARE_VIEW), None))
+    view = fake.view(view_id)
+    assert view["blocks"][0]["element"]["initial_value"] == title
+    ack = fake.submit_view(view_id, {"severity": "major", "lead": ALICE, **values}, user=ALICE)
+    record(mode, ack)
+    return view_id, ack
+
+
+def test_whole_incident(slack):
+    fake, bot, channels = slack
+    mode = fake.mode
+
+    # Declare through the modal: a field error comes back in the ack and the modal stays open.
+    view_id, ack = declare(fake, channels, mode, summary="Card payments fail <!channel>")
+    assert ack.payload is None or not ack.payload.get("errors")
+    head = headline(fake, channels)
+    text = all_text(head)
+    for word in ("comms channel", "Page", "Edit", "Close", f"{bot.url}/incidents/1", "Payments are failing"):
+        assert word in text
+    summary_block = next(b for b in head["blocks"] if "Card payments" in json.dumps(b))
+    assert summary_block["text"]["type"] == "plain_text"  # <!channel> never pings
+    fake.wait_for(lambda: fake.ephemeral_for(ALICE) or fake.bot_messages(fake.dm_channel(ALICE)))
+    record_ = bot.incident(1)
+    assert (record_["title"], record_["severity"], record_["roles"]["lead"]) == ("Payments are failing", "Major",
+                                                                                ALICE)
+
+    # Create the comms channel (a double click makes one channel), page the on-call lead.
+    record(mode, fake.click_button(head, blocks.CREATE_CHANNEL, ALICE))
+    record(mode, fake.click_button(head, blocks.CREATE_CHANNEL, ALICE))
+    channel = fake.wait_for(lambda: "inc-1-payments-are-failing" in fake.channels and fake.channel("inc-1-payments-are-failing"))
+    channel_id = channel.id
+    fake.wait_for(lambda: {ALICE} <= fake.members(channel_id))
+    fake.wait_for(lambda: "Payments are failing" in fake.topic(channel_id) and bot.url in fake.topic(channel_id))
+    assert [n for n in fake.channels.names() if n.startswith("inc-1")] == ["inc-1-payments-are-failing"]
+    fake.wait_for(lambda: f"<#{channel_id}>" in all_text(headline(fake, channels)))
+    record(mode, fake.click_button(headline(fake, channels), blocks.PAGE_ONCALL, ALICE))
+    fake.wait_for(lambda: fake.bot_messages(fake.dm_channel(ONCALL)))
+    fake.wait_for_message(channel_id, lambda m: "Paged the on-call lead" in m.get("text", ""))
+
+    # The lead's updates by mention, with a ✅ and the headline edited in place.
+    msg = mention(fake, channel_id, ALICE, "summary Card payments fail for everyone\nsince 10:31")
+    reacted(fake, channel_id, msg["ts"])
+    msg = mention(fake, channel_id, ALICE, "SEV Critical")
+    reacted(fake, channel_id, msg["ts"])
+    fake.wait_for(lambda: "Critical" in all_text(headline(fake, channels)))
+    assert bot.incident(1)["summary"] == "Card payments fail for everyone\nsince 10:31"
+    bad = mention(fake, channel_id, ALICE, "sev major issue since 10:31")
+    fake.wait_for_message(channel_id, lambda m: "is not a severity" in m.get("text", ""))
+    assert bot.incident(1)["severity"] == "Critical"
+    assert "white_check_mark" not in {r["name"] for r in fake.message(channel_id, bad["ts"]).get("reactions", [])}
+
+    # Roles: scribe taken at once; the lead handed over and accepted with the button.
+    fake.join(channel_id, CAROL)
+    fake.join(channel_id, BOB)
+    reacted(fake, channel_id, mention(fake, channel_id, CAROL, "scribe me")["ts"])
+    mention(fake, channel_id, ALICE, f"handover lead <@{BOB}> going off shift")
+    offer = fake.wait_for_message(fake.dm_channel(BOB), lambda m: "Accept" in all_text(m))
+    assert "going off shift" in all_text(offer)
+    accepted = fake.click_button(offer, blocks.HANDOVER_ACCEPT, BOB)
+    record(mode, accepted)
+    fake.wait_for_message(channel_id, lambda m: f"<@{BOB}> is now Incident Lead, taking over from <@{ALICE}>"
+                          in m.get("text", ""))
+    fake.wait_for(lambda: f"Incident Lead: <@{BOB}>" in all_text(headline(fake, channels)))
+    assert fake.wait_ack(fake.redeliver(accepted.envelope_id)).ok  # Slack delivers the click again: no effect
+    assert [h["holder"] for h in bot.incident(1)["role_history"] if h["role"] == "lead"] == [ALICE, BOB]
+
+    # Pins go on the timeline with their own time, author and link; unpinning removes them.
+    said = fake.post_message(channel_id, CAROL, "Rolled back release 42")
+    fake.pin(channel_id, said["ts"], CAROL)
+    pin = fake.wait_for(lambda: next((e for e in bot.incident(1)["timeline"] if e["kind"] == "pin"), None))
+    assert (pin["text"], pin["author"]) == ("Rolled back release 42", CAROL) and pin["permalink"]
+    fake.edit_message(channel_id, said["ts"], "Rolled back release 42 and 43")
+    fake.wait_for(lambda: any(e["text"] == "Rolled back release 42 and 43" for e in bot.incident(1)["timeline"]))
+    fake.unpin(channel_id, said["ts"], CAROL)
+    fake.wait_for(lambda: not any(e["kind"] == "pin" for e in bot.incident(1)["timeline"]))
+
+    # Edit opens the modal pre-filled.
+    record(mode, fake.click_button(headline(fake, channels), blocks.EDIT, BOB))
+    edit_id = fake.wait_for(lambda: next((v for v, d in fake.views.items() if d.get("callback_id") ==
+                                          blocks.EDIT_VIEW), None))
+    assert "Card payments fail" in json.dumps(fake.view(edit_id)["blocks"])
+    record(mode, fake.submit_view(edit_id, {"title": "Card payments are failing"}, user=BOB))
+    fake.wait_for(lambda: "Card payments are failing" in all_text(headline(fake, channels)))
+
+    # Close: refused for a non-lead, done by the lead; announced; buttons gone; lead told the next steps.
+    record(mode, fake.click_button(headline(fake, channels), blocks.CLOSE, CAROL))
+    fake.wait_for(lambda: any("Only the Incident Lead" in m.get("text", "") for m in fake.ephemeral_for(CAROL))
+                  or fake.bot_messages(fake.dm_channel(CAROL)))
+    assert bot.incident(1)["status"] != "closed"
+    record(mode, fake.click_button(headline(fake, channels), blocks.CLOSE, BOB))
+    fake.wait_for_message(channel_id, lambda m: "is closed" in m.get("text", ""))
+    fake.wait_for(lambda: blocks.CLOSE not in all_text(headline(fake, channels)))
+    fake.wait_for(lambda: any("rca.md" in m.get("text", "") for m in fake.bot_messages(fake.dm_channel(BOB))))
+    head = headline(fake, channels)
+    fake.wait_for(lambda: fake.bot_messages(channels["opg-incidents"], thread_ts=head["ts"]))
+
+    # Archive by command, reopen unarchives.
+    reacted(fake, channel_id, mention(fake, channel_id, BOB, "archive")["ts"])
+    fake.wait_for(lambda: fake.channel(channel_id).is_archived)
+    msg = fake.post_message(fake.dm_channel(BOB), BOB, "reopen 1")
+    fake.wait_for(lambda: not fake.channel(channel_id).is_archived)
+    fake.wait_for(lambda: bot.incident(1)["status"] == "open")
+    assert msg
+
+
+def test_modal_field_errors_come_back_in_the_ack(slack):
+    fake, bot, channels = slack
+    ack = fake.slash_command("/opg-incident", "", ALICE, channels["general"])
+    record(fake.mode, ack)
+    view_id = fake.wait_for(lambda: next(iter(fake.views), None))
+    ack = fake.submit_view(view_id, {"title": "   "}, user=ALICE)
+    assert ack.payload["response_action"] == "errors" and "title" in ack.payload["errors"]
+    assert fake.views[view_id]  # still open
+    assert not fake.bot_messages(channels["opg-incidents"])
+
+
+def test_reminder_for_an_empty_scribe_then_claim_by_button(tmp_path):
+    with FakeSlack("socket") as fake:
+        channels = seed(fake)
+        with SlackBot(fake, tmp_path, env={"INCIDENT_MINUTE_SECONDS": "0.5"}) as bot:
+            declare(fake, channels, "socket")
+            head = headline(fake, channels)
+            fake.click_button(head, blocks.CREATE_CHANNEL, ALICE)
+            channel_id = fake.wait_for(lambda: "inc-1-payments-are-failing" in fake.channels and fake.channel("inc-1-payments-are-failing")).id
+            reminder = fake.wait_for_message(channel_id, lambda m: "has no Incident Scribe" in m.get("text", ""),
+                                             timeout=20)
+            fake.click_button(reminder, blocks.TAKE_ROLE, CAROL)
+            fake.wait_for(lambda: bot.incident(1)["roles"].get("scribe") == CAROL)
+            fake.wait_for_message(channel_id, lambda m: f"<@{CAROL}> is now Incident Scribe" in m.get("text", ""))
+
+
+def test_ack_latency_report():
+    """Prints the ack latencies measured above (p50/p99 per transport) for the closing note."""
+    for mode, values in ACKS.items():
+        values = sorted(values)
+        p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+        print(f"ack latency {mode}: n={len(values)} p50={statistics.median(values):.1f} ms p99={p99:.1f} ms")
+        assert p99 < 3000, f"{mode} acks must beat Slack's 3 s"
