@@ -47,6 +47,7 @@ def fake():
     with FakeSlack() as fake:
         seed(fake)
         yield fake
+        assert not fake.internal_errors
 
 
 @pytest.fixture
@@ -76,6 +77,8 @@ def test_tokens_are_checked(fake, web):
     assert api_error(web.apps_connections_open, app_token=fake.bot_token) == "not_allowed_token_type"
     assert api_error(app.chat_postMessage, channel="general", text="x") == "not_allowed_token_type"
     assert api_error(web.api_call, "no.such_method") == "unknown_method"
+    assert web.bots_info(bot=web.auth_test()["bot_id"])["bot"]["user_id"] == fake.bot_user_id
+    assert api_error(web.views_open, trigger_id="", view=MODAL) == "invalid_arguments"
 
 
 def test_channel_lifecycle_keeps_state_and_slack_errors(fake, web):
@@ -187,6 +190,9 @@ def test_rate_limits_and_server_errors(fake, web):
     assert info.value.response.status_code == 503
     fake.fail_next("users.info", error="fatal_error")
     assert api_error(web.users_info, user=ALICE) == "fatal_error"
+    fake.delay_next("auth.test", 0.5)
+    with pytest.raises(TimeoutError):
+        WebClient(token=fake.bot_token, base_url=fake.api_url, timeout=0.1).auth_test()
     fake.rate_limit("team.info", 1, period=60)
     web.team_info()
     assert api_error(web.team_info) == "ratelimited"
@@ -205,6 +211,9 @@ def test_dms_pagination_and_file_uploads(fake, web):
     upload = web.files_upload_v2(channel=dm, content="# RCA", filename="rca.md", title="RCA")
     assert upload["files"][0]["title"] == "RCA" and fake.files[upload["files"][0]["id"]]["content"] == b"# RCA"
     assert fake.messages(dm)[-1]["files"][0]["name"] == "rca.md"
+    lobby = fake.add_channel("lobby", members=[BOB], bot_member=False)
+    assert web.conversations_join(channel=lobby)["channel"]["is_member"]
+    assert web.conversations_members(channel=lobby)["members"] == sorted([BOB, fake.bot_user_id])
 
 
 def test_get_with_query_string(fake):

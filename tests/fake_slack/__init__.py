@@ -1,6 +1,17 @@
 """A fake Slack for end-to-end tests: Web API, Socket Mode and signed HTTP delivery on loopback.
 
-See fake.py for `FakeSlack` and tests/test_fake_slack.py for usage with the real slack_sdk clients.
+    from tests.fake_slack import FakeSlack
+
+    with FakeSlack() as fake:                       # or FakeSlack(mode="http", app_url=...)
+        fake.add_user("U0ALICE001", "alice")
+        general = fake.add_channel("general", members=["U0ALICE001"])
+        env = dict(fake.bot_env(), BOT_DATA_DIR=tmp, INCIDENT_WEB_PORT=str(port))
+        bot = subprocess.Popen(["errbot", "-c", "config.py"], env=env)
+        fake.wait_until_connected(timeout=60)
+        fake.post_message(general, "U0ALICE001", f"<@{fake.bot_user_id}> help")
+        reply = fake.wait_for_message(general)
+
+See fake.py for the API and tests/test_fake_slack.py for checks against the real slack_sdk clients.
 """
 from .delivery import Ack, AckTimeout, Delivery
 from .fake import DEFAULT_SCOPES, DEFAULT_SUBSCRIPTIONS, FakeSlack

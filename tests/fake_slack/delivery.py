@@ -7,11 +7,14 @@ that is not acked within `ack_timeout` is sent again with `retry_attempt` + 1, u
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Optional
+
+log = logging.getLogger(__name__)
 
 
 class AckTimeout(TimeoutError):
@@ -200,13 +203,20 @@ class Transport:
         self.max_retries = max_retries
 
     def deliver(self, delivery: Delivery) -> None:
-        self.loop.submit(self._send(delivery))
+        self.loop.submit(self._guarded_send(delivery))
 
     def redeliver(self, delivery: Delivery, reason: str = "timeout") -> None:
         """Send again now with the same envelope/event id and retry_attempt + 1."""
         delivery.retry_attempt += 1
         delivery.retry_reason = reason
-        self.loop.submit(self._send(delivery))
+        self.loop.submit(self._guarded_send(delivery))
+
+    async def _guarded_send(self, delivery: Delivery) -> None:
+        try:
+            await self._send(delivery)
+        except Exception as exc:  # keep the loop alive; make the failure visible on the delivery
+            log.exception("fake Slack could not deliver %s", delivery.envelope_id)
+            self.log.record_failure(delivery, f"internal error: {exc!r}")
 
     async def _send(self, delivery: Delivery) -> None:
         raise NotImplementedError

@@ -65,6 +65,7 @@ class FakeSlack(PersonActions, Inspection):
         self.calls_log = CallLog()
         self.faults = Faults()
         self.files: dict = {}
+        self.internal_errors: list = []  # bugs in the fake itself; e2e tests may assert it is empty
         self.response_urls: dict = {}
         self.api = WebApi(self)
         self.socket = SocketModeTransport(self.loop, self.log, self.workspace.app_id,
@@ -187,6 +188,8 @@ class FakeSlack(PersonActions, Inspection):
         if accepts_response_payload is None:
             accepts_response_payload = kind == "slash_commands" or payload.get("type") in (
                 "view_submission", "block_suggestion")
+        if self.mode == "http" and not self.app_url:
+            raise RuntimeError("FakeSlack(mode='http') needs app_url before delivering")
         delivery = self.log.new(kind, payload, accepts_response_payload)
         self.transport.deliver(delivery)
         return delivery.envelope_id

@@ -7,11 +7,14 @@ business errors. This module also holds the auth/users/team/bots/apps methods.
 from __future__ import annotations
 
 import base64
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from .blocks import parse_json
 from .workspace import SlackError, Workspace, missing
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -136,6 +139,10 @@ class WebApi:
                 return {"ok": True, **spec.handler(self, Params(params))}
         except SlackError as exc:
             return exc.body()
+        except Exception as exc:  # a bug in the fake: say so loudly, answer like Slack would
+            log.exception("fake Slack failed in %s", name)
+            self.fake.internal_errors.append(f"{name}: {exc!r}")
+            return {"ok": False, "error": "fatal_error", "detail": repr(exc)}
 
     # helpers shared by handlers -----------------------------------------------------------------
     def can_see(self, channel) -> bool:
