@@ -144,3 +144,17 @@ def _snapshot_db():
 def db_snapshot(db):
     """A function returning every row of every table, for "nothing changed" assertions."""
     return _snapshot_db
+
+
+# -- reports for fixtures (end-to-end fixtures print the bot's log when a test failed) --------------
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+def failed(request) -> bool:
+    report = getattr(request.node, "report_call", None)
+    return report is None or report.failed

@@ -8,6 +8,7 @@ import statistics
 import pytest
 
 from fake_slack import FakeSlack
+from conftest import failed
 from slack_bot import ADMIN, ALICE, BOB, CAROL, ONCALL, SlackBot, seed
 from opg_incident_slack import blocks
 
@@ -21,6 +22,8 @@ def slack(request, tmp_path):
         channels = seed(fake)
         with SlackBot(fake, tmp_path) as bot:
             yield fake, bot, channels
+            if failed(request):
+                print(bot.log_tail(150))
 
 
 def all_text(message: dict) -> str:
@@ -146,7 +149,7 @@ def test_whole_incident(slack):
     fake.wait_for(lambda: fake.bot_messages(channels["opg-incidents"], thread_ts=head["ts"]))
 
     # Archive by command, reopen unarchives.
-    reacted(fake, channel_id, mention(fake, channel_id, BOB, "archive")["ts"])
+    mention(fake, channel_id, BOB, "archive")  # no ✅: the channel is archived before it could be added
     fake.wait_for(lambda: fake.channel(channel_id).is_archived)
     msg = fake.post_message(fake.dm_channel(BOB), BOB, "reopen 1")
     fake.wait_for(lambda: not fake.channel(channel_id).is_archived)

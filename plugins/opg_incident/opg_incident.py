@@ -1,13 +1,14 @@
 """The errbot face of opg-incident: chat commands in, the core's answers out. Thin on purpose."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 
 import errbot.core_plugins
 from errbot import BotPlugin, CommandError, botcmd, cmdfilter, re_botcmd
 
-from opg_incident_core import IncidentError, IncidentService, SettingsStore, open_database
+from opg_incident_core import IncidentError, IncidentService, SettingsStore, open_database, outbox
 from opg_incident_core.chat import Caller, ChatCommands, Reply, process_help
 from opg_incident_core.reminders import ReminderSchedule
 from opg_incident_slack import Effects, SlackGateway, SlackInteractions
@@ -41,6 +42,7 @@ class OpgIncident(BotPlugin):
             self.effects = Effects(gateway, self.service, lambda: self.settings.current, config)
             self.interactions = SlackInteractions(self.service, self.effects, gateway,
                                                   lambda: self.settings.current)
+            self.effects.start(lease_seconds=float(getattr(config, "INCIDENT_OUTBOX_LEASE_SECONDS", 30) or 30))
         self.reminders = ReminderSchedule(
             self.service, bot_name="@" + (getattr(config, "INCIDENT_BOT_NAME", "") or "opg-incident"),
             minute_seconds=float(getattr(config, "INCIDENT_MINUTE_SECONDS", 60) or 60))
@@ -76,11 +78,12 @@ class OpgIncident(BotPlugin):
         if self.effects is None:
             return  # the Text console has no channels to remind
         for reminder in self.reminders.due():
-            self.effects.submit(self.effects.remind, reminder, self.reminders)
+            self.effects.job("remind", reminder.number, dataclasses.asdict(reminder),
+                             coalesce_key=f"remind:{reminder.number}:{reminder.key}")
         archive = self.settings.current.archive
         if archive.when == "after_delay":
             for number in self.service.due_for_archive(archive.delay_minutes):
-                self.effects.submit(self.effects.archive, number)
+                self.effects.job("archive", number, coalesce_key=f"archive:{number}")
 
     def _start_web_server(self):
         """Serve errbot's Flask app (living document, Slack's HTTP endpoints) on INCIDENT_WEB_PORT."""
@@ -118,14 +121,16 @@ class OpgIncident(BotPlugin):
     def _run(self, msg, handler, args) -> str:
         caller = self._caller(msg)
         try:
-            reply: Reply = handler(args or "", caller)
+            with outbox.origin(caller.channel):
+                reply: Reply = handler(args or "", caller)
         except IncidentError as exc:
             raise CommandError(str(exc)) from None
         if self.effects is not None:
             event = msg.extras.get("slack_event") or {}
             if event.get("ts") and event.get("channel"):
-                self.effects.submit(self.effects.slack.react, event["channel"], event["ts"], "white_check_mark")
-            self.effects.after(reply.outcome, caller.channel)
+                self.effects.job("react", None, {"channel": event["channel"], "ts": event["ts"],
+                                                 "name": "white_check_mark"})
+            self.effects.wake()
         return reply.text
 
     # -- incidents ----------------------------------------------------------------------------------

@@ -59,6 +59,12 @@ def chat_post_message(api: WebApi, p: Params) -> dict:
                                  content["attachments"], thread_ts)
     if thread_ts and p.bool("reply_broadcast"):
         message["subtype"] = "thread_broadcast"
+    if p.get("metadata"):  # message metadata: returned by history with include_all_metadata
+        metadata = parse_json(p.get("metadata"), "metadata")
+        if not isinstance(metadata, dict) or not metadata.get("event_type"):
+            raise SlackError("invalid_metadata_format")
+        message["metadata"] = {"event_type": metadata["event_type"],
+                               "event_payload": metadata.get("event_payload", {})}
     message = api.ws.add_message(channel, message)
     api.emit(events.message_event(channel, message), channel)
     return _with_warnings({"channel": channel.id, "ts": message["ts"], "message": dict(message)},

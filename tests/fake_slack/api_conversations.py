@@ -197,6 +197,8 @@ def conversations_open(api: WebApi, p: Params) -> dict:
 
 
 def _page_messages(messages: list, p: Params) -> dict:
+    if not p.bool("include_all_metadata"):
+        messages = [{k: v for k, v in m.items() if k != "metadata"} for m in messages]
     latest, oldest = p.get("latest"), p.get("oldest")
     inclusive = p.bool("inclusive")
     if latest:

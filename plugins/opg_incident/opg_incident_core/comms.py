@@ -126,8 +126,8 @@ class CommsMixin:
             raise InvalidInput(f"'{team_key}' is not a specialist team; teams: {known}.")
         with storage.write():
             row = self._incident(number, lock=True)
-            self._log(row, "page", by, f"Paged {team.name}")
-            return self._outcome(row, [Happened("page", by, new=team.key)])
+            entry = self._log(row, "page", by, f"Paged {team.name}")
+            return self._outcome(row, [Happened("page", by, new=team.key, entry_id=entry.id)])
 
     def mark_rca_ready(self, number: int, by: str) -> Outcome:
         with storage.write():

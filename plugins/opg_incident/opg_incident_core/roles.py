@@ -213,8 +213,8 @@ class RolesMixin:
         return role
 
     def _holders(self, row: Incident) -> dict[str, str]:
-        return {a.role: a.holder for a in RoleAssignment.select().where(
-            RoleAssignment.incident == row, RoleAssignment.released_at.is_null())}
+        return dict(RoleAssignment.select(RoleAssignment.role, RoleAssignment.holder).where(
+            RoleAssignment.incident == row, RoleAssignment.released_at.is_null()).tuples())
 
     def _pending(self, row: Incident, role_key: str) -> Handover | None:
         return Handover.get_or_none(Handover.incident == row, Handover.role == role_key, Handover.status == "pending")

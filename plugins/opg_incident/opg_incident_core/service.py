@@ -5,13 +5,14 @@ and every operation returns an Outcome saying what happened for adapters to anno
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from typing import Callable, Iterable
 
 from peewee import IntegrityError, PostgresqlDatabase, fn
 
-from . import storage
+from . import outbox, storage
 from .errors import InvalidInput, NotAllowed, NotFound
 from .comms import CommsMixin
 from .reminders import CheckinsMixin
@@ -34,6 +35,10 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
         self._settings = settings
         self.admins = frozenset(admins)
         self._now = clock
+        # What the chat adapter wants told (kinds of Happened), and which changes refresh the headline.
+        # Empty without an adapter (the Text console): nothing is queued.
+        self.announce_kinds: frozenset[str] = frozenset()
+        self.refresh_kinds: frozenset[str] = frozenset()
 
     @property
     def settings(self) -> Settings:
@@ -178,9 +183,10 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
             when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
         with storage.write():
             row = self._incident_for_channel(channel_id, lock=True)
-            entry = TimelineEntry.get_or_none(TimelineEntry.incident == row, TimelineEntry.kind == "pin",
-                                              TimelineEntry.source_channel == channel_id,
-                                              TimelineEntry.source_ts == message_ts)
+            entry = (TimelineEntry.select(TimelineEntry.id, TimelineEntry.removed_at)
+                     .where(TimelineEntry.incident == row, TimelineEntry.kind == "pin",
+                            TimelineEntry.source_channel == channel_id, TimelineEntry.source_ts == message_ts)
+                     .first())
             if entry is not None and entry.removed_at is None:
                 return self._outcome(row, [])
             values = dict(at=when, author=author, text=_text(text), permalink=permalink, thread_ts=thread_ts,
@@ -345,10 +351,13 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
         return row
 
     def _incident_for_channel(self, channel_id: str, lock: bool = False) -> Incident:
-        row = Incident.get_or_none(Incident.channel_id == channel_id)
+        query = Incident.select().where(Incident.channel_id == channel_id)  # one query, locked when asked
+        if lock and not storage.is_sqlite(storage.database.obj):
+            query = query.for_update()
+        row = query.first()
         if row is None:
             raise NotFound("This channel does not belong to an incident.")
-        return self._incident(row.number, lock=lock)
+        return row
 
     def _log(self, row: Incident, kind: str, author: str, text: str) -> TimelineEntry:
         return TimelineEntry.create(incident=row, kind=kind, at=self.now(), author=author, text=text)
@@ -357,7 +366,24 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
         return IncidentView.of(row, self._holders(row))
 
     def _outcome(self, row: Incident, happened: list, warnings: Iterable[str] = ()) -> Outcome:
+        """The result of an operation; inside its transaction, queue what the adapter must tell."""
+        now = self.now()
+        for item in happened:
+            if item.kind in self.announce_kinds:
+                outbox.enqueue(item.kind, row, dataclasses.asdict(item), now=now)
+        if any(item.kind in self.refresh_kinds for item in happened):
+            key = f"refresh:{row.number}"
+            last = outbox.last_done(key)
+            outbox.enqueue("refresh", row, {}, now=now, coalesce_key=key,
+                           not_before=last + dt.timedelta(seconds=1) if last else None)
         return Outcome(self._view(row), tuple(happened), tuple(warnings))
+
+    def enqueue_job(self, kind: str, number: int | None, payload: dict | None = None,
+                    coalesce_key: str | None = None) -> int:
+        """Queue work for the adapter that follows no change (create a channel, page, remind, react)."""
+        with storage.write():
+            row = self._incident(number) if number is not None else None
+            return outbox.enqueue(kind, row, payload, now=self.now(), coalesce_key=coalesce_key)
 
 
 def _text(value: str | None) -> str:

@@ -57,7 +57,7 @@ class Incident(BaseModel):
     summary = TextField(default="")
     impact = TextField(default="")
     severity = CharField(max_length=40, null=True)  # a severity key from the settings
-    status = CharField(max_length=20, default="open", index=True)  # open | closed
+    status = CharField(max_length=20, default="open")  # open | closed (indexed below)
     reporter = CharField(max_length=64)
     declared_at = DateTimeField(default=utcnow, index=True)
     closed_at = DateTimeField(null=True)
@@ -73,6 +73,13 @@ class Incident(BaseModel):
     call_url = TextField(null=True)
     rca_ready_at = DateTimeField(null=True)
     rca_shared_at = DateTimeField(null=True)
+
+    class Meta:
+        # (status, number, drill): pages filtered by status come in number order without sorting every
+        # closed incident, and counts by status and drill read the index alone. The other one finds the
+        # closed incidents whose channel is still to be archived (every poll) without reading them all.
+        indexes = ((("status", "number", "drill"), False),
+                   (("status", "channel_archived_at", "channel_id"), False))
 
 
 class RoleAssignment(BaseModel):
@@ -91,9 +98,9 @@ class RoleAssignment(BaseModel):
 
 
 class TimelineEntry(BaseModel):
-    incident = ForeignKeyField(Incident, backref="timeline", on_delete="CASCADE")
+    incident = ForeignKeyField(Incident, backref="timeline", on_delete="CASCADE", index=False)  # see Meta
     kind = CharField(max_length=30)  # declared, summary, impact, severity, role, action, note, decision, pin, ...
-    at = DateTimeField(index=True)  # when it happened (a pin: the message's own time)
+    at = DateTimeField()  # when it happened (a pin: the message's own time)
     author = CharField(max_length=64)
     text = TextField(default="")
     recorded_at = DateTimeField(default=utcnow)
@@ -105,7 +112,10 @@ class TimelineEntry(BaseModel):
     removed_at = DateTimeField(null=True)  # unpinned: kept, never lost, but no longer shown
 
     class Meta:
-        indexes = ((("source_channel", "source_ts"), False),)
+        # Both lead with the incident (the foreign key's own index would only repeat that): one reads an
+        # incident's timeline in order, the other finds a pinned message (without it SQLite walked every
+        # entry of the incident on each pin).
+        indexes = ((("incident", "at"), False), (("incident", "source_channel", "source_ts"), False))
 
 
 class Action(BaseModel):
@@ -180,6 +190,32 @@ class StakeholderChannel(BaseModel):
         indexes = ((("incident", "channel"), True),)
 
 
+class OutboxItem(BaseModel):
+    """Something to tell the chat platform, written in the same transaction as the change it follows.
+
+    A worker sends it step by step (`step` = steps done); per incident, items go out in order.
+    """
+
+    incident = ForeignKeyField(Incident, null=True, backref="outbox", on_delete="CASCADE")
+    kind = CharField(max_length=60)
+    payload = TextField(default="{}")
+    coalesce_key = CharField(max_length=120, null=True)  # at most one pending item per key
+    status = CharField(max_length=12, default="pending")  # pending | done | failed
+    step = IntegerField(default=0)
+    inflight_step = IntegerField(null=True)  # a step that started: it may have reached the platform
+    attempts = IntegerField(default=0)
+    next_at = DateTimeField(default=utcnow)
+    created_at = DateTimeField(default=utcnow)
+    done_at = DateTimeField(null=True)
+    lease_owner = CharField(max_length=120, null=True)
+    lease_until = DateTimeField(null=True)
+    last_error = TextField(null=True)
+
+    class Meta:
+        indexes = ((("status", "next_at"), False), (("incident", "status"), False),
+                   (("coalesce_key", "status"), False))
+
+
 class InboxEntry(BaseModel):
     """Every chat-platform input once: Slack redelivers until acked, replicas see the same input."""
 
@@ -189,7 +225,7 @@ class InboxEntry(BaseModel):
 
 
 MODELS = [SchemaVersion, Incident, RoleAssignment, TimelineEntry, Action, Handover, ReminderState,
-          StakeholderUpdate, StakeholderChannel, InboxEntry]
+          StakeholderUpdate, StakeholderChannel, OutboxItem, InboxEntry]
 
 
 def open_database(url: str | None, data_dir: str | Path = "data"):

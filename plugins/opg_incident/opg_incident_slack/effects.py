@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from opg_incident_core import IncidentError
+from opg_incident_core.reminders import DueReminder, ReminderSchedule
 from opg_incident_core.service import SYSTEM
 from opg_incident_core.text import defuse, mention
+from opg_incident_core.views import Happened
 
 from . import blocks
 from .effects_comms import CommsEffects
 from .gateway import SlackError
 
 log = logging.getLogger(__name__)
-HEADLINE_KINDS = {"declared", "summary", "impact", "severity", "role", "closed", "reopened", "channel", "edited"}
+HEADLINE_KINDS = {"declared", "summary", "impact", "severity", "role", "closed", "reopened", "channel", "edited",
+                  "call"}
+ANNOUNCED = {"declared", "role", "closed", "reopened", "offered", "handover_accepted", "handover_declined",
+             "handover_expired", "handover_withdrawn", "archived"}
 
 
 def channel_name(pattern: str, incident, attempt: int = 0) -> str:
@@ -31,6 +33,8 @@ def channel_name(pattern: str, incident, attempt: int = 0) -> str:
 
 
 class Effects(CommsEffects):
+    """Turns outbox items into Slack calls. `plan(item)` gives the steps; OutboxWorker runs them."""
+
     def __init__(self, gateway, service, settings, config):
         self.slack = gateway
         self.service = service
@@ -38,8 +42,9 @@ class Effects(CommsEffects):
         self.public_url = getattr(config, "INCIDENT_PUBLIC_URL", "http://localhost:3141").rstrip("/")
         self.oncall_override = getattr(config, "INCIDENT_ONCALL", "")
         self.pagerduty_url = getattr(config, "INCIDENT_PAGERDUTY_URL", "https://events.pagerduty.com/v2/enqueue")
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opg-slack")
-        self._channel_lock = threading.Lock()
+        self.worker = None
+        service.announce_kinds = frozenset(ANNOUNCED | set(self.COMMS_KINDS))
+        service.refresh_kinds = frozenset(HEADLINE_KINDS)
 
     @property
     def settings(self):
@@ -48,48 +53,71 @@ class Effects(CommsEffects):
     def document_url(self, number: int) -> str:
         return f"{self.public_url}/incidents/{number}"
 
-    def submit(self, fn, *args) -> None:
-        """Run a Slack job on the worker; failures are logged, never raised at the caller."""
-        def job():
-            try:
-                fn(*args)
-            except (SlackError, IncidentError) as exc:
-                log.warning("%s failed: %s", getattr(fn, "__name__", fn), exc)
-            except Exception:
-                log.exception("%s crashed", getattr(fn, "__name__", fn))
-        return self._worker.submit(job)
+    # -- the worker ---------------------------------------------------------------------------------
+    def start(self, **options) -> None:
+        from .outbox_worker import OutboxWorker
+        self.worker = OutboxWorker(self, **options)
+        self.worker.start()
 
     def shutdown(self) -> None:
-        self._worker.shutdown(wait=True)
+        if self.worker is not None:
+            self.worker.stop()
 
-    # -- after a change -----------------------------------------------------------------------------
-    def after(self, outcome, origin_channel: str | None = None) -> None:
-        if outcome is not None and outcome.changed:
-            self.submit(self._apply, outcome, origin_channel)
+    def wake(self) -> None:
+        if self.worker is not None:
+            self.worker.wake()
 
-    def _apply(self, outcome, origin_channel) -> None:
-        inc = outcome.incident
-        for happened in outcome.happened:
-            if self._comms(inc, happened):
-                continue
-            if happened.kind == "declared" and not inc.headline_ts:
-                self.post_headline(inc.number)
-            elif happened.kind == "role":
-                self._announce_role(inc, happened, origin_channel)
-            elif happened.kind == "closed":
-                self._announce_end(inc, happened.by)
-            elif happened.kind == "reopened":
-                self._announce_reopen(inc)
-            elif happened.kind == "offered":
-                self._offer_role(inc, happened)
-            elif happened.kind.startswith("handover_"):
-                self._handover_answered(inc, happened)
-            elif happened.kind == "archived" and inc.channel_id:
-                self.slack.post(inc.channel_id, "🗄️ Archiving this channel. The record stays in the living "
-                                                f"document: {self.document_url(inc.number)}")
-                self.slack.archive(inc.channel_id)
-        if any(h.kind in HEADLINE_KINDS for h in outcome.happened):
-            self.refresh_headline(inc.number)
+    def after(self, outcome=None, origin_channel=None) -> None:
+        """The change queued its own outbox items in its transaction: just wake the worker."""
+        self.wake()
+
+    def job(self, kind: str, number: int | None = None, payload: dict | None = None,
+            coalesce_key: str | None = None) -> None:
+        """Queue a Slack job durably (it survives a restart), then wake the worker."""
+        self.service.enqueue_job(kind, number, payload or {}, coalesce_key)
+        self.wake()
+
+    def plan(self, item) -> list:
+        """The steps of an outbox item. One step may post several messages: each post is keyed, so a
+        step run again after a crash does not post twice."""
+        p, number = item.payload, item.number
+        if item.kind == "refresh":
+            return [lambda: self.refresh_headline(number)]
+        if item.kind in JOBS:
+            return JOBS[item.kind](self, item, p)
+        happened = Happened(**{k: p.get(k) for k in ("kind", "by", "old", "new", "role", "entry_id")})
+        return [lambda: self._announce(self.service.get(number), happened, p.get("origin"))]
+
+    def _announce(self, inc, happened, origin) -> None:
+        if self._comms(inc, happened):
+            return
+        if happened.kind == "declared":
+            self.post_headline(inc.number)
+        elif happened.kind == "role":
+            self._announce_role(inc, happened, origin)
+        elif happened.kind == "closed":
+            self._announce_end(inc, happened.by)
+        elif happened.kind == "reopened":
+            self._announce_reopen(inc)
+        elif happened.kind == "offered":
+            self._offer_role(inc, happened)
+        elif happened.kind.startswith("handover_"):
+            self._handover_answered(inc, happened)
+        elif happened.kind == "archived" and inc.channel_id:
+            self._best(self.slack.post, inc.channel_id, "🗄️ Archiving this channel. The record stays in the "
+                                                        f"living document: {self.document_url(inc.number)}")
+            self.slack.archive(inc.channel_id)
+
+    @staticmethod
+    def _best(fn, *args, **kwargs):
+        """One of several independent calls: a permanent refusal is logged and the others go on."""
+        try:
+            return fn(*args, **kwargs)
+        except SlackError as exc:
+            if exc.transient:
+                raise
+            log.warning("%s: %s", getattr(fn, "__name__", fn), exc)
+            return None
 
     # -- the headline -------------------------------------------------------------------------------
     def post_headline(self, number: int) -> None:
@@ -127,10 +155,10 @@ class Effects(CommsEffects):
         else:
             text = f"{mention(happened.old)} is no longer {name}."
         if inc.channel_id and inc.channel_id != origin_channel:
-            self.slack.post(inc.channel_id, text)
+            self._best(self.slack.post, inc.channel_id, text)
         if happened.new and role and happened.new[:1] in "UW":
             guidance = f"\n{role.guidance}" if role.guidance else ""
-            self.slack.dm(happened.new, f"You are now {name} of incident {inc.number}: {defuse(inc.title)}\n"
+            self._best(self.slack.dm, happened.new, f"You are now {name} of incident {inc.number}: {defuse(inc.title)}\n"
                                         f"{role.description}{guidance}\nLiving document: "
                                         f"{self.document_url(inc.number)}")
 
@@ -152,7 +180,7 @@ class Effects(CommsEffects):
             channel, ts = self.slack.dm(offer.awaiting, text, blocks.handover_offer(text, offer.id))
             self.service.set_handover_message(offer.id, channel, ts)
         if inc.channel_id:
-            self.slack.post(inc.channel_id, f"🤝 {name}: offered to {mention(offer.to_user)}, waiting for "
+            self._best(self.slack.post, inc.channel_id, f"🤝 {name}: offered to {mention(offer.to_user)}, waiting for "
                                             f"{mention(offer.awaiting)} to accept.")
 
     def _handover_answered(self, inc, happened) -> None:
@@ -161,21 +189,26 @@ class Effects(CommsEffects):
         name = role.name if role else offer.role
         status = offer.status
         if offer.message_ts:
-            self.slack.update(offer.message_channel, offer.message_ts, f"The offer of {name} was {status}.",
+            self._best(self.slack.update, offer.message_channel, offer.message_ts, f"The offer of {name} was {status}.",
                               blocks.text_message(f"The offer of {name} for incident {inc.number} was *{status}*."))
         if status == "accepted":
             return  # the role change announces itself
         keeps = f" {mention(offer.from_holder)} stays {name}." if offer.from_holder else ""
         text = f"The offer of {name} to {mention(offer.to_user)} was {status}.{keeps}"
         if inc.channel_id:
-            self.slack.post(inc.channel_id, text)
+            self._best(self.slack.post, inc.channel_id, text)
         for user in {offer.requested_by, offer.from_holder} - {None, happened.by}:
             if user[:1] in "UW":
-                self.slack.dm(user, f"Incident {inc.number}: {text}")
+                self._best(self.slack.dm, user, f"Incident {inc.number}: {text}")
 
     # -- reminders ----------------------------------------------------------------------------------
-    def remind(self, reminder, schedule) -> None:
-        """Send one due reminder; it counts only once it is out."""
+    def remind(self, number: int, fields: dict) -> None:
+        """Send a reminder if it is still due; it counts only once it is out."""
+        schedule = ReminderSchedule(self.service)
+        reminder = DueReminder(**{k: fields.get(k) for k in DueReminder.__dataclass_fields__})
+        still_due = {(r.number, r.key) for r in ReminderSchedule(self.service, minute_seconds=0).due()}
+        if (number, reminder.key) not in still_due:
+            return  # answered meanwhile (role taken, severity set, incident closed)
         role = self.settings.role(reminder.role) if reminder.role else None
         body = blocks.reminder(reminder.text, reminder.number, reminder.role, role.name if role else None)
         if reminder.channel_id:
@@ -186,17 +219,28 @@ class Effects(CommsEffects):
             return
         schedule.sent(reminder)
 
+    def tell(self, user: str, channel: str | None, text: str) -> None:
+        """An ephemeral note in the channel where they are, or a direct message when that fails."""
+        if channel:
+            try:
+                self.slack.ephemeral(channel, user, text)
+                return
+            except SlackError as exc:
+                if exc.transient:
+                    raise
+        self.slack.dm(user, text)
+
     def _announce_end(self, inc, closed_by: str) -> None:
         text = (f"✅ Incident {inc.number} is closed by {mention(closed_by)}. Thank you all. "
                 f"The root-cause analysis draft: {self.document_url(inc.number)}/rca.md")
         if inc.channel_id:
-            self.slack.post(inc.channel_id, text)
+            self._best(self.slack.post, inc.channel_id, text)
         if inc.headline_ts:
-            self.slack.post(inc.headline_channel_id, f"Incident {inc.number} is resolved.",
+            self._best(self.slack.post, inc.headline_channel_id, f"Incident {inc.number} is resolved.",
                             thread_ts=inc.headline_ts)
         lead = inc.roles.get("lead")
         if lead and lead[:1] in "UW":
-            self.slack.dm(lead, f"Incident {inc.number} is closed. Next steps for the lead:\n"
+            self._best(self.slack.dm, lead, f"Incident {inc.number} is closed. Next steps for the lead:\n"
                                 f"1. Schedule the root-cause analysis with the team.\n"
                                 f"2. Start from the draft: {self.document_url(inc.number)}/rca.md\n"
                                 f"3. Share it with the delivery team, the wider organisation and leadership.\n"
@@ -206,43 +250,39 @@ class Effects(CommsEffects):
                                      f"Final summary: {defuse(inc.summary) or 'not set'}\n"
                                      f"The record: {self.document_url(inc.number)}")
         if inc.channel_id and self.settings.archive.when == "on_close":
-            self.archive(inc.number)
+            self.service.archive_channel(inc.number, SYSTEM)  # queues the "archived" announcement
 
     def _announce_reopen(self, inc) -> None:
         if inc.channel_id:
-            self.slack.unarchive(inc.channel_id)  # reopening always brings the channel back
-            self.slack.post(inc.channel_id, f"🔥 Incident {inc.number} is open again.")
+            self._best(self.slack.unarchive, inc.channel_id)  # reopening always brings the channel back
+            self._best(self.slack.post, inc.channel_id, f"🔥 Incident {inc.number} is open again.")
         if inc.headline_ts:
-            self.slack.post(inc.headline_channel_id, f"Incident {inc.number} is open again.",
+            self._best(self.slack.post, inc.headline_channel_id, f"Incident {inc.number} is open again.",
                             thread_ts=inc.headline_ts)
         self._tell_stakeholders(inc, f"🔥 Incident {inc.number} is open again: {defuse(inc.title)}")
 
-    def archive(self, number: int) -> None:
-        """Archive the comms channel on the settings' say-so (on close, or after the delay)."""
-        self._apply(self.service.archive_channel(number, SYSTEM), None)
 
     # -- the comms channel --------------------------------------------------------------------------
     def create_comms_channel(self, number: int, by: str) -> None:
-        with self._channel_lock:  # a double click never makes two channels
-            inc = self.service.get(number)
-            if inc.channel_id:
-                return
-            for attempt in range(10):
-                pattern = ("drill-" if inc.drill else "") + self.settings.channels.comms_pattern
-                name = channel_name(pattern, inc, attempt)
-                try:
-                    channel = self.slack.create_channel(name)
-                    break
-                except SlackError as exc:
-                    if exc.code != "name_taken":
-                        raise
-            else:
-                raise SlackError("conversations.create", "name_taken")
-            outcome = self.service.attach_channel(number, channel, name, by)
-        self.slack.invite(channel, [inc.reporter, inc.roles.get("lead"), by])
-        self.slack.set_topic(channel, f"{inc.title} | {self.document_url(number)}")
+        """Jobs of one incident run in order, so a double click finds the channel made by the first."""
+        inc = self.service.get(number)
+        if inc.channel_id:
+            return
+        for attempt in range(10):
+            pattern = ("drill-" if inc.drill else "") + self.settings.channels.comms_pattern
+            name = channel_name(pattern, inc, attempt)
+            try:
+                channel = self.slack.create_channel(name)  # takes over one it made before a crash
+                break
+            except SlackError as exc:
+                if exc.code != "name_taken":
+                    raise
+        else:
+            raise SlackError("conversations.create", "name_taken")
+        outcome = self.service.attach_channel(number, channel, name, by)
+        self._best(self.slack.invite, channel, [inc.reporter, inc.roles.get("lead"), by])
+        self._best(self.slack.set_topic, channel, f"{inc.title} | {self.document_url(number)}")
         self.slack.post(channel, self._welcome(outcome.incident))
-        self.refresh_headline(number)
 
     def _welcome(self, inc) -> str:
         process = f"\nThe process: {self.settings.process_url}" if self.settings.process_url else ""
@@ -254,7 +294,7 @@ class Effects(CommsEffects):
                 f"`help`. Pin important messages: they go on the timeline.{process}")
 
     # -- paging -------------------------------------------------------------------------------------
-    def page_oncall(self, number: int, by: str) -> None:
+    def page_oncall(self, number: int, by: str, page_id: int = 0) -> None:
         inc = self.service.get(number)
         oncall = self.oncall_override or self.settings.paging.oncall_user
         where = f"<#{inc.channel_id}>" if inc.channel_id else f"the headline in #{self.settings.channels.incidents}"
@@ -263,7 +303,7 @@ class Effects(CommsEffects):
         results = []
         try:
             if self.settings.paging.pagerduty_routing_key:
-                self._trigger_pagerduty(self.settings.paging.pagerduty_routing_key, inc, by, "oncall")
+                self._trigger_pagerduty(self.settings.paging.pagerduty_routing_key, inc, by, f"oncall-{page_id}")
                 results.append("PagerDuty triggered")
             if oncall:
                 self.slack.dm(oncall, message)
@@ -282,3 +322,13 @@ class Effects(CommsEffects):
             self.slack.post(inc.channel_id, text)
         elif inc.headline_ts:
             self.slack.post(inc.headline_channel_id, text, thread_ts=inc.headline_ts)
+
+
+JOBS = {
+    "create_channel": lambda e, item, p: [lambda: e.create_comms_channel(item.number, p.get("by", ""))],
+    "page_oncall": lambda e, item, p: [lambda: e.page_oncall(item.number, p.get("by", ""), item.id)],
+    "tell": lambda e, item, p: [lambda: e.tell(p.get("user", ""), p.get("channel"), p.get("text", ""))],
+    "react": lambda e, item, p: [lambda: e.slack.react(p.get("channel"), p.get("ts"), p.get("name"))],
+    "remind": lambda e, item, p: [lambda: e.remind(item.number, p)],
+    "archive": lambda e, item, p: [lambda: e.service.archive_channel(item.number, SYSTEM)],
+}

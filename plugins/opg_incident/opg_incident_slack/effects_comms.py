@@ -3,7 +3,6 @@ paging specialists and sharing the analysis. Part of Effects (which provides sla
 from __future__ import annotations
 
 import logging
-import uuid
 
 import requests
 
@@ -16,6 +15,8 @@ log = logging.getLogger(__name__)
 
 
 class CommsEffects:
+    COMMS_KINDS = ("update", "call", "invite", "ask", "page", "rca_shared")
+
     def _comms(self, inc, happened) -> bool:
         """Handle a comms happening; False when it is not one."""
         handler = {"update": self._post_update, "call": self._share_call, "invite": self._invite,
@@ -46,6 +47,8 @@ class CommsEffects:
                     self.slack.join(channel)
                     self.slack.post(channel, text, body)
             except SlackError as exc:
+                if exc.transient:
+                    raise
                 log.warning("Could not post in #%s: %s", name, exc)
                 failed.append(name)
         return failed
@@ -114,7 +117,8 @@ class CommsEffects:
         done = []
         try:
             if team.pagerduty_routing_key:
-                self._trigger_pagerduty(team.pagerduty_routing_key, inc, happened.by, f"{team.key}")
+                self._trigger_pagerduty(team.pagerduty_routing_key, inc, happened.by,
+                                        f"{team.key}-{happened.entry_id or inc.number}")
                 done.append("PagerDuty triggered")
             if team.slack_user:
                 self.slack.dm(team.slack_user, message)
@@ -132,7 +136,7 @@ class CommsEffects:
     def _trigger_pagerduty(self, routing_key: str, inc, by: str, what: str) -> None:
         sev = self.settings.severity(inc.severity)
         body = {"routing_key": routing_key, "event_action": "trigger",
-                "dedup_key": f"opg-incident-{inc.number}-{what}-{uuid.uuid4().hex[:12]}",
+                "dedup_key": f"opg-incident-{inc.number}-{what}",  # a resend after a crash is the same page
                 "payload": {"summary": f"Incident {inc.number}: {inc.title}"[:1024], "source": "opg-incident",
                             "severity": "critical" if sev and sev.key == "critical" else "error",
                             "custom_details": {"document": self.document_url(inc.number), "paged_by": by,

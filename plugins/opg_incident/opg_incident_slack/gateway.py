@@ -1,6 +1,7 @@
 """Every Slack Web API call of the plugin, in one place: clear errors, cached look-ups, no tokens in logs."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -22,12 +23,21 @@ EXPLAIN = {
 }
 
 
+TRANSIENT = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout",
+             "team_added_to_org", "http_5xx", "network"}
+
+
 class SlackError(Exception):
     """A Slack call failed; the message is fit to show to people (no tokens, no stack traces)."""
 
-    def __init__(self, method: str, code: str):
-        self.method, self.code = method, code
+    def __init__(self, method: str, code: str, retry_after: float | None = None):
+        self.method, self.code, self.retry_after = method, code, retry_after
         super().__init__(f"Slack refused {method}: {EXPLAIN.get(code, code)}")
+
+    @property
+    def transient(self) -> bool:
+        """Worth trying again later (rate limits, Slack's own errors, the network)."""
+        return self.code in TRANSIENT
 
 
 class SlackGateway:
@@ -36,6 +46,7 @@ class SlackGateway:
         self._clock = clock
         self._cache: dict[tuple, tuple[float, object]] = {}
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     def call(self, method: str, **params) -> dict:
         if not _wants_json(method):
@@ -44,11 +55,43 @@ class SlackGateway:
             response = self._client.api_call(method, json=params) if _wants_json(method) \
                 else self._client.api_call(method, data=params)
         except SlackApiError as exc:
-            code = (exc.response.data or {}).get("error", "error") if exc.response is not None else "error"
-            raise SlackError(method, code) from None
+            response = exc.response
+            data = response.data if response is not None and isinstance(response.data, dict) else {}
+            status = getattr(response, "status_code", 200) or 200
+            code = data.get("error") or ("http_5xx" if status >= 500 else "error")
+            retry_after = None
+            if status == 429:
+                code = "ratelimited"
+                headers = {k.lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
+                value = headers.get("retry-after")
+                retry_after = float(value[0] if isinstance(value, list) else value or 1)
+            raise SlackError(method, code, retry_after) from None
         except (SlackClientError, OSError) as exc:
-            raise SlackError(method, type(exc).__name__) from None
+            log.warning("Slack %s: %s", method, type(exc).__name__)
+            raise SlackError(method, "network") from None
         return response.data if hasattr(response, "data") else response
+
+    # -- exactly once -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def once(self, key: str, verify: bool):
+        """Posts inside carry `key` as message metadata; with `verify` (an earlier attempt may have got
+        through), a post first looks for a message with that key and does not post it again."""
+        self._local.key, self._local.verify = key, verify
+        try:
+            yield
+        finally:
+            self._local.key = self._local.verify = None
+
+    def _already_posted(self, channel: str, key: str, thread_ts: str | None) -> str | None:
+        if thread_ts:
+            data = self.call("conversations.replies", channel=channel, ts=thread_ts, limit=50,
+                             include_all_metadata=True)
+        else:
+            data = self.call("conversations.history", channel=channel, limit=50, include_all_metadata=True)
+        for message in data.get("messages") or []:
+            if ((message.get("metadata") or {}).get("event_payload") or {}).get("key") == key:
+                return message["ts"]
+        return None
 
     # -- messages -----------------------------------------------------------------------------------
     def post(self, channel: str, text: str, blocks: list | None = None, thread_ts: str | None = None) -> str:
@@ -57,6 +100,14 @@ class SlackGateway:
             params["blocks"] = blocks
         if thread_ts:
             params["thread_ts"] = thread_ts
+        key = getattr(self._local, "key", None)
+        if key:
+            if getattr(self._local, "verify", False):
+                found = self._already_posted(channel, key, thread_ts)
+                if found:
+                    log.info("Not posting %s again: it reached Slack before", key)
+                    return found
+            params["metadata"] = {"event_type": "opg_outbox", "event_payload": {"key": key}}
         return self.call("chat.postMessage", **params)["ts"]
 
     def update(self, channel: str, ts: str, text: str, blocks: list | None = None) -> None:
@@ -112,9 +163,36 @@ class SlackGateway:
         return self._cached(("channel", name))
 
     def create_channel(self, name: str) -> str:
-        channel = self.call("conversations.create", name=name, is_private=False)["channel"]
+        """Create a channel; if one by that name exists that this bot created (an earlier attempt that
+        got through), take it instead of making another."""
+        try:
+            channel = self.call("conversations.create", name=name, is_private=False)["channel"]
+        except SlackError as exc:
+            if exc.code != "name_taken":
+                raise
+            existing = self._own_channel(name)
+            if existing is None:
+                raise
+            return existing
         self._remember(("channel", channel["name"]), channel["id"])
         return channel["id"]
+
+    def _own_channel(self, name: str) -> str | None:
+        self._cache.pop(("channel", name), None)
+        channel_id = self.channel_id(name)
+        if channel_id is None:
+            return None
+        info = self.call("conversations.info", channel=channel_id)["channel"]
+        if info.get("creator") == self.bot_user_id() and not info.get("is_archived"):
+            return channel_id
+        return None
+
+    def bot_user_id(self) -> str:
+        found = self._cached(("auth", "user_id"))
+        if found is None:
+            found = self.call("auth.test")["user_id"]
+            self._remember(("auth", "user_id"), found)
+        return found
 
     def join(self, channel: str) -> None:
         self.call("conversations.join", channel=channel)

@@ -121,7 +121,7 @@ class SlackInteractions:
         number = outcome.incident.number
         thanks = (f"Thanks for raising incident {number} 🙏 Head over to #{self.settings.channels.incidents} "
                   f"to complete the report and help deal with it: {self.effects.document_url(number)}")
-        self.effects.submit(self._tell, user, origin_channel, thanks)
+        self.effects.job("tell", None, {"user": user, "channel": origin_channel, "text": thanks})
 
     def _edit(self, number: int, values: dict, user: str) -> None:
         service = self.service
@@ -153,13 +153,13 @@ class SlackInteractions:
             try:
                 self.effects.after(self.service.assign_role(number, role_key, user, user))
             except (IncidentError, SlackError) as exc:
-                self.effects.submit(self._tell, user, channel, f"Sorry: {exc}")
+                self.effects.job("tell", None, {"user": user, "channel": channel, "text": f"Sorry: {exc}"})
             return
         try:
             if action_id == blocks.CREATE_CHANNEL:
-                self.effects.submit(self.effects.create_comms_channel, number, user)
+                self.effects.job("create_channel", number, {"by": user})
             elif action_id == blocks.PAGE_ONCALL:
-                self.effects.submit(self.effects.page_oncall, number, user)
+                self.effects.job("page_oncall", number, {"by": user})
             elif action_id == blocks.EDIT:
                 incident = self.service.get(number)
                 view = blocks.incident_modal(self.settings, incident=incident,
@@ -171,9 +171,9 @@ class SlackInteractions:
                 outcome = self.service.answer_handover(number, user, action_id == blocks.HANDOVER_ACCEPT)
                 self.effects.after(outcome)
                 if outcome.warnings:
-                    self.effects.submit(self._tell, user, channel, " ".join(outcome.warnings))
+                    self.effects.job("tell", None, {"user": user, "channel": channel, "text": " ".join(outcome.warnings)})
         except (IncidentError, SlackError) as exc:
-            self.effects.submit(self._tell, user, channel, f"Sorry: {exc}")
+            self.effects.job("tell", None, {"user": user, "channel": channel, "text": f"Sorry: {exc}"})
 
     # -- pins ---------------------------------------------------------------------------------------
     def _pin_added(self, event: dict) -> None:
@@ -195,17 +195,6 @@ class SlackInteractions:
         self.service.record_pin(channel, ts, author, _text(message.get("text")), _text(event.get("user")),
                                 permalink=permalink, thread_ts=_text(message.get("thread_ts")) or None,
                                 files=files)
-
-    # -- talking back -------------------------------------------------------------------------------
-    def _tell(self, user: str, channel: str | None, text: str) -> None:
-        """An ephemeral note in the channel where they are, or a direct message when that fails."""
-        if channel:
-            try:
-                self.slack.ephemeral(channel, user, text)
-                return
-            except SlackError:
-                pass
-        self.slack.dm(user, text)
 
 
 def _dict(value) -> dict:

@@ -1,0 +1,137 @@
+"""The outbox: what to tell the chat platform, recorded with the change, sent later exactly once.
+
+Items are written inside the transaction that makes the change (or on their own for jobs such as
+creating a channel), claimed by a worker under a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the
+write lock on SQLite), and sent step by step. Per incident they go out in order: an item is only
+claimed when no earlier item of its incident is still pending. A step that started and may have
+reached the platform is marked, so a restart can check before sending it again.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+from peewee import JOIN
+
+from . import storage
+from .storage import OutboxItem
+
+_origin: contextvars.ContextVar[str | None] = contextvars.ContextVar("opg_origin", default=None)
+
+
+@contextlib.contextmanager
+def origin(channel: str | None):
+    """The channel a command came from, recorded with what it causes (no echo where it was said)."""
+    token = _origin.set(channel)
+    try:
+        yield
+    finally:
+        _origin.reset(token)
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    kind: str
+    number: int | None
+    payload: dict
+    step: int
+    inflight_step: int | None
+    attempts: int
+
+    @property
+    def may_have_sent(self) -> bool:
+        """True when the current step started before and its result is unknown."""
+        return self.inflight_step == self.step
+
+
+def enqueue(kind: str, incident=None, payload: dict | None = None, *, now: dt.datetime,
+            coalesce_key: str | None = None, not_before: dt.datetime | None = None) -> int:
+    """Add an item; call inside the transaction of the change. A pending item with the same
+    coalesce_key absorbs this one (it renders the latest state when it is sent)."""
+    if coalesce_key:  # join a pending item nobody is sending yet (one being sent may miss this change)
+        existing = OutboxItem.get_or_none(OutboxItem.coalesce_key == coalesce_key, OutboxItem.status == "pending",
+                                          (OutboxItem.lease_until.is_null()) | (OutboxItem.lease_until < now))
+        if existing is not None:
+            return existing.id
+    body = dict(payload or {})
+    body.setdefault("origin", _origin.get())
+    item = OutboxItem.create(incident=incident, kind=kind, payload=json.dumps(body, default=str),
+                             coalesce_key=coalesce_key, next_at=max(now, not_before or now), created_at=now)
+    return item.id
+
+
+def last_done(coalesce_key: str) -> dt.datetime | None:
+    row = (OutboxItem.select(OutboxItem.done_at)
+           .where(OutboxItem.coalesce_key == coalesce_key, OutboxItem.status == "done")
+           .order_by(OutboxItem.id.desc()).first())
+    return row.done_at if row else None
+
+
+def claim(owner: str, now: dt.datetime, *, limit: int = 10, lease_seconds: float = 30) -> list[Item]:
+    """Take up to `limit` due items (the head of each incident's queue) under a lease."""
+    earlier = OutboxItem.alias()
+    blocked = (earlier.select(earlier.id)
+               .where(earlier.incident == OutboxItem.incident, earlier.status == "pending",
+                      earlier.id < OutboxItem.id))
+    with storage.write():
+        query = (OutboxItem.select(OutboxItem, storage.Incident.number.alias("incident_number"))
+                 .join(storage.Incident, JOIN.LEFT_OUTER)
+                 .where(OutboxItem.status == "pending", OutboxItem.next_at <= now,
+                        (OutboxItem.lease_until.is_null()) | (OutboxItem.lease_until < now),
+                        ~fn_exists(blocked))
+                 .order_by(OutboxItem.next_at, OutboxItem.id).limit(limit).objects())
+        if not storage.is_sqlite(storage.database.obj):
+            query = query.for_update("FOR UPDATE OF outbox_item SKIP LOCKED")
+        rows = list(query)
+        if not rows:
+            return []
+        until = now + dt.timedelta(seconds=lease_seconds)
+        (OutboxItem.update(lease_owner=owner, lease_until=until, attempts=OutboxItem.attempts + 1)
+         .where(OutboxItem.id.in_([r.id for r in rows])).execute())
+    return [Item(r.id, r.kind, r.incident_number, json.loads(r.payload or "{}"),
+                 r.step, r.inflight_step, r.attempts + 1) for r in rows]
+
+
+def fn_exists(query):
+    from peewee import fn
+    return fn.EXISTS(query)
+
+
+def started(item_id: int, step: int) -> None:
+    OutboxItem.update(inflight_step=step).where(OutboxItem.id == item_id).execute()
+
+
+def advanced(item_id: int, step: int, lease_until: dt.datetime | None = None) -> None:
+    values = {"step": step, "inflight_step": None}
+    if lease_until is not None:
+        values["lease_until"] = lease_until
+    OutboxItem.update(**values).where(OutboxItem.id == item_id).execute()
+
+
+def done(item_id: int, now: dt.datetime) -> None:
+    (OutboxItem.update(status="done", done_at=now, lease_owner=None, lease_until=None, inflight_step=None)
+     .where(OutboxItem.id == item_id).execute())
+
+
+def retry(item_id: int, now: dt.datetime, delay_seconds: float, error: str, max_attempts: int = 12) -> bool:
+    """Try again after `delay_seconds`; False (and failed) once `max_attempts` is reached."""
+    item = OutboxItem.get_by_id(item_id)
+    if item.attempts >= max_attempts:
+        (OutboxItem.update(status="failed", last_error=error[:2000], lease_owner=None, lease_until=None)
+         .where(OutboxItem.id == item_id).execute())
+        return False
+    (OutboxItem.update(next_at=now + dt.timedelta(seconds=delay_seconds), last_error=error[:2000],
+                       lease_owner=None, lease_until=None)
+     .where(OutboxItem.id == item_id).execute())
+    return True
+
+
+def pending(number: int | None = None) -> int:
+    query = OutboxItem.select().where(OutboxItem.status == "pending")
+    if number is not None:
+        query = query.join(storage.Incident).where(storage.Incident.number == number)
+    return query.count()

@@ -1,0 +1,86 @@
+"""The worker that sends the outbox to Slack: retries with backoff, honours Retry-After, resumes after
+a restart, and shares the work with other replicas through leases."""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+
+from opg_incident_core import IncidentError, outbox, storage
+
+from .gateway import SlackError
+
+log = logging.getLogger(__name__)
+
+
+class OutboxWorker(threading.Thread):
+    def __init__(self, effects, *, poll_seconds: float = 0.25, lease_seconds: float = 30.0,
+                 max_attempts: int = 12):
+        super().__init__(name="opg-outbox", daemon=True)
+        self.effects = effects
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.poll_seconds = poll_seconds
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                worked = self.run_once()
+            except Exception:
+                log.exception("The outbox worker hit an error; it goes on")
+                worked = False
+            finally:
+                storage.database.close()
+            if not worked:
+                self._wake.wait(self.poll_seconds)
+                self._wake.clear()
+
+    def run_once(self) -> bool:
+        """Send what is due; True when something was claimed."""
+        now = self.effects.service.now()
+        items = outbox.claim(self.owner, now, limit=10, lease_seconds=self.lease_seconds)
+        for item in items:
+            if self._stopping.is_set():
+                break
+            self.send(item)
+        return bool(items)
+
+    def send(self, item: outbox.Item) -> None:
+        try:
+            steps = self.effects.plan(item)
+        except IncidentError as exc:
+            log.info("Outbox item %s (%s) has nothing to do: %s", item.id, item.kind, exc)
+            steps = []
+        for index in range(item.step, len(steps)):
+            verify = item.may_have_sent and index == item.step
+            outbox.started(item.id, index)
+            try:
+                with self.effects.slack.once(f"{item.id}.{index}", verify):
+                    steps[index]()
+            except SlackError as exc:
+                if exc.transient:
+                    delay = exc.retry_after or min(300.0, 2.0 ** item.attempts) * (0.5 + random.random())
+                    if outbox.retry(item.id, self.effects.service.now(), delay, str(exc), self.max_attempts):
+                        log.info("Outbox item %s (%s): %s; again in %.1f s", item.id, item.kind, exc.code, delay)
+                    else:
+                        log.error("Outbox item %s (%s) failed for good: %s", item.id, item.kind, exc)
+                    return
+                log.warning("Outbox item %s (%s) step %s: %s", item.id, item.kind, index, exc)
+            except IncidentError as exc:
+                log.info("Outbox item %s (%s) step %s: %s", item.id, item.kind, index, exc)
+            outbox.advanced(item.id, index + 1)
+        outbox.done(item.id, self.effects.service.now())
