@@ -67,7 +67,7 @@ class Plugin:
     def __init__(self):
         self.inputs, self.events, self.interactions = set(), [], []
 
-    def callback_slack_input(self, key, kind):
+    def callback_slack_input(self, key, kind, payload=None):
         if key in self.inputs:
             return False
         self.inputs.add(key)
@@ -106,6 +106,8 @@ def backend():
     bot.plugin = Plugin()
     bot.plugin_manager = Manager(bot.plugin)
     bot.signing_secret = "secret"
+    bot.bot_config = type("Config", (), {"BOT_PREFIX": "!"})()
+    bot.bot_alt_prefixes = ("<@u0bot>",)
     return bot
 
 

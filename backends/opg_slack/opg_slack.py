@@ -77,24 +77,62 @@ class OPGSlackBackend(_slackv3.SlackBackend):
                 answer = result
         return answer
 
-    def _is_new(self, key: str | None, kind: str) -> bool:
-        """Record the input; False when it was seen before (Slack redelivers until acked)."""
+    def _is_new(self, key: str | None, kind: str, payload: dict | None = None) -> bool:
+        """Record the input durably; False when it was seen before (Slack redelivers until acked)."""
         if not key:
             return True
-        return self._ask_plugins("callback_slack_input", key, kind) is not False
+        return self._ask_plugins("callback_slack_input", key, kind, payload) is not False
+
+    def _processed(self, key: str | None) -> None:
+        if key:
+            self._ask_plugins("callback_slack_processed", key)
 
     # -- events (both transports arrive here) -------------------------------------------------------
     def _generic_wrapper(self, event_data):
+        """An event: recorded once under its event id (redeliveries stop here), then handled."""
         event = event_data.get("event") if isinstance(event_data, dict) else None
         if not isinstance(event, dict) or "type" not in event:
             log.debug("Ignoring a Slack payload without an event")
             return None
-        if not self._is_new(event_data.get("event_id"), event.get("type", "event")):
-            log.info("Ignoring redelivered event %s", event_data.get("event_id"))
+        key = event_data.get("event_id")
+        if not self._is_new(key, "events_api", event_data):
+            log.info("Ignoring redelivered event %s", key)
             return None
-        if event["type"] in ROUTED_EVENTS:
-            return self._ask_plugins("callback_slack_event", event)
-        return super()._generic_wrapper(event_data)
+        return self._dispatch_event(event_data, key)
+
+    def _dispatch_event(self, event_data: dict, key: str | None):
+        """Hand an event to the plugins. It counts as processed when this returns, except a command,
+        which errbot runs later on its pool: the plugin marks that one when it has run."""
+        event = event_data["event"]
+        if key:
+            event["_opg_input"] = key
+        try:
+            if event["type"] in ROUTED_EVENTS:
+                return self._ask_plugins("callback_slack_event", event)
+            return super()._generic_wrapper(event_data)
+        finally:
+            if not self._runs_a_command(event):
+                self._processed(key)
+
+    def _runs_a_command(self, event: dict) -> bool:
+        if event.get("type") != "message" or event.get("subtype") not in (None, "thread_broadcast"):
+            return False
+        text = (event.get("text") or "").strip()
+        prefixes = (self.bot_config.BOT_PREFIX, *getattr(self, "bot_alt_prefixes", ()))
+        return str(event.get("channel", "")).startswith("D") or text.lower().startswith(
+            tuple(p.lower() for p in prefixes if p))
+
+    def replay_inputs(self, inputs) -> int:
+        """Handle events a previous process recorded but never handled (it died after the ack)."""
+        count = 0
+        for key, _kind, payload in inputs:
+            if isinstance(payload, dict) and isinstance(payload.get("event"), dict):
+                log.info("Replaying event %s that a previous process recorded but did not handle", key)
+                self._dispatch_event(payload, key)
+                count += 1
+            else:
+                self._processed(key)
+        return count
 
     def _handle_message(self, webclient, event):
         subtype = event.get("subtype")
@@ -108,20 +146,22 @@ class OPGSlackBackend(_slackv3.SlackBackend):
     def _sm_generic_event_handler(self, client, req):
         if req.type in ("slash_commands", "interactive"):
             payload = req.payload if isinstance(req.payload, dict) else {}
-            ack = None
-            if self._is_new(payload.get("trigger_id") or req.envelope_id, req.type):
-                ack = self._ask_plugins("callback_slack_interaction", req.type, payload)
+            key, ack = payload.get("trigger_id") or req.envelope_id, None
+            if self._is_new(key, req.type):
+                try:
+                    ack = self._ask_plugins("callback_slack_interaction", req.type, payload)
+                finally:
+                    self._processed(key)
             client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id, payload=ack or None))
             return
         if req.type == "events_api":
             # Durable record first (in _generic_wrapper's key check), then the ack, then the work.
             payload = req.payload if isinstance(req.payload, dict) else {}
-            if not self._is_new(payload.get("event_id") or req.envelope_id, "events_api"):
-                client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
-                return
+            key = payload.get("event_id") or req.envelope_id
+            is_new = isinstance(payload.get("event"), dict) and self._is_new(key, "events_api", payload)
             client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
-            payload = dict(payload, event_id=None)  # already recorded: don't check it twice
-            self._generic_wrapper(payload)
+            if is_new:  # recorded before the ack: a crash from here on is replayed at the next start
+                self._dispatch_event(payload, key)
             return
         client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
 
@@ -154,14 +194,17 @@ class OPGSlackBackend(_slackv3.SlackBackend):
                     self._generic_wrapper(data)
                     return make_response("", 200)
                 if kind == "commands":
-                    payload = request.form.to_dict()
-                    trigger = payload.get("trigger_id")
-                    ack = (self._ask_plugins("callback_slack_interaction", "slash_commands", payload)
-                           if self._is_new(trigger, "slash_commands") else None)
+                    payload, interaction = request.form.to_dict(), "slash_commands"
                 else:
-                    payload = json.loads(request.form.get("payload", "{}"))
-                    ack = (self._ask_plugins("callback_slack_interaction", "interactive", payload)
-                           if self._is_new(payload.get("trigger_id"), "interactive") else None)
+                    payload, interaction = json.loads(request.form.get("payload", "{}")), "interactive"
+                if not isinstance(payload, dict):
+                    raise ValueError("payload is not an object")
+                ack, key = None, payload.get("trigger_id")
+                if self._is_new(key, interaction):
+                    try:
+                        ack = self._ask_plugins("callback_slack_interaction", interaction, payload)
+                    finally:
+                        self._processed(key)
             except (ValueError, AttributeError) as exc:
                 log.warning("Ignoring a malformed Slack %s request: %s", kind, type(exc).__name__)
                 return make_response("", 400)

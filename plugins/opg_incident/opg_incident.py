@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import threading
 
 import errbot.core_plugins
 from errbot import BotPlugin, CommandError, botcmd, cmdfilter, re_botcmd
@@ -43,6 +44,9 @@ class OpgIncident(BotPlugin):
             self.interactions = SlackInteractions(self.service, self.effects, gateway,
                                                   lambda: self.settings.current)
             self.effects.start(lease_seconds=float(getattr(config, "INCIDENT_OUTBOX_LEASE_SECONDS", 30) or 30))
+            if hasattr(self._bot, "replay_inputs"):
+                threading.Thread(target=self._replay_inputs, args=(self.service.now(),), daemon=True,
+                                 name="opg-replay").start()
         self.reminders = ReminderSchedule(
             self.service, bot_name="@" + (getattr(config, "INCIDENT_BOT_NAME", "") or "opg-incident"),
             minute_seconds=float(getattr(config, "INCIDENT_MINUTE_SECONDS", 60) or 60))
@@ -57,9 +61,22 @@ class OpgIncident(BotPlugin):
         super().deactivate()
 
     # -- Slack inputs errbot does not route (from the OPGSlack backend) -----------------------------
-    def callback_slack_input(self, key, kind):
+    def callback_slack_input(self, key, kind, payload=None):
         """Record a Slack input durably; False when Slack delivers it again."""
-        return self.service.record_input(key, kind)
+        return self.service.record_input(key, kind, payload)
+
+    def callback_slack_processed(self, key):
+        self.service.mark_processed(key)
+
+    def _replay_inputs(self, started_at):
+        """Events a previous process recorded and acked but never handled (it died): handle them now."""
+        try:
+            inputs = self.service.unprocessed_inputs(started_at)
+            if inputs:
+                log.info("Replaying %d input(s) a previous process did not finish", len(inputs))
+                self._bot.replay_inputs(inputs)
+        except Exception:
+            log.exception("Replaying unfinished inputs failed")
 
     def callback_slack_event(self, event):
         if self.interactions is not None:
@@ -120,11 +137,14 @@ class OpgIncident(BotPlugin):
 
     def _run(self, msg, handler, args) -> str:
         caller = self._caller(msg)
+        input_key = (msg.extras.get("slack_event") or {}).get("_opg_input")
         try:
-            with outbox.origin(caller.channel):
+            with outbox.origin(caller.channel, input_key):
                 reply: Reply = handler(args or "", caller)
         except IncidentError as exc:
             raise CommandError(str(exc)) from None
+        finally:
+            self.service.mark_processed(input_key)  # a change marked it already, with the change itself
         if self.effects is not None:
             event = msg.extras.get("slack_event") or {}
             if event.get("ts") and event.get("channel"):

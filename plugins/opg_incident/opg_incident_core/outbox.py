@@ -20,16 +20,23 @@ from . import storage
 from .storage import OutboxItem
 
 _origin: contextvars.ContextVar[str | None] = contextvars.ContextVar("opg_origin", default=None)
+_input: contextvars.ContextVar[str | None] = contextvars.ContextVar("opg_input", default=None)
 
 
 @contextlib.contextmanager
-def origin(channel: str | None):
-    """The channel a command came from, recorded with what it causes (no echo where it was said)."""
-    token = _origin.set(channel)
+def origin(channel: str | None, input_key: str | None = None):
+    """The channel a command came from (what it causes is not echoed there), and the inbox key of the
+    input being handled (marked processed in the same transaction as the change it makes)."""
+    tokens = _origin.set(channel), _input.set(input_key)
     try:
         yield
     finally:
-        _origin.reset(token)
+        _origin.reset(tokens[0])
+        _input.reset(tokens[1])
+
+
+def current_input() -> str | None:
+    return _input.get()
 
 
 @dataclass(frozen=True)

@@ -293,14 +293,30 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
         Incident.update(headline_channel_id=channel_id, headline_ts=ts).where(Incident.number == number).execute()
 
     # -- inputs, exactly once ------------------------------------------------------------------------
-    def record_input(self, key: str, kind: str) -> bool:
+    def record_input(self, key: str, kind: str, payload: dict | None = None) -> bool:
         """Record an input under its unique key; False when it was recorded before (a redelivery)."""
         try:
             with storage.write():
-                storage.InboxEntry.create(key=key[:200], kind=kind[:40], received_at=self.now())
+                storage.InboxEntry.create(key=key[:200], kind=kind[:40], received_at=self.now(),
+                                          payload=json.dumps(payload) if payload is not None else None)
             return True
         except IntegrityError:
             return False
+
+    def mark_processed(self, key: str | None) -> None:
+        if key:
+            (storage.InboxEntry.update(processed_at=self.now(), payload=None)
+             .where(storage.InboxEntry.key == key[:200], storage.InboxEntry.processed_at.is_null()).execute())
+
+    def unprocessed_inputs(self, received_before: dt.datetime, max_age_minutes: int = 15) -> list[tuple]:
+        """Inputs recorded but never handled (the process died first): (key, kind, payload), oldest first."""
+        since = received_before - dt.timedelta(minutes=max_age_minutes)
+        rows = (storage.InboxEntry.select().where(storage.InboxEntry.processed_at.is_null(),
+                                                  storage.InboxEntry.payload.is_null(False),
+                                                  storage.InboxEntry.received_at < received_before,
+                                                  storage.InboxEntry.received_at >= since)
+                .order_by(storage.InboxEntry.id))
+        return [(r.key, r.kind, json.loads(r.payload)) for r in rows]
 
     # -- reading ------------------------------------------------------------------------------------
     def get(self, number: int) -> IncidentView:
@@ -368,6 +384,8 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
     def _outcome(self, row: Incident, happened: list, warnings: Iterable[str] = ()) -> Outcome:
         """The result of an operation; inside its transaction, queue what the adapter must tell."""
         now = self.now()
+        if happened:
+            self.mark_processed(outbox.current_input())  # the input and its effect commit together
         for item in happened:
             if item.kind in self.announce_kinds:
                 outbox.enqueue(item.kind, row, dataclasses.asdict(item), now=now)

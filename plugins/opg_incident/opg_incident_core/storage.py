@@ -222,6 +222,8 @@ class InboxEntry(BaseModel):
     key = CharField(max_length=200, unique=True)
     kind = CharField(max_length=40)
     received_at = DateTimeField(default=utcnow, index=True)
+    payload = TextField(null=True)  # kept until processed, so a restart can replay what a crash cut off
+    processed_at = DateTimeField(null=True, index=True)
 
 
 MODELS = [SchemaVersion, Incident, RoleAssignment, TimelineEntry, Action, Handover, ReminderState,
