@@ -92,7 +92,7 @@ def claim(owner: str, now: dt.datetime, *, limit: int = 10, lease_seconds: float
                         ~fn_exists(blocked))
                  .order_by(OutboxItem.next_at, OutboxItem.id).limit(limit).objects())
         if not storage.is_sqlite(storage.database.obj):
-            query = query.for_update("FOR UPDATE OF outbox_item SKIP LOCKED")
+            query = query.for_update(of=OutboxItem, skip_locked=True)
         rows = list(query)
         if not rows:
             return []

@@ -1,0 +1,192 @@
+"""The outbox and the inbox on SQLite and PostgreSQL: order per incident, coalescing, leases, retries,
+concurrent workers, and inputs kept until handled (issue 6)."""
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import pytest
+
+from opg_incident_core import outbox, storage
+from opg_incident_slack.gateway import SlackError
+from opg_incident_slack.outbox_worker import OutboxWorker
+
+LEAD = "U0LEAD001"
+
+
+@pytest.fixture
+def announcing(service):
+    service.announce_kinds = frozenset({"declared", "role", "closed"})
+    service.refresh_kinds = frozenset({"declared", "summary", "role", "closed"})
+    return service
+
+
+def kinds(items):
+    return [(i.number, i.kind) for i in items]
+
+
+def test_nothing_is_queued_without_an_adapter(service):
+    number = service.declare("DB down", LEAD).incident.number
+    service.set_summary(number, "x", LEAD)
+    assert outbox.pending() == 0
+
+
+def test_items_are_written_with_the_change_and_claimed_in_order_per_incident(announcing, clock):
+    one = announcing.declare("DB down", LEAD).incident.number
+    two = announcing.declare("Web down", LEAD).incident.number
+    announcing.assign_role(one, "lead", LEAD, LEAD)
+    # Heads of each incident's queue only: incident 1's declared, incident 2's declared.
+    first = outbox.claim("a", clock(), limit=10)
+    assert kinds(first) == [(one, "declared"), (two, "declared")]
+    assert outbox.claim("b", clock(), limit=10) == []  # the rest wait for the heads
+    outbox.done(first[0].id, clock())
+    nxt = outbox.claim("b", clock(), limit=10)
+    assert kinds(nxt) == [(one, "refresh")]
+
+
+def test_headline_refreshes_are_coalesced_and_spaced_a_second_apart(announcing, clock):
+    number = announcing.declare("DB down", LEAD).incident.number
+    for text in ("a", "b", "c"):
+        announcing.set_summary(number, text, LEAD)
+    refreshes = storage.OutboxItem.select().where(storage.OutboxItem.kind == "refresh").count()
+    assert refreshes == 1
+    [declared] = outbox.claim("w", clock())
+    outbox.done(declared.id, clock())
+    [refresh] = outbox.claim("w", clock())
+    outbox.done(refresh.id, clock())
+    announcing.set_summary(number, "d", LEAD)
+    assert outbox.claim("w", clock()) == []  # within a second of the last edit
+    clock.advance(seconds=1)
+    assert kinds(outbox.claim("w", clock())) == [(number, "refresh")]
+
+
+def test_a_refresh_being_sent_does_not_swallow_a_later_change(announcing, clock):
+    number = announcing.declare("DB down", LEAD).incident.number
+    [declared] = outbox.claim("w", clock())
+    outbox.done(declared.id, clock())
+    [refresh] = outbox.claim("w", clock())  # leased: being sent now
+    announcing.set_summary(number, "later", LEAD)
+    pending = storage.OutboxItem.select().where(storage.OutboxItem.kind == "refresh",
+                                                storage.OutboxItem.status == "pending").count()
+    assert pending == 2 and refresh.kind == "refresh"
+
+
+def test_a_crashed_workers_items_come_back_after_the_lease(announcing, clock):
+    announcing.declare("DB down", LEAD)
+    [item] = outbox.claim("dead", clock(), lease_seconds=30)
+    outbox.started(item.id, 0)  # it may have reached Slack
+    assert outbox.claim("alive", clock()) == []
+    clock.advance(seconds=31)
+    [again] = outbox.claim("alive", clock())
+    assert again.id == item.id and again.may_have_sent and again.attempts == 2
+
+
+def test_retry_waits_then_fails_for_good(announcing, clock):
+    announcing.declare("DB down", LEAD)
+    [item] = outbox.claim("w", clock())
+    assert outbox.retry(item.id, clock(), 5, "ratelimited", max_attempts=2)
+    assert outbox.claim("w", clock()) == []
+    clock.advance(seconds=5)
+    [item] = outbox.claim("w", clock())
+    assert not outbox.retry(item.id, clock(), 5, "ratelimited", max_attempts=2)
+    assert storage.OutboxItem.get_by_id(item.id).status == "failed"
+
+
+def test_concurrent_workers_never_claim_the_same_item(announcing, clock, db):
+    for i in range(30):
+        announcing.declare(f"Incident {i}", LEAD)
+    claimed: list[list[int]] = [[], [], []]
+    barrier = threading.Barrier(3)
+
+    def work(slot):
+        barrier.wait()
+        try:
+            while True:
+                items = outbox.claim(f"w{slot}", clock(), limit=3)
+                if not items:
+                    return
+                for item in items:
+                    claimed[slot].append(item.id)
+                    outbox.done(item.id, clock())
+        finally:
+            storage.database.close()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    [t.start() for t in threads]
+    [t.join(30) for t in threads]
+    everything = [i for ids in claimed for i in ids]
+    assert len(everything) == len(set(everything))
+    assert storage.OutboxItem.select().where(storage.OutboxItem.status == "done").count() == len(everything)
+    assert outbox.pending() == 2 * 30 - len(everything)  # the refreshes behind each declared remain
+
+
+# -- the worker, with the Slack gateway as the edge ---------------------------------------------------
+class Gateway:
+    def __init__(self, failures=()):
+        self.failures = list(failures)
+        self.sent, self.verified = [], []
+
+    @contextlib.contextmanager
+    def once(self, key, verify):
+        self.verified.append((key, verify))
+        yield
+
+    def fail_or_send(self, what):
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(what)
+
+
+class Effects:
+    def __init__(self, service, gateway):
+        self.service, self.slack = service, gateway
+
+    def plan(self, item):
+        return [lambda: self.slack.fail_or_send((item.kind, "first")),
+                lambda: self.slack.fail_or_send((item.kind, "second"))]
+
+
+def test_worker_retries_after_retry_after_and_resumes_at_the_failed_step(announcing, clock):
+    announcing.declare("DB down", LEAD)
+    gateway = Gateway([SlackError("chat.update", "ratelimited", retry_after=7)])
+    worker = OutboxWorker(Effects(announcing, gateway))
+    # First round: step 0 is rate limited.
+    assert worker.run_once()
+    row = storage.OutboxItem.select().order_by(storage.OutboxItem.id).first()
+    assert row.status == "pending" and row.step == 0
+    assert (row.next_at - clock()).total_seconds() == pytest.approx(7)
+    clock.advance(seconds=7)
+    assert worker.run_once()
+    assert gateway.sent[:2] == [("declared", "first"), ("declared", "second")]
+    assert ("1.0", True) in gateway.verified  # the step that started before is checked before it is sent
+
+
+def test_worker_skips_a_step_slack_refuses_for_good(announcing, clock):
+    announcing.declare("DB down", LEAD)
+    gateway = Gateway([SlackError("chat.postMessage", "channel_not_found")])
+    worker = OutboxWorker(Effects(announcing, gateway))
+    worker.run_once()
+    row = storage.OutboxItem.get_by_id(1)
+    assert row.status == "done" and gateway.sent == [("declared", "second")]
+
+
+# -- the inbox ----------------------------------------------------------------------------------------
+def test_inputs_are_recorded_once_and_kept_until_handled(service, clock):
+    payload = {"event_id": "Ev1", "event": {"type": "pin_added"}}
+    assert service.record_input("Ev1", "events_api", payload)
+    assert not service.record_input("Ev1", "events_api", payload)
+    service.record_input("Ev2", "events_api", {"event_id": "Ev2", "event": {"type": "message"}})
+    clock.advance(seconds=1)
+    assert [k for k, _, _ in service.unprocessed_inputs(clock())] == ["Ev1", "Ev2"]
+    service.mark_processed("Ev1")
+    assert [k for k, _, _ in service.unprocessed_inputs(clock())] == ["Ev2"]
+    clock.advance(minutes=20)
+    assert service.unprocessed_inputs(clock()) == []  # too old to replay
+
+
+def test_a_command_marks_its_input_in_the_transaction_of_its_change(service):
+    number = service.declare("DB down", LEAD).incident.number
+    service.record_input("Ev9", "events_api", {"event": {"type": "message"}})
+    with outbox.origin("C1", "Ev9"):
+        service.set_summary(number, "x", LEAD)
+    assert storage.InboxEntry.get(storage.InboxEntry.key == "Ev9").processed_at is not None
