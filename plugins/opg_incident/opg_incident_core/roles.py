@@ -220,10 +220,7 @@ class RolesMixin:
         return Handover.get_or_none(Handover.incident == row, Handover.role == role_key, Handover.status == "pending")
 
     def _handover(self, offer_id: int, lock: bool = False) -> Handover:
-        query = Handover.select().where(Handover.id == offer_id)
-        if lock and not storage.is_sqlite(storage.database.obj):
-            query = query.for_update()
-        offer = query.first()
+        offer = storage.first(Handover.select().where(Handover.id == offer_id), lock)
         if offer is None:
             raise NotFound(f"There is no role offer {offer_id}.")
         return offer

@@ -358,19 +358,13 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
 
     # -- internals ----------------------------------------------------------------------------------
     def _incident(self, number: int, lock: bool = False) -> Incident:
-        query = Incident.select().where(Incident.number == number)
-        if lock and not storage.is_sqlite(storage.database.obj):
-            query = query.for_update()
-        row = query.first()
+        row = storage.first(Incident.select().where(Incident.number == number), lock)
         if row is None:
             raise NotFound(f"There is no incident {number}; `incident list all` shows them.")
         return row
 
     def _incident_for_channel(self, channel_id: str, lock: bool = False) -> Incident:
-        query = Incident.select().where(Incident.channel_id == channel_id)  # one query, locked when asked
-        if lock and not storage.is_sqlite(storage.database.obj):
-            query = query.for_update()
-        row = query.first()
+        row = storage.first(Incident.select().where(Incident.channel_id == channel_id), lock)
         if row is None:
             raise NotFound("This channel does not belong to an incident.")
         return row

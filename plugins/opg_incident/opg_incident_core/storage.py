@@ -254,5 +254,13 @@ def write():
     return db.atomic("IMMEDIATE") if is_sqlite(db) else db.atomic()
 
 
+def first(query, lock: bool = False):
+    """The first row of `query`, locked for this transaction when asked (SQLite's write lock already
+    serialises writers; elsewhere SELECT ... FOR UPDATE)."""
+    if lock and not is_sqlite(database.obj):
+        query = query.for_update()
+    return query.first()
+
+
 def is_sqlite(db) -> bool:
     return isinstance(db, SqliteDatabase)
