@@ -191,3 +191,19 @@ def test_http_url_verification_and_event(http, backend):
     assert http.post("/slack/events", data=body, headers=_signed(body)).status_code == 200
     assert http.post("/slack/events", data=body, headers=_signed(body)).status_code == 200  # a retry
     assert [e["type"] for e in backend.plugin.events] == ["pin_removed"]
+
+
+def test_repeated_lookups_are_answered_from_memory_and_the_base_url_is_used():
+    from fake_slack import FakeSlack
+
+    with FakeSlack() as fake:
+        fake.add_user("U0ALICE01", "alice")
+        channel = fake.add_channel("general", members=["U0ALICE01"])
+        client = opg_slack._client_class(fake.api_url)(token=fake.bot_token)
+        for _ in range(3):
+            assert client.users_info(user="U0ALICE01")["user"]["name"] == "alice"
+            client.conversations_info(channel=channel)
+            client.chat_postMessage(channel=channel, text="hi")
+        assert len(fake.calls_of("users.info")) == 1
+        assert len(fake.calls_of("conversations.info")) == 1
+        assert len(fake.calls_of("chat.postMessage")) == 3  # never cached

@@ -9,6 +9,8 @@ fails when they change. Plugins receive:
 """
 import json
 import logging
+import threading
+import time
 
 import slackv3.slackv3 as _slackv3  # the module, not the class: one ErrBot subclass per backend module
 from errbot.core_plugins import flask_app
@@ -30,14 +32,40 @@ IGNORED_SUBTYPES = ("pinned_item", "unpinned_item", "channel_join", "channel_top
 _ENDPOINTS = {"events": "/slack/events", "commands": "/slack/commands", "interactive": "/slack/interactive"}
 
 
+# Look-ups errbot's backend repeats for every message (users.info and team.info for each sender,
+# conversations.info for each channel): answered from memory for a while (seconds).
+CACHED_LOOKUPS = {"users.info": 600.0, "team.info": 600.0, "bots.info": 600.0, "conversations.info": 60.0}
+
+
 def _client_class(base_url: str):
     class WebClient(_SdkWebClient):
-        """slack_sdk's client, pointed at SLACK_API_URL, retrying once on 429 after Retry-After."""
+        """slack_sdk's client, pointed at SLACK_API_URL, retrying on 429 after Retry-After, with
+        repeated look-ups cached."""
 
         def __init__(self, *args, **kwargs):
             kwargs.setdefault("base_url", base_url)
             kwargs.setdefault("retry_handlers", [RateLimitErrorRetryHandler(max_retry_count=2)])
             super().__init__(*args, **kwargs)
+            self._lookups: dict = {}
+            self._lookups_lock = threading.Lock()
+
+        def api_call(self, api_method, **kwargs):
+            ttl = CACHED_LOOKUPS.get(api_method)
+            if ttl is None:
+                return super().api_call(api_method, **kwargs)
+            key = (api_method, json.dumps(kwargs.get("params") or kwargs.get("data") or {}, sort_keys=True,
+                                          default=str))
+            now = time.monotonic()
+            with self._lookups_lock:
+                hit = self._lookups.get(key)
+            if hit and now - hit[0] < ttl:
+                return hit[1]
+            response = super().api_call(api_method, **kwargs)
+            with self._lookups_lock:
+                if len(self._lookups) > 10_000:
+                    self._lookups.clear()
+                self._lookups[key] = (now, response)
+            return response
 
     return WebClient
 
