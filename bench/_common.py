@@ -1,0 +1,99 @@
+"""What every benchmark shares: the import path, the machine, percentiles and the results file.
+
+Benchmarks are scripts, not tests: each prints its figures, the ratio to the reference measured in the
+same run, and writes them to bench/results/<name>.json (or --out).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN_DIR = ROOT / "plugins" / "opg_incident"
+SETTINGS = PLUGIN_DIR / "settings.yml"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+for _path in (str(PLUGIN_DIR), str(ROOT)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+
+def machine() -> dict:
+    """nproc, CPU model, RAM and the software the figures depend on."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_mb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_mb = int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": cpu,
+        "ram_mb": mem_mb,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "platform": platform.platform(),
+        "commit": commit,
+    }
+
+
+def percentile(values, q: float) -> float:
+    """The q-th percentile (0..100), linear between the closest ranks."""
+    data = sorted(values)
+    if not data:
+        return float("nan")
+    k = (len(data) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (k - lo)
+
+
+def summary_ms(samples_s) -> dict:
+    """p50/p99/mean/max in milliseconds of durations given in seconds."""
+    ms = [s * 1000 for s in samples_s]
+    return {"n": len(ms), "p50_ms": round(percentile(ms, 50), 3), "p99_ms": round(percentile(ms, 99), 3),
+            "mean_ms": round(sum(ms) / len(ms), 3) if ms else None, "max_ms": round(max(ms), 3) if ms else None}
+
+
+def write_results(name: str, data: dict, out: str | None = None) -> Path:
+    path = Path(out) if out else RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"benchmark": name, "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+           "machine": machine(), **data}
+    path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return path
+
+
+def verdict(value: float, target: float, higher_is_better: bool) -> str:
+    ok = value >= target if higher_is_better else value <= target
+    return "PASS" if ok else "MISS"
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.elapsed = time.perf_counter() - self.start
+        return False
