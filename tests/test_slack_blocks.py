@@ -104,3 +104,11 @@ def test_channel_names_follow_slacks_rules(title):
     assert name.startswith("inc-7")
     second = channel_name("inc-{number}-{slug}", incident(title=title), attempt=1)
     assert second != name and len(second) <= 80 and second.endswith("-2")
+
+
+def test_escalation_menu_has_a_page_button_per_team(settings):
+    text, body = blocks.escalation_menu(4, settings.specialists)
+    buttons = [e for b in body if b["type"] == "actions" for e in b["elements"]]
+    assert [b["value"] for b in buttons] == [f"4:{t.key}" for t in settings.specialists]
+    assert all(b["action_id"] == blocks.PAGE_TEAM and b["text"]["text"].startswith("Page ") for b in buttons)
+    assert "webops" in text and len(body) <= blocks.MAX_BLOCKS

@@ -341,7 +341,13 @@ class OpgIncident(BotPlugin):
     @botcmd
     def escalate(self, msg, args):
         """List the specialist teams, or page one: `escalate [team]`."""
-        return self._run(msg, self.chat.escalate, args)
+        reply = self._run(msg, self.chat.escalate, args)
+        event = msg.extras.get("slack_event") or {}
+        listing = self.chat.escalation_listing(args or "", self._caller(msg))
+        if self.effects is not None and listing is not None and event.get("channel"):
+            self.effects.job("escalation_menu", listing, {"channel": event["channel"]})
+            return None  # the list comes with a Page button per team
+        return reply
 
     @botcmd
     def rca(self, msg, args):

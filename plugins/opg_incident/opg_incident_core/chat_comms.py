@@ -35,7 +35,8 @@ class CommsCommands:
         out = self.service.notify(number, channel, caller.user)
         if not out.changed:
             return Reply("That channel already gets the updates.", out)
-        return Reply(f"{channel.strip()} will get the stakeholder updates of incident {number}.", out)
+        # Not at the start of the line: errbot's Markdown would make "#name ..." a heading.
+        return Reply(f"Done: {channel.strip()} will get the stakeholder updates of incident {number}.", out)
 
     def call(self, args: str, caller: Caller) -> Reply:
         number, url = self._incident(args, caller, usage=USAGE["call"])
@@ -67,6 +68,11 @@ class CommsCommands:
                 f"• {t.key}: {t.name}" + (f" ({t.covers})" if t.covers else "") for t in teams))
         out = self.service.page_specialist(number, team.strip().split()[0], caller.user)
         return Reply(f"Paging {self.service.settings.specialist(team.strip().split()[0]).name}.", out)
+
+    def escalation_listing(self, args: str, caller: Caller) -> int | None:
+        """The incident number when `escalate` asks for the list of teams (no team named), else None."""
+        number, team = self._incident(args, caller, usage=USAGE["escalate"])
+        return number if not team.strip() and self.service.settings.specialists else None
 
     def rca(self, args: str, caller: Caller, document_url: str = "") -> Reply:
         number, word = self._incident(args, caller, usage=USAGE["rca"])

@@ -31,6 +31,7 @@ EDIT_VIEW = "opg_edit"
 HANDOVER_ACCEPT = "opg_handover_accept"
 HANDOVER_DECLINE = "opg_handover_decline"
 TAKE_ROLE = "opg_take_role"
+PAGE_TEAM = "opg_page_team"
 FIELDS = ("title", "live", "summary", "impact", "lead", "severity", "drill")
 
 
@@ -178,3 +179,16 @@ def reminder(text: str, number: int, role_key: str | None, role_name: str | None
             ButtonElement(text=clip(f"Take this role: {role_name}", MAX_LABEL), action_id=TAKE_ROLE,
                           value=f"{number}:{role_key}")]).to_dict())
     return body
+
+
+def escalation_menu(number: int, teams) -> tuple[str, list]:
+    """The specialist teams, and a Page button for each (an actions block holds 25 at most)."""
+    teams = list(teams)[:25]
+    text = f"Specialist teams for incident {number}:\n" + "\n".join(
+        f"• *{t.name}* (`{t.key}`)" + (f": {t.covers}" if t.covers else "") for t in teams)
+    body = [SectionBlock(text=mrkdwn(text)).to_dict(),
+            ActionsBlock(block_id=f"escalate_{number}", elements=[
+                ButtonElement(text=clip(f"Page {t.name}", MAX_LABEL), action_id=PAGE_TEAM, value=f"{number}:{t.key}")
+                for t in teams]).to_dict()]
+    fallback = f"Specialist teams for incident {number}: " + ", ".join(f"{t.key} ({t.name})" for t in teams)
+    return fallback, body

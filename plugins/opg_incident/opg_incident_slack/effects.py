@@ -331,4 +331,6 @@ JOBS = {
     "react": lambda e, item, p: [lambda: e.slack.react(p.get("channel"), p.get("ts"), p.get("name"))],
     "remind": lambda e, item, p: [lambda: e.remind(item.number, p)],
     "archive": lambda e, item, p: [lambda: e.service.archive_channel(item.number, SYSTEM)],
+    "escalation_menu": lambda e, item, p: [lambda: e.slack.post(
+        p.get("channel"), *blocks.escalation_menu(item.number, e.settings.specialists))],
 }

@@ -142,16 +142,19 @@ class SlackInteractions:
         user = _text(_dict(payload.get("user")).get("id"))
         channel = _text(_dict(payload.get("channel")).get("id")) or None
         value = _text(action.get("value"))
-        if action_id == blocks.TAKE_ROLE:
-            number_text, _, role_key = value.partition(":")
+        if action_id in (blocks.TAKE_ROLE, blocks.PAGE_TEAM):
+            number_text, _, role_key = value.partition(":")  # the role, or the team to page
             value = number_text
         try:
             number = int(value or 0)
         except ValueError:
             return
-        if action_id == blocks.TAKE_ROLE:
+        if action_id in (blocks.TAKE_ROLE, blocks.PAGE_TEAM):
             try:
-                self.effects.after(self.service.assign_role(number, role_key, user, user))
+                if action_id == blocks.TAKE_ROLE:
+                    self.effects.after(self.service.assign_role(number, role_key, user, user))
+                else:
+                    self.effects.after(self.service.page_specialist(number, role_key, user))
             except (IncidentError, SlackError) as exc:
                 self.effects.job("tell", None, {"user": user, "channel": channel, "text": f"Sorry: {exc}"})
             return
