@@ -102,7 +102,6 @@ def comms_channel(fake, bot, channels, number=1, members=(BOB,)) -> str:
     assert fake.click_button(headline(fake, channels, number), blocks.CREATE_CHANNEL, ALICE).ok
     channel_id = fake.wait_for(lambda: (bot.incident(number)["channel"] or {}).get("id"))
     fake.wait_for_message(channel_id, lambda m: "This is the comms channel" in m.get("text", ""))
-    fake.wait_for(lambda: f"<#{channel_id}>" in text_of(headline(fake, channels, number)))  # the last step
     for user in members:
         fake.join(channel_id, user)
     return channel_id
@@ -273,26 +272,12 @@ def test_invite_ask_and_call(slack):
     after(fake, channel_id, command, f"Call for incident 1: {url}")
     fake.wait_for(lambda: url in fake.topic(channel_id), message="the call link is not in the topic")
     assert "Payments are failing" in fake.topic(channel_id) and f"{bot.url}/incidents/1" in fake.topic(channel_id)
+    fake.wait_for(lambda: f"Call: <{url}>" in text_of(headline(fake, channels)),
+                  message="the call link is not in the headline")
     after(fake, channel_id, command, f"Join the call: {url}")
     assert timeline(bot, "call") == [f"Call: {url}"]
     bad = mention(fake, channel_id, ALICE, "call tomorrow")
     after(fake, channel_id, bad, "Give the call's link")
-
-
-@pytest.mark.xfail(strict=True, reason="`call <url>` never refreshes the headline: effects._apply handles the "
-                   "'call' happening in CommsEffects._share_call (topic + post) but 'call' is not in HEADLINE_KINDS, "
-                   "so no chat.update of the headline follows; the link shows only after some later headline change")
-@pytest.mark.parametrize("slack", ["socket"], indirect=True)
-def test_call_link_is_shown_in_the_headline(slack):
-    fake, bot, channels = slack
-    declare(fake, channels)
-    headline(fake, channels)
-    dm = fake.dm_channel(ALICE)
-    url = "https://meet.example.com/opg-incident-1"
-    command = fake.post_message(dm, ALICE, f"call 1 <{url}>")
-    after(fake, dm, command, f"Call for incident 1: {url}")
-    fake.wait_for(lambda: f"Call: <{url}>" in text_of(headline(fake, channels)), timeout=3,
-                  message="the call link is not in the headline")
 
 
 @pytest.mark.xfail(strict=True, reason="the reply to `notify #name` (a channel name as plain text, not a <#C..> "
