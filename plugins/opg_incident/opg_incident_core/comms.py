@@ -127,7 +127,7 @@ class CommsMixin:
         with storage.write():
             row = self._incident(number, lock=True)
             entry = self._log(row, "page", by, f"Paged {team.name}")
-            return self._outcome(row, [Happened("page", by, new=team.key, entry_id=entry.id)])
+            return self._outcome(row, [Happened("page", by, new=team.key, entry_id=entry)])
 
     def mark_rca_ready(self, number: int, by: str) -> Outcome:
         with storage.write():

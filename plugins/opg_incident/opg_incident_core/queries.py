@@ -48,9 +48,15 @@ def list_incidents(status: str = "all", drills: str = "with", limit: int = 25,
     return [IncidentView.of(r, holders[r.id]) for r in rows]
 
 
-def count_incidents(status: str = "all", drills: str = "with") -> int:
+def count_incidents(status: str = "all", drills: str = "with", at_most: int | None = None) -> int:
+    """How many incidents match. With `at_most`, counting stops after at_most + 1 of them (a result above
+    at_most means "more than at_most"): the cost stays the same however long the history grows."""
+    query = _filtered(status, drills)
+    if at_most is not None:
+        limited = query.select(SQL("1")).limit(max(0, at_most) + 1)
+        return Incident.select(fn.COUNT(SQL("*"))).from_(limited.alias("matching")).scalar() or 0
     # COUNT(*), not COUNT(id): SQLite counts index pages for it instead of reading every entry.
-    return _filtered(status, drills).select(fn.COUNT(SQL("*"))).scalar() or 0
+    return query.select(fn.COUNT(SQL("*"))).scalar() or 0
 
 
 @dataclass(frozen=True)

@@ -213,8 +213,9 @@ class RolesMixin:
         return role
 
     def _holders(self, row: Incident) -> dict[str, str]:
-        return dict(RoleAssignment.select(RoleAssignment.role, RoleAssignment.holder).where(
-            RoleAssignment.incident == row, RoleAssignment.released_at.is_null()).tuples())
+        return dict(storage.run("holders", lambda i: RoleAssignment.select(RoleAssignment.role, RoleAssignment.holder)
+                                .where(RoleAssignment.incident == i, RoleAssignment.released_at.is_null()),
+                                (row.id,)))
 
     def _pending(self, row: Incident, role_key: str) -> Handover | None:
         return Handover.get_or_none(Handover.incident == row, Handover.role == role_key, Handover.status == "pending")

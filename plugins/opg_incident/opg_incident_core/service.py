@@ -158,7 +158,7 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
                 entry = self._log(row, kind, by, f"Action {next_no}: {text}")
             else:
                 entry = self._log(row, kind, by, text)
-            return self._outcome(row, [Happened("logged", by, new=text, role=kind, entry_id=entry.id)])
+            return self._outcome(row, [Happened("logged", by, new=text, role=kind, entry_id=entry)])
 
     def complete_action(self, number: int, action_number: int, by: str) -> Outcome:
         with storage.write():
@@ -183,20 +183,23 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
             when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
         with storage.write():
             row = self._incident_for_channel(channel_id, lock=True)
-            entry = (TimelineEntry.select(TimelineEntry.id, TimelineEntry.removed_at)
-                     .where(TimelineEntry.incident == row, TimelineEntry.kind == "pin",
-                            TimelineEntry.source_channel == channel_id, TimelineEntry.source_ts == message_ts)
-                     .first())
+            found = storage.run("pin_entry", lambda i, k, c, t, one: (
+                TimelineEntry.select(TimelineEntry.id, TimelineEntry.removed_at)
+                .where(TimelineEntry.incident == i, TimelineEntry.kind == k, TimelineEntry.source_channel == c,
+                       TimelineEntry.source_ts == t).limit(one)), (row.id, "pin", channel_id, message_ts, 1),
+                model=TimelineEntry)
+            entry = found[0] if found else None
             if entry is not None and entry.removed_at is None:
                 return self._outcome(row, [])
             values = dict(at=when, author=author, text=_text(text), permalink=permalink, thread_ts=thread_ts,
                           files=json.dumps(files or []), removed_at=None, recorded_at=self.now())
             if entry is None:
-                entry = TimelineEntry.create(incident=row, kind="pin", source_channel=channel_id,
-                                             source_ts=message_ts, **values)
+                entry_id = storage.insert(TimelineEntry, dict(incident=row.id, kind="pin", source_channel=channel_id,
+                                                              source_ts=message_ts, **values))
             else:
+                entry_id = entry.id
                 TimelineEntry.update(**values).where(TimelineEntry.id == entry.id).execute()
-            return self._outcome(row, [Happened("pin", by, new=text, entry_id=entry.id)])
+            return self._outcome(row, [Happened("pin", by, new=text, entry_id=entry_id)])
 
     def remove_pin(self, channel_id: str, message_ts: str, by: str) -> Outcome:
         """Unpinned (or the message deleted): off the timeline, but the row is kept."""
@@ -358,19 +361,27 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
 
     # -- internals ----------------------------------------------------------------------------------
     def _incident(self, number: int, lock: bool = False) -> Incident:
-        row = storage.first(Incident.select().where(Incident.number == number), lock)
-        if row is None:
+        found = storage.run("incident", lambda n, one: Incident.select().where(Incident.number == n).limit(one),
+                            (number, 1), lock=lock, model=Incident)
+        if not found:
             raise NotFound(f"There is no incident {number}; `incident list all` shows them.")
+        row = found[0]
         return row
 
     def _incident_for_channel(self, channel_id: str, lock: bool = False) -> Incident:
-        row = storage.first(Incident.select().where(Incident.channel_id == channel_id), lock)
-        if row is None:
+        found = storage.run("incident_for_channel",
+                            lambda c, one: Incident.select().where(Incident.channel_id == c).limit(one),
+                            (channel_id, 1), lock=lock, model=Incident)
+        if not found:
             raise NotFound("This channel does not belong to an incident.")
-        return row
+        return found[0]
 
-    def _log(self, row: Incident, kind: str, author: str, text: str) -> TimelineEntry:
-        return TimelineEntry.create(incident=row, kind=kind, at=self.now(), author=author, text=text)
+    def _log(self, row: Incident, kind: str, author: str, text: str) -> int:
+        """A timeline entry for something that happened now; its id."""
+        now = self.now()
+        return storage.insert(TimelineEntry, dict(
+            incident=row.id, kind=kind, at=now, author=author, text=text, recorded_at=now, source_channel=None,
+            source_ts=None, thread_ts=None, permalink=None, files="[]", removed_at=None))
 
     def _view(self, row: Incident) -> IncidentView:
         return IncidentView.of(row, self._holders(row))

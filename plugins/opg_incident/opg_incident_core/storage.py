@@ -5,6 +5,7 @@ Slack ids are stored, names are rendered. Times are stored in UTC.
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from pathlib import Path
 
 from peewee import (
@@ -252,6 +253,51 @@ def write():
     both read and then fail to upgrade; elsewhere row locks (SELECT ... FOR UPDATE) do that job."""
     db = database.obj
     return db.atomic("IMMEDIATE") if is_sqlite(db) else db.atomic()
+
+
+_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # database -> {name: SQL}
+
+
+def run(name: str, build, params: tuple, *, lock: bool = False, model=None) -> list:
+    """A hot query whose SQL depends only on its shape, compiled once per database and then run with
+    new values as parameters (Peewee builds SQL text anew on every call, which costs more than SQLite
+    takes to run it). `build(*params)` makes the query; every value in it must come from `params`, in
+    order. Returns model instances when `model` is given, else tuples."""
+    db = database.obj
+    params = tuple(v.translate(_CONTROL) if isinstance(v, str) else v for v in params)
+    compiled = _COMPILED.setdefault(db, {})
+    key = (name, lock)
+    sql = compiled.get(key)
+    if sql is None:
+        query = build(*params)
+        if lock and not is_sqlite(db):
+            query = query.for_update()
+        sql, built = db.get_sql_context().sql(query).query()  # in this database's dialect
+        if len(built) != len(params):
+            raise ValueError(f"{name}: the query has {len(built)} parameters, {len(params)} given")
+        compiled[key] = sql
+    if model is not None:
+        return list(model.raw(sql, *params))
+    return db.execute_sql(sql, params).fetchall()
+
+
+def insert(model, values: dict) -> int:
+    """Insert a row of `model` (every field but the id given), compiled once per database; its id."""
+    db = database.obj
+    fields = [f for f in model._meta.sorted_fields if not isinstance(f, AutoField)]
+    compiled = _COMPILED.setdefault(db, {})
+    key = ("insert", model.__name__)
+    sql = compiled.get(key)
+    if sql is None:
+        query = model.insert({f: values[f.name] for f in fields})
+        if not is_sqlite(db):
+            query = query.returning(model._meta.primary_key)
+        sql, built = db.get_sql_context().sql(query).query()
+        if len(built) != len(fields):
+            raise ValueError(f"insert {model.__name__}: {len(built)} parameters for {len(fields)} fields")
+        compiled[key] = sql
+    cursor = db.execute_sql(sql, [f.db_value(values[f.name]) for f in fields])
+    return cursor.lastrowid if is_sqlite(db) else cursor.fetchone()[0]
 
 
 def first(query, lock: bool = False):
