@@ -56,6 +56,8 @@ STORAGE = "Shelf"
 INCIDENT_DATABASE_URL = env("INCIDENT_DATABASE_URL", "")
 INCIDENT_SETTINGS = env("INCIDENT_SETTINGS", "")
 INCIDENT_ONCALL = env("INCIDENT_ONCALL", "")
+# PagerDuty's Events API v2 endpoint (the EU service region: https://events.eu.pagerduty.com/v2/enqueue).
+INCIDENT_PAGERDUTY_URL = env("INCIDENT_PAGERDUTY_URL", "https://events.pagerduty.com/v2/enqueue")
 INCIDENT_WEB_PORT = int(env("INCIDENT_WEB_PORT", "3141"))
 INCIDENT_WEB_HOST = env("INCIDENT_WEB_HOST", "127.0.0.1")
 # How often reminders, check-ins and handover expiry are checked; how long a reminder "minute" is

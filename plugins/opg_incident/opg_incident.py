@@ -54,15 +54,19 @@ class OpgIncident(BotPlugin):
         # The living document on the Flask app the Webserver plugin serves (read now: a test bot replaces it).
         register_routes(errbot.core_plugins.flask_app, lambda: self.service, lambda: self.settings.current, config)
         self._start_web_server()
+        self._ready = True  # from now on Slack inputs are recorded (and acked); before, Slack redelivers them
 
     def deactivate(self):
+        self._ready = False
         if self.effects is not None:
             self.effects.shutdown()
         super().deactivate()
 
     # -- Slack inputs errbot does not route (from the OPGSlack backend) -----------------------------
     def callback_slack_input(self, key, kind, payload=None):
-        """Record a Slack input durably; False when Slack delivers it again."""
+        """Record a Slack input durably; False when Slack delivers it again; None while activating."""
+        if not getattr(self, "_ready", False):
+            return None
         return self.service.record_input(key, kind, payload)
 
     def callback_slack_processed(self, key):
@@ -86,6 +90,14 @@ class OpgIncident(BotPlugin):
         if self.interactions is not None:
             return self.interactions.on_interaction(kind, payload)
         return None
+
+    def callback_message(self, msg):
+        """Keyword nudges: a helpful note when a keyword (e.g. "runbook") is said in an incident's channel."""
+        event = msg.extras.get("slack_event") or {}
+        if self.effects is None or not event.get("channel") or event.get("subtype") or event.get("bot_id"):
+            return
+        for text in self.service.nudges(event["channel"], msg.body):
+            self.effects.job("post", None, {"channel": event["channel"], "text": text})
 
     def _tick(self):
         """Every poll: expire unanswered handovers, send due reminders and check-ins, archive on schedule."""
@@ -117,6 +129,7 @@ class OpgIncident(BotPlugin):
             return
         if manager.get_plugin_configuration("Webserver") != wanted:
             manager.set_plugin_configuration("Webserver", wanted)
+            _flush_storage(manager)
             if webserver.is_activated:
                 manager.deactivate_plugin("Webserver")
         if not webserver.is_activated:
@@ -181,12 +194,10 @@ class OpgIncident(BotPlugin):
     @botcmd(admin_only=True)
     def incident_reload(self, msg, args):
         """Bot admins: re-read the settings YAML (roles, severities, ...); an invalid file is refused."""
-        if self._caller(msg).user not in self.service.admins:
-            raise CommandError("Only bot admins may reload the settings.")
         try:
-            changes = self.settings.reload()
+            changes = self.service.reload_settings(self.settings, self._caller(msg).user)
         except IncidentError as exc:
-            raise CommandError(f"The settings were not reloaded; the old ones stay.\n{exc}") from None
+            raise CommandError(str(exc)) from None
         return "Settings reloaded. " + ("Changed: " + "; ".join(changes) if changes else "Nothing changed.")
 
     # -- the lead's updates -------------------------------------------------------------------------
@@ -371,3 +382,12 @@ class OpgIncident(BotPlugin):
         if not emptycmd:
             return msg, cmd, args
         return "I don't know that command. `help` shows the incident process and its commands."
+
+
+def _flush_storage(store) -> None:
+    """Write errbot's own storage to disk now. Its Shelf (dbm.dumb) keeps the index of a changed value
+    in memory until a clean close, and errbot never closes it on SIGTERM or SIGKILL: the next start
+    then fails on a truncated pickle (`configs`) and the bot cannot start again."""
+    shelf = getattr(getattr(store, "_store", None), "shelf", None)
+    if shelf is not None and hasattr(shelf, "sync"):
+        shelf.sync()

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 from peewee import IntegrityError, PostgresqlDatabase, fn
 
 from . import outbox, storage
-from .errors import InvalidInput, NotAllowed, NotFound
+from .errors import InvalidInput, NotAllowed, NotFound, SettingsError
 from .comms import CommsMixin
 from .reminders import CheckinsMixin
 from .roles import RolesMixin
@@ -294,6 +294,36 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
 
     def set_headline(self, number: int, channel_id: str, ts: str) -> None:
         Incident.update(headline_channel_id=channel_id, headline_ts=ts).where(Incident.number == number).execute()
+
+    # -- settings -----------------------------------------------------------------------------------
+    def reload_settings(self, store, by: str) -> list[str]:
+        """Re-read the settings file (bot admins only); the old settings stay when it is invalid."""
+        if not self.is_admin(by):
+            raise NotAllowed("Only bot admins may reload the settings.")
+        try:
+            return store.reload()
+        except SettingsError as exc:
+            raise SettingsError(f"The settings were not reloaded; the old ones stay.\n{exc}") from None
+
+    # -- keyword nudges -------------------------------------------------------------------------------
+    def nudges(self, channel_id: str | None, text: str) -> list[str]:
+        """Helpful notes for keywords said in an incident's channel, each once per incident."""
+        settings = self.settings
+        lowered = (text or "").lower()
+        wanted = [i for i, n in enumerate(settings.nudges) if any(k.lower() in lowered for k in n.keywords)]
+        if not wanted or not channel_id:
+            return []
+        out = []
+        with storage.write():
+            row = self._incident_for_channel(channel_id) if self.for_channel(channel_id) else None
+            if row is None:
+                return []
+            for index in wanted:
+                _, created = storage.ReminderState.get_or_create(
+                    incident=row, key=f"nudge:{index}", defaults={"count": 1, "last_sent_at": self.now()})
+                if created:
+                    out.append(settings.nudges[index].text)
+        return out
 
     # -- inputs, exactly once ------------------------------------------------------------------------
     def record_input(self, key: str, kind: str, payload: dict | None = None) -> bool:

@@ -328,6 +328,7 @@ JOBS = {
     "create_channel": lambda e, item, p: [lambda: e.create_comms_channel(item.number, p.get("by", ""))],
     "page_oncall": lambda e, item, p: [lambda: e.page_oncall(item.number, p.get("by", ""), item.id)],
     "tell": lambda e, item, p: [lambda: e.tell(p.get("user", ""), p.get("channel"), p.get("text", ""))],
+    "post": lambda e, item, p: [lambda: e.slack.post(p.get("channel"), p.get("text", ""))],
     "react": lambda e, item, p: [lambda: e.slack.react(p.get("channel"), p.get("ts"), p.get("name"))],
     "remind": lambda e, item, p: [lambda: e.remind(item.number, p)],
     "archive": lambda e, item, p: [lambda: e.service.archive_channel(item.number, SYSTEM)],

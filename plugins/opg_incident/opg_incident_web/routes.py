@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 EXTENSION = "opg_incident_web"
 PER_PAGE = 25
+# The index counts matching incidents up to this many; past it the page says "more than 1,000" and pages
+# by next/previous, so that the page costs the same with 1 k or 100 k incidents on record.
+COUNT_CAP = 1000
 REFRESH_SECONDS = 30
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; "
        "frame-ancestors 'none'")
@@ -187,9 +190,12 @@ def index(state: WebState, decision):
         page_no = int(page_no)
     except BadChoice as exc:
         return _error("html", 400, f"That filter is not valid: {exc}.", decision)
-    total = count_incidents(status, drills)
-    pages = max(1, math.ceil(total / PER_PAGE))
-    incidents = list_incidents(status, drills, limit=PER_PAGE, offset=(page_no - 1) * PER_PAGE)
+    total = count_incidents(status, drills, at_most=COUNT_CAP)
+    exact = total <= COUNT_CAP
+    pages = max(1, math.ceil(total / PER_PAGE)) if exact else None
+    # One row more than a page tells whether there is a next page without counting them all.
+    incidents = list_incidents(status, drills, limit=PER_PAGE + 1, offset=(page_no - 1) * PER_PAGE)
+    has_next, incidents = len(incidents) > PER_PAGE, incidents[:PER_PAGE]
     now = dt.datetime.now(dt.timezone.utc)
     rows = [{"inc": i, "status": present.status_tag(i), "severity": present.severity_tag(settings, i.severity),
              "started": present.when(i.declared_at, settings.zone), "took": present.took(i, now),
@@ -198,8 +204,9 @@ def index(state: WebState, decision):
     def page_url(n: int) -> str:
         return _url("index", status=status, drills=drills, page=n)
 
-    return _render("index.html", decision, rows=rows, total=total, page=page_no, pages=pages, status=status,
-                   drills=drills, statuses=STATUSES, drill_choices=DRILLS, page_url=page_url)
+    return _render("index.html", decision, rows=rows, total=total, exact=exact, cap=f"{COUNT_CAP:,}",
+                   page=page_no, pages=pages, has_next=has_next, status=status, drills=drills,
+                   statuses=STATUSES, drill_choices=DRILLS, page_url=page_url)
 
 
 @page()
