@@ -112,3 +112,12 @@ def test_escalation_menu_has_a_page_button_per_team(settings):
     assert [b["value"] for b in buttons] == [f"4:{t.key}" for t in settings.specialists]
     assert all(b["action_id"] == blocks.PAGE_TEAM and b["text"]["text"].startswith("Page ") for b in buttons)
     assert "webops" in text and len(body) <= blocks.MAX_BLOCKS
+
+
+def test_headline_shows_pending_handovers(settings):
+    from types import SimpleNamespace
+    offer = SimpleNamespace(role="lead", to_user="U0NEWLEAD1", awaiting="U0NEWLEAD1")
+    _, body = blocks.headline(incident(), settings, "http://x", [offer])
+    assert "Incident Lead offered to <@U0NEWLEAD1>, waiting for <@U0NEWLEAD1>" in str(body)
+    _, without = blocks.headline(incident(), settings, "http://x")
+    assert "offered to" not in str(without)

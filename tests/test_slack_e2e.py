@@ -110,6 +110,9 @@ def test_whole_incident(slack):
     mention(fake, channel_id, ALICE, f"handover lead <@{BOB}> going off shift")
     offer = fake.wait_for_message(fake.dm_channel(BOB), lambda m: "Accept" in all_text(m))
     assert "going off shift" in all_text(offer)
+    [pending] = bot.incident(1)["pending_handovers"]
+    assert (pending["role"], pending["to"], pending["awaiting"]) == ("lead", BOB, BOB)
+    fake.wait_for(lambda: f"offered to <@{BOB}>" in all_text(headline(fake, channels)))
     accepted = fake.click_button(offer, blocks.HANDOVER_ACCEPT, BOB)
     record(mode, accepted)
     fake.wait_for_message(channel_id, lambda m: f"<@{BOB}> is now Incident Lead, taking over from <@{ALICE}>"

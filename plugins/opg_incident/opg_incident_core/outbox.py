@@ -60,8 +60,13 @@ def enqueue(kind: str, incident=None, payload: dict | None = None, *, now: dt.da
     """Add an item; call inside the transaction of the change. A pending item with the same
     coalesce_key absorbs this one (it renders the latest state when it is sent)."""
     if coalesce_key:  # join a pending item nobody is sending yet (one being sent may miss this change)
-        existing = OutboxItem.get_or_none(OutboxItem.coalesce_key == coalesce_key, OutboxItem.status == "pending",
-                                          (OutboxItem.lease_until.is_null()) | (OutboxItem.lease_until < now))
+        # Not one that started sending: an expired lease does not mean its worker is gone (a slow call outlives
+        # it), and what it renders is older than this change. Locked, so that it cannot start (and render)
+        # before this transaction commits.
+        existing = storage.first(OutboxItem.select().where(
+            OutboxItem.coalesce_key == coalesce_key, OutboxItem.status == "pending",
+            OutboxItem.step == 0, OutboxItem.inflight_step.is_null(),
+            (OutboxItem.lease_until.is_null()) | (OutboxItem.lease_until < now)), lock=True)
         if existing is not None:
             return existing.id
     body = dict(payload or {})

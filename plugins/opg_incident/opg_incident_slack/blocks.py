@@ -114,7 +114,7 @@ def _dict(value) -> dict:
 
 
 # -- the headline -----------------------------------------------------------------------------------
-def headline(incident, settings, document_url: str) -> tuple[str, list]:
+def headline(incident, settings, document_url: str, pending=()) -> tuple[str, list]:
     """(fallback text, blocks) of the headline message in #opg-incidents; edited in place on change."""
     sev = settings.severity(incident.severity)
     status_emoji = {"Live": "🔥", "Reported": "📓", "Resolved": "💧"}[incident.status_text]
@@ -122,6 +122,10 @@ def headline(incident, settings, document_url: str) -> tuple[str, list]:
     people = [f"🙋 Reporter: {mention(incident.reporter)}"]
     for role in settings.assignable_roles:
         people.append(f"{role.name}: {mention(incident.roles[role.key]) if role.key in incident.roles else '-'}")
+    for offer in pending:
+        role = settings.role(offer.role)
+        people.append(f"🤝 {role.name if role else offer.role} offered to {mention(offer.to_user)}, "
+                      f"waiting for {mention(offer.awaiting)}")
     facts = [
         f"{status_emoji} Status: *{incident.status_text}*",
         f"{sev.emoji if sev else '☁️'} Severity: *{sev.name if sev else '-'}*",

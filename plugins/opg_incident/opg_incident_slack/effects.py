@@ -18,7 +18,8 @@ from .gateway import SlackError
 
 log = logging.getLogger(__name__)
 HEADLINE_KINDS = {"declared", "summary", "impact", "severity", "role", "closed", "reopened", "channel", "edited",
-                  "call"}
+                  "call", "offered", "handover_accepted", "handover_declined", "handover_expired",
+                  "handover_withdrawn"}
 ANNOUNCED = {"declared", "role", "closed", "reopened", "offered", "handover_accepted", "handover_declined",
              "handover_expired", "handover_withdrawn", "archived"}
 
@@ -128,7 +129,7 @@ class Effects(CommsEffects):
         channel = self.slack.channel_id(where)
         if channel is None:
             raise SlackError("chat.postMessage", f"channel #{where} not found; create it and invite the bot")
-        text, body = blocks.headline(inc, self.settings, self.document_url(number))
+        text, body = blocks.headline(inc, self.settings, self.document_url(number), self.service.handovers(number))
         try:
             ts = self.slack.post(channel, text, body)
         except SlackError as exc:
@@ -142,7 +143,7 @@ class Effects(CommsEffects):
         inc = self.service.get(number)
         if not inc.headline_ts:
             return
-        text, body = blocks.headline(inc, self.settings, self.document_url(number))
+        text, body = blocks.headline(inc, self.settings, self.document_url(number), self.service.handovers(number))
         self.slack.update(inc.headline_channel_id, inc.headline_ts, text, body)
 
     # -- announcements ------------------------------------------------------------------------------

@@ -160,7 +160,8 @@ def kind_category(kind: str) -> str:
 
 # -- JSON -------------------------------------------------------------------------------------------
 
-def incident_document(inc, timeline, actions, history, settings, *, url: str, slack_base: str) -> dict:
+def incident_document(inc, timeline, actions, history, settings, *, url: str, slack_base: str,
+                      pending=()) -> dict:
     """The living document as data (the run contract: number, title, status, severity, summary,
     impact, roles, timeline of {at, kind, text, author} with `at` in ISO 8601 with offset, actions)."""
     zone = settings.zone
@@ -191,6 +192,10 @@ def incident_document(inc, timeline, actions, history, settings, *, url: str, sl
             {"role": h.role, "role_name": role_name.get(h.role, h.role), "holder": h.holder,
              "assigned_by": h.assigned_by, "from": iso(h.assigned_at, zone), "until": iso(h.released_at, zone)}
             for h in history],
+        "pending_handovers": [
+            {"id": h.id, "role": h.role, "role_name": role_name.get(h.role, h.role), "to": h.to_user,
+             "awaiting": h.awaiting, "requested_by": h.requested_by, "expires_at": iso(h.expires_at, zone)}
+            for h in pending],
         "timeline": [
             {"id": e.id, "at": iso(e.at, zone), "kind": e.kind, "text": e.text, "author": e.author,
              "permalink": safe_url(e.permalink),

@@ -224,6 +224,7 @@ def incident(state: WebState, decision, number: int):
     return _render(
         "incident.html", decision, inc=inc, roles=roles, role_name=role_name, history=history,
         timeline=timeline, actions=actions, status=present.status_tag(inc),
+        pending=state.service().handovers(number),
         severity=present.severity_tag(settings, inc.severity), when=lambda v: present.when(v, zone),
         iso=lambda v: present.iso(v, zone), took=present.took(inc),
         channel_url=present.channel_url(state.slack_base, inc.channel_id),
@@ -236,7 +237,8 @@ def incident(state: WebState, decision, number: int):
 def incident_json(state: WebState, decision, number: int):
     inc, timeline, actions, history = _record(state, number)
     doc = present.incident_document(inc, timeline, actions, history, state.settings(),
-                                    url=f"{state.public_url}/incidents/{number}", slack_base=state.slack_base)
+                                    url=f"{state.public_url}/incidents/{number}", slack_base=state.slack_base,
+                                    pending=state.service().handovers(number))
     return jsonify(doc)
 
 
