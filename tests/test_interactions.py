@@ -1,0 +1,122 @@
+"""Slack inputs without a network: the gateway is the edge, the core and the database are real."""
+from __future__ import annotations
+
+import pytest
+
+from opg_incident_slack import Effects, SlackInteractions, blocks
+from opg_incident_slack.gateway import SlackError
+
+ALICE, BOB = "U0ALICE01", "U0BOB0002"
+CHANNEL = "C0INCIDT1"
+
+
+class Gateway:
+    """Answers like Slack; can be told to refuse a method."""
+
+    def __init__(self):
+        self.calls, self.refuse, self.history = [], {}, {}
+
+    def _record(self, name, *args, **kwargs):
+        self.calls.append((name, args, kwargs))
+        if name in self.refuse:
+            raise SlackError(name, self.refuse[name])
+
+    def open_view(self, trigger_id, view):
+        self._record("open_view", trigger_id, view)
+        return "V1"
+
+    def message(self, channel, ts):
+        self._record("message", channel, ts)
+        return self.history.get((channel, ts))
+
+    def permalink(self, channel, ts):
+        self._record("permalink", channel, ts)
+        return f"https://slack.example/archives/{channel}/p{ts.replace('.', '')}"
+
+
+class Config:
+    INCIDENT_PUBLIC_URL = "http://localhost:3141"
+
+
+@pytest.fixture
+def slack(service, settings_box):
+    gateway = Gateway()
+    effects = Effects(gateway, service, lambda: settings_box[0], Config())
+    number = service.declare("Payments are failing", ALICE, lead=ALICE).incident.number
+    service.attach_channel(number, CHANNEL, "inc-1-payments", ALICE)
+    return SlackInteractions(service, effects, gateway, lambda: settings_box[0]), gateway, number
+
+
+def test_pin_without_the_message_fetches_it_and_records_author_time_and_link(slack, service):
+    interactions, gateway, number = slack
+    gateway.history[(CHANNEL, "1700000000.000100")] = {"ts": "1700000000.000100", "user": BOB,
+                                                       "text": "Rolled back", "files": [{"name": "graph.png",
+                                                       "permalink": "https://files.example/graph.png"}]}
+    interactions.on_event({"type": "pin_added", "user": ALICE, "channel_id": CHANNEL,
+                           "item": {"type": "message", "message": {"ts": "1700000000.000100"}}})
+    [pin] = [e for e in service.timeline(number) if e.kind == "pin"]
+    assert (pin.author, pin.text, pin.at.timestamp()) == (BOB, "Rolled back", 1700000000.0001)
+    assert pin.permalink.endswith("p1700000000000100")
+    assert pin.files == ({"name": "graph.png", "url": "https://files.example/graph.png"},)
+
+
+def test_pins_elsewhere_are_ignored_and_deleting_a_pinned_message_removes_it(slack, service):
+    interactions, gateway, number = slack
+    interactions.on_event({"type": "pin_added", "channel_id": "C0ELSEWHR", "item": {"message": {"ts": "1.1",
+                                                                                               "text": "x"}}})
+    assert gateway.calls == []
+    interactions.on_event({"type": "pin_added", "user": ALICE, "channel_id": CHANNEL,
+                           "item": {"message": {"ts": "1700000001.000100", "text": "Failover done", "user": BOB}}})
+    assert [e.text for e in service.timeline(number) if e.kind == "pin"] == ["Failover done"]
+    interactions.on_event({"type": "message", "subtype": "message_deleted", "channel": CHANNEL,
+                           "deleted_ts": "1700000001.000100"})
+    assert [e for e in service.timeline(number) if e.kind == "pin"] == []
+
+
+def test_channel_rename_follows(slack, service):
+    interactions, _, number = slack
+    interactions.on_event({"type": "channel_rename", "channel": {"id": CHANNEL, "name": "inc-1-cards"}})
+    assert service.get(number).channel_name == "inc-1-cards"
+
+
+def test_slash_command_opens_the_modal_or_says_how_to_declare_by_hand(slack):
+    interactions, gateway, _ = slack
+    assert interactions.on_interaction("slash_commands", {"text": "DB down", "trigger_id": "t1",
+                                                          "channel_id": "C0GENERAL"}) is None
+    view = gateway.calls[-1][1][1]
+    assert view["blocks"][0]["element"]["initial_value"] == "DB down"
+    gateway.refuse["open_view"] = "expired_trigger_id"
+    ack = interactions.on_interaction("slash_commands", {"text": "DB down", "trigger_id": "t2"})
+    assert "incident declare DB down" in ack["text"] and ack["response_type"] == "ephemeral"
+
+
+def submission(callback, metadata, **values):
+    state = {field: {"value": {"type": "plain_text_input", "value": value}} for field, value in values.items()
+             if field in ("title", "summary", "impact")}
+    if "severity" in values:
+        state["severity"] = {"value": {"selected_option": {"value": values["severity"]}}}
+    if "lead" in values:
+        state["lead"] = {"value": {"selected_user": values["lead"]}}
+    return {"type": "view_submission", "user": {"id": BOB}, "trigger_id": "t",
+            "view": {"callback_id": callback, "private_metadata": metadata, "state": {"values": state}}}
+
+
+def test_modal_field_errors_and_nothing_declared(slack, service):
+    interactions, _, _ = slack
+    ack = interactions.on_interaction("interactive", submission(blocks.DECLARE_VIEW, "{}", title="x" * 301,
+                                                                severity="apocalyptic"))
+    assert ack["response_action"] == "errors" and set(ack["errors"]) == {"title", "severity"}
+    assert len(service.list("all")) == 1
+
+
+def test_edit_applies_each_change_and_a_held_lead_is_offered_not_overwritten(slack, service):
+    interactions, _, number = slack
+    ack = interactions.on_interaction("interactive", submission(
+        blocks.EDIT_VIEW, f'{{"number": {number}}}', title="Card payments fail", summary="since 10:31",
+        severity="critical", lead=BOB))
+    assert ack is None
+    inc = service.get(number)
+    assert (inc.title, inc.summary, inc.severity, inc.roles["lead"]) == ("Card payments fail", "since 10:31",
+                                                                       "critical", ALICE)
+    [offer] = service.handovers(number)
+    assert (offer.role, offer.to_user) == ("lead", BOB)
