@@ -29,6 +29,7 @@ ROUTED_EVENTS = ("pin_added", "pin_removed", "channel_rename", "channel_archive"
 ROUTED_SUBTYPES = ("message_changed", "message_deleted")
 IGNORED_SUBTYPES = ("pinned_item", "unpinned_item", "channel_join", "channel_topic", "channel_purpose",
                     "channel_name", "bot_add", "message_replied")
+NOT_RECORDED = object()  # an event the plugins could not record: not acked, Slack delivers it again
 _ENDPOINTS = {"events": "/slack/events", "commands": "/slack/commands", "interactive": "/slack/interactive"}
 
 
@@ -107,9 +108,15 @@ class OPGSlackBackend(_slackv3.SlackBackend):
 
     def _is_new(self, key: str | None, kind: str, payload: dict | None = None) -> bool:
         """Record the input durably; False when it was seen before (Slack redelivers until acked)."""
+        return self._record(key, kind, payload) is not False
+
+    def _record(self, key: str | None, kind: str, payload: dict | None = None) -> bool | None:
+        """True: recorded now; False: recorded before (a redelivery); None: not recorded (no plugin ready
+        yet, as while errbot activates them at start-up, or the database failed)."""
         if not key:
             return True
-        return self._ask_plugins("callback_slack_input", key, kind, payload) is not False
+        answer = self._ask_plugins("callback_slack_input", key, kind, payload)
+        return answer if isinstance(answer, bool) else None
 
     def _processed(self, key: str | None) -> None:
         if key:
@@ -123,14 +130,18 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             log.debug("Ignoring a Slack payload without an event")
             return None
         key = event_data.get("event_id")
-        if not self._is_new(key, "events_api", event_data):
+        recorded = self._record(key, "events_api", event_data)
+        if recorded is None:
+            return NOT_RECORDED
+        if not recorded:
             log.info("Ignoring redelivered event %s", key)
             return None
         return self._dispatch_event(event_data, key)
 
     def _dispatch_event(self, event_data: dict, key: str | None):
-        """Hand an event to the plugins. It counts as processed when this returns, except a command,
-        which errbot runs later on its pool: the plugin marks that one when it has run."""
+        """Hand an event to the plugins. It counts as processed when this returns, except a command that
+        errbot queued for its pool: that one is marked when it has run (by the plugin, in the transaction
+        of its change, or in _execute_and_send)."""
         event = event_data["event"]
         if key:
             event["_opg_input"] = key
@@ -139,16 +150,27 @@ class OPGSlackBackend(_slackv3.SlackBackend):
                 return self._ask_plugins("callback_slack_event", event)
             return super()._generic_wrapper(event_data)
         finally:
-            if not self._runs_a_command(event):
+            if not event.get("_opg_command"):  # not a command (an unknown one, `help`'s text, our own message)
                 self._processed(key)
 
-    def _runs_a_command(self, event: dict) -> bool:
-        if event.get("type") != "message" or event.get("subtype") not in (None, "thread_broadcast"):
-            return False
-        text = (event.get("text") or "").strip()
-        prefixes = (self.bot_config.BOT_PREFIX, *getattr(self, "bot_alt_prefixes", ()))
-        return str(event.get("channel", "")).startswith("D") or text.lower().startswith(
-            tuple(p.lower() for p in prefixes if p))
+    # errbot's command path: a message found to be a command is queued, run, then answered.
+    def _process_command(self, msg, cmd, args, match):
+        event = msg.extras.get("slack_event")
+        if isinstance(event, dict):
+            event["_opg_command"] = True
+        return super()._process_command(msg, cmd, args, match)
+
+    def _process_command_filters(self, msg, cmd, args, dry_run=False):
+        result = super()._process_command_filters(msg, cmd, args, dry_run)
+        if not dry_run and result[0] is None:  # blocked (ACLs): it will not run
+            self._processed((msg.extras.get("slack_event") or {}).get("_opg_input"))
+        return result
+
+    def _execute_and_send(self, cmd, args, match, msg, template_name=None):
+        try:
+            return super()._execute_and_send(cmd, args, match, msg, template_name)
+        finally:
+            self._processed((msg.extras.get("slack_event") or {}).get("_opg_input"))
 
     def replay_inputs(self, inputs) -> int:
         """Handle events a previous process recorded but never handled (it died after the ack)."""
@@ -186,7 +208,10 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             # Durable record first (in _generic_wrapper's key check), then the ack, then the work.
             payload = req.payload if isinstance(req.payload, dict) else {}
             key = payload.get("event_id") or req.envelope_id
-            is_new = isinstance(payload.get("event"), dict) and self._is_new(key, "events_api", payload)
+            is_new = isinstance(payload.get("event"), dict) and self._record(key, "events_api", payload)
+            if is_new is None:  # not durable: no ack, so that Slack delivers it again (a handled one is lost)
+                log.warning("Event %s could not be recorded yet; not acked, Slack delivers it again", key)
+                return
             client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
             if is_new:  # recorded before the ack: a crash from here on is replayed at the next start
                 self._dispatch_event(payload, key)
@@ -219,7 +244,8 @@ class OPGSlackBackend(_slackv3.SlackBackend):
                     data = json.loads(body)
                     if data.get("type") == "url_verification":
                         return {"challenge": data.get("challenge", "")}
-                    self._generic_wrapper(data)
+                    if self._generic_wrapper(data) is NOT_RECORDED:
+                        return make_response("", 503)  # Slack retries it
                     return make_response("", 200)
                 if kind == "commands":
                     payload, interaction = request.form.to_dict(), "slash_commands"

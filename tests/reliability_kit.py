@@ -1,0 +1,241 @@
+"""Shared by the exactly-once tests (issue 6, R1-R3 and R6): an incident with its comms channel, storms
+of notes and pins, the database read directly (SQLite file or PostgreSQL), duplicates counted on the
+fake Slack's state, and a fresh PostgreSQL database per test."""
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import random
+import sqlite3
+import time
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from fake_slack import events
+from slack_bot import ALICE, BOB, CAROL, ONCALL
+from opg_incident_slack import blocks
+
+NOTE_REPLY = "Note logged on the timeline of incident"
+LEASE = {"INCIDENT_OUTBOX_LEASE_SECONDS": "3"}  # a crashed process's outbox items come back after 3 s
+
+
+def report(name: str, **figures) -> None:
+    """One line of figures for issue 6's closing note (`pytest -s` shows it)."""
+    print(f"\n[{name}] " + " ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
+
+
+def rng(name: str) -> random.Random:
+    """A random source for one test: a new seed each run (printed), or RELIABILITY_SEED to replay one."""
+    seed = int(os.environ.get("RELIABILITY_SEED") or random.SystemRandom().randrange(1, 10**6))
+    print(f"\n[{name}] seed={seed} (RELIABILITY_SEED={seed} replays it)", flush=True)
+    return random.Random(seed)
+
+
+# -- the database, read from outside the bot -----------------------------------------------------------
+
+def query(database_url: str, sql: str, params: tuple = ()) -> list[tuple]:
+    """Rows of `sql` (written with ? placeholders) on the bot's database."""
+    if database_url.startswith("sqlite"):
+        path = database_url.split("sqlite:///", 1)[1]
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
+            return conn.execute(sql, params).fetchall()
+    import psycopg2
+
+    with contextlib.closing(psycopg2.connect(database_url, connect_timeout=5)) as conn:
+        with conn.cursor() as cur:
+            cur.execute(sql.replace("?", "%s"), params)
+            return cur.fetchall()
+
+
+def timeline(database_url: str, kind: str) -> collections.Counter:
+    """How often each text (a note) or message ts (a pin) is on the timeline of incident 1."""
+    column = "source_ts" if kind == "pin" else "text"
+    rows = query(database_url, f"SELECT t.{column} FROM timeline_entry t JOIN incident i ON i.id = t.incident_id "
+                               "WHERE i.number = 1 AND t.kind = ? AND t.removed_at IS NULL", (kind,))
+    return collections.Counter(r[0] for r in rows)
+
+
+def unprocessed_inputs(database_url: str) -> int:
+    return query(database_url, "SELECT COUNT(*) FROM inbox_entry WHERE processed_at IS NULL "
+                               "AND payload IS NOT NULL")[0][0]
+
+
+def pending_outbox(database_url: str) -> int:
+    return query(database_url, "SELECT COUNT(*) FROM outbox_item WHERE status = 'pending'")[0][0]
+
+
+def failed_outbox(database_url: str) -> list:
+    return query(database_url, "SELECT kind, last_error FROM outbox_item WHERE status = 'failed'")
+
+
+@contextlib.contextmanager
+def fresh_postgres():
+    """A new PostgreSQL database on INCIDENT_TEST_POSTGRES_URL's server (dropped afterwards); skipped when
+    the server is not reachable, failed when CI=true."""
+    import psycopg2
+    from psycopg2 import sql
+
+    base = os.environ.get("INCIDENT_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+    parts = urlsplit(base)
+    name = f"opg_rel_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg2.connect(base, connect_timeout=3)
+    except psycopg2.Error as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL is required when CI=true: {str(exc).strip()}")
+        pytest.skip(f"PostgreSQL not reachable ({str(exc).strip()})")
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    admin.close()
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+    finally:
+        admin = psycopg2.connect(base, connect_timeout=3)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.close()
+
+
+# -- Slack side ----------------------------------------------------------------------------------------
+
+def text_of(message: dict) -> str:
+    return message.get("text", "") + json.dumps(message.get("blocks", []), ensure_ascii=False)
+
+
+def headline(fake, channels, number: int = 1) -> dict:
+    def find():
+        return next((m for m in fake.bot_messages(channels["opg-incidents"])
+                     if m.get("thread_ts") in (None, m["ts"]) and m.get("text", "").startswith(
+                         (f"Incident {number}:", f"Incident {number} ("))), None)
+    return fake.wait_for(find, timeout=20, message=f"no headline for incident {number}")
+
+
+def declare_by_modal(fake, channels, title: str, user: str = ALICE, timeout: float = 20.0) -> None:
+    before = set(fake.views)
+    assert fake.slash_command("/opg-incident", title, user, channels["general"], timeout=timeout).ok
+    view_id = fake.wait_for(lambda: next((v for v, d in fake.views.items()
+                                          if d.get("callback_id") == blocks.DECLARE_VIEW and v not in before), None),
+                            timeout=timeout)
+    ack = fake.submit_view(view_id, {"severity": "major", "lead": user}, user=user, timeout=timeout)
+    assert ack.ok and not (ack.payload or {}).get("errors"), ack
+
+
+def incident_with_channel(fake, bot, channels, title: str = "Payments are failing") -> str:
+    """Incident 1 declared by ALICE (the lead) with its comms channel, BOB and CAROL in it."""
+    declare_by_modal(fake, channels, title)
+    return comms_channel(fake, bot, channels, 1)
+
+
+def mention(fake, channel: str, user: str, text: str) -> dict:
+    return fake.post_message(channel, user, f"<@{fake.bot_user_id}> {text}")
+
+
+def quiet_message(fake, channel: str, user: str, text: str) -> str:
+    """A message that is in the channel (as if posted before the bot listened): no event; returns ts."""
+    ws = fake.workspace
+    with ws.lock:
+        return ws.add_message(ws.channel(channel), events.person_message(ws, user, text))["ts"]
+
+
+def note_replies(fake, channel: str) -> int:
+    return sum(NOTE_REPLY in m.get("text", "") for m in fake.bot_messages(channel))
+
+
+def duplicate_bot_texts(fake, channel: str, ignore: str = NOTE_REPLY) -> list:
+    """Bot messages in `channel` posted more than once with the same text (replies to notes, all alike,
+    are counted separately)."""
+    counts = collections.Counter(m.get("text", "") for m in fake.bot_messages(channel)
+                                 if ignore not in m.get("text", ""))
+    return [(t[:80], n) for t, n in counts.items() if n > 1]
+
+
+def inc_channels(fake) -> list:
+    return [name for name in fake.channels.names() if name.startswith("inc-")]
+
+
+def input_deliveries(fake, since: float = 0.0) -> list:
+    """Envelopes the test's people caused (messages, mentions, pins), not the bot's own echoes."""
+    def ours(d):
+        event = d.payload.get("event") or {}
+        return (d.type == "events_api" and event.get("user") != fake.bot_user_id
+                and event.get("type") in ("message", "app_mention", "pin_added")
+                and (d.attempts[0].time if d.attempts else time.time()) >= since)
+    return fake.deliveries(where=ours)
+
+
+def redeliveries(fake) -> int:
+    return sum(max(0, len(d.attempts) - 1) for d in fake.deliveries())
+
+
+def deliver_again(fake, envelope_id: str, attempt: int) -> None:
+    """Slack delivers the same envelope again (same envelope and event id, retry_attempt = attempt)."""
+    delivery = fake.delivery(envelope_id)
+    delivery.retry_attempt = attempt - 1
+    fake.redeliver(envelope_id)
+
+
+def settle(fake, database_url: str, timeout: float = 60.0, quiet: float = 1.5) -> float:
+    """Until every delivery is acked, every input handled, the outbox empty and no Web API call came for
+    `quiet` s; returns how long that took."""
+    start = time.monotonic()
+
+    def calm():
+        calls = fake.calls
+        last = calls[-1].time if calls else 0
+        return (time.time() - last > quiet and all(d.acks for d in fake.deliveries())
+                and pending_outbox(database_url) == 0 and unprocessed_inputs(database_url) == 0)
+    try:
+        fake.wait_for(calm, timeout=timeout, interval=0.25)
+    except TimeoutError:
+        unacked = [d for d in fake.deliveries() if not d.acks]
+        raise AssertionError(
+            f"the bot never settled: {unprocessed_inputs(database_url)} inputs recorded and not handled "
+            f"{query(database_url, 'SELECT key, kind, received_at FROM inbox_entry WHERE processed_at IS NULL')[:5]}, "
+            f"{pending_outbox(database_url)} outbox items pending, {len(unacked)} deliveries never acked") from None
+    return time.monotonic() - start
+
+
+def wait_handled(fake, database_url: str, message: dict, timeout: float = 30.0) -> None:
+    """Until the event of `message` (as post_message returns it) is recorded and handled by the bot."""
+    def event_id():
+        found = fake.deliveries(where=lambda d: (d.payload.get("event") or {}).get("ts") == message["ts"]
+                                and (d.payload.get("event") or {}).get("type") == "message")
+        return found and found[0].payload["event_id"]
+    key = fake.wait_for(event_id, timeout=timeout)
+    fake.wait_for(lambda: query(database_url, "SELECT processed_at FROM inbox_entry WHERE key = ?", (key,))
+                  and query(database_url, "SELECT processed_at FROM inbox_entry WHERE key = ?", (key,))[0][0],
+                  timeout=timeout, interval=0.05, message=f"{message.get('text')!r} never handled")
+
+
+def repeated_outbox_posts(fake) -> list:
+    """Outbox posts found more than once in one conversation (or thread) under one key (item.step: a step
+    posts at most once per conversation, and looks there after a crash before it posts again)."""
+    ws = fake.workspace
+    with ws.lock:
+        keys = collections.Counter(
+            (channel.id, m.get("thread_ts"), ((m.get("metadata") or {}).get("event_payload") or {}).get("key"))
+            for channel in ws.channels.values() for m in channel.messages.values()
+            if (m.get("metadata") or {}).get("event_type") == "opg_outbox")
+    return [(k, n) for k, n in keys.items() if n > 1]
+
+
+def outbox_report(database_url: str) -> list:
+    return query(database_url, "SELECT id, kind, attempts, created_at, done_at, last_error FROM outbox_item "
+                               "ORDER BY id")
+
+
+def comms_channel(fake, bot, channels, number: int, by: str = ALICE) -> str:
+    """Create incident `number`'s comms channel with its headline's button; BOB and CAROL join it."""
+    assert fake.click_button(headline(fake, channels, number), blocks.CREATE_CHANNEL, by).ok
+    channel_id = fake.wait_for(lambda: (bot.incident(number)["channel"] or {}).get("id"), timeout=20)
+    fake.wait_for_message(channel_id, lambda m: "This is the comms channel" in m.get("text", ""), timeout=20)
+    fake.wait_for(lambda: f"<#{channel_id}>" in text_of(headline(fake, channels, number)), timeout=20)
+    for user in (BOB, CAROL):
+        fake.join(channel_id, user)
+    return channel_id
