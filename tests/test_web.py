@@ -221,6 +221,23 @@ def test_index_lists_newest_first_in_pages_with_filters(web):
         assert response.status_code == 400 and "not valid" in response.get_data(as_text=True), bad
 
 
+def test_index_past_the_count_cap_says_more_than_and_pages_by_next_and_previous(web, monkeypatch):
+    """Counting stops at the cap, so the index costs the same however long the history is."""
+    from opg_incident_web import routes
+    monkeypatch.setattr(routes, "COUNT_CAP", 10)
+    monkeypatch.setattr(routes, "PER_PAGE", 5)
+    for i in range(1, 13):
+        web.service.declare(f"Incident number {i}", "U01")
+    first = web.get("/incidents").get_data(as_text=True)
+    assert _rows(first) == [12, 11, 10, 9, 8] and "More than 10 incidents, page 1" in first
+    assert 'rel="next" href="/incidents?status=all&amp;drills=with&amp;page=2"' in first and 'rel="prev"' not in first
+    last = web.get("/incidents?page=3").get_data(as_text=True)
+    assert _rows(last) == [2, 1] and 'rel="prev"' in last and 'rel="next"' not in last
+    assert "<span>Page 3</span>" in last
+    exact = web.get("/incidents?page=2&status=all&drills=only").get_data(as_text=True)
+    assert "0 incidents" in exact  # under the cap the count is exact
+
+
 def test_index_queries_use_indexes(web):
     """The default page walks the unique index on number (no sort); status filters search the status
     index; counts too. No page reads the whole table."""
