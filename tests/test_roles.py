@@ -205,3 +205,25 @@ def test_release_only_by_holder_lead_or_admin(service, incident):
     with pytest.raises(NotAllowed):
         service.release_role(incident, "scribe", CAROL)
     assert service.release_role(incident, "scribe", BOB).incident.roles.get("scribe") is None
+
+
+def test_an_offer_from_an_old_holder_no_longer_stands(service, incident):
+    offer = offer_of(service.handover(incident, "lead", BOB, ALICE))
+    service.release_role(incident, "lead", ALICE)
+    assert service.get_handover(offer).status == "pending"
+    out = service.assign_role(incident, "lead", CAROL, CAROL)  # Carol takes the empty role
+    assert out.incident.roles["lead"] == CAROL
+    assert service.get_handover(offer).status == "withdrawn"  # filling the role ends the old offer
+    late = service.answer_handover(offer, BOB, accept=True)
+    assert not late.changed and service.get(incident).roles["lead"] == CAROL
+
+
+def test_accepting_after_the_holder_changed_moves_nothing(service, incident):
+    request = offer_of(service.assign_role(incident, "lead", CAROL, CAROL))  # Carol asks Alice
+    other = offer_of(service.handover(incident, "scribe", DAVE, ALICE))
+    assert service.get_handover(other).status == "pending"
+    service.release_role(incident, "lead", ALICE)
+    service.assign_role(incident, "lead", BOB, BOB)  # Bob takes it meanwhile (the request is withdrawn)
+    out = service.answer_handover(request, ALICE, accept=True)
+    assert not out.changed or out.warnings
+    assert service.get(incident).roles["lead"] == BOB

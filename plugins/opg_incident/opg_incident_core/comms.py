@@ -7,7 +7,7 @@ import re
 from . import storage
 from .errors import InvalidInput, NotAllowed, NotFound
 from .storage import StakeholderChannel, StakeholderUpdate
-from .text import mention
+from .text import defuse, mention
 from .views import Happened, Outcome, UpdateView
 
 URL = re.compile(r"^https?://[^\s<>|]{3,500}$")
@@ -123,7 +123,7 @@ class CommsMixin:
         team = self.settings.specialist(team_key)
         if team is None:
             known = ", ".join(t.key for t in self.settings.specialists) or "none are configured"
-            raise InvalidInput(f"'{team_key}' is not a specialist team; teams: {known}.")
+            raise InvalidInput(f"'{defuse(team_key)}' is not a specialist team; teams: {known}.")
         with storage.write():
             row = self._incident(number, lock=True)
             entry = self._log(row, "page", by, f"Paged {team.name}")

@@ -32,6 +32,10 @@ class RolesMixin:
                 return self._offer(row, role, holder, by, note)
             happened: list[Happened] = []
             warnings = self._assign(row, role.key, holder, by, happened, note)
+            stale = self._pending(row, role.key)  # an offer of the role it had while empty
+            if stale is not None:
+                self._finish(row, stale, "withdrawn", "system", self.now())
+                happened.append(self._happened(stale))
             return self._outcome(row, happened, warnings)
 
     def handover(self, number: int, role_key: str, to_user: str, by: str, note: str = "") -> Outcome:
@@ -49,8 +53,8 @@ class RolesMixin:
         lead = current.get("lead")
         asking = by == to_user and holder is not None  # someone asks the holder for the role
         if not asking and by not in (holder, lead) and not self.is_admin(by):
-            who = f"the {role.name} ({mention(holder)})" if holder else "the Incident Lead"
-            raise NotAllowed(f"Only {who}, the Incident Lead or a bot admin may hand over the {role.name} role. "
+            who = f"the {role.name} ({mention(holder)}), the Incident Lead" if holder else "the Incident Lead"
+            raise NotAllowed(f"Only {who} or a bot admin may hand over the {role.name} role. "
                              f"To take it yourself: `{role.key} me`.")
         pending = self._pending(row, role.key)
         if pending is not None:
@@ -72,9 +76,10 @@ class RolesMixin:
 
     def answer_handover(self, offer_id: int, by: str, accept: bool) -> Outcome:
         """Accept or decline; only the person awaited may answer, and only once."""
+        number = self._handover(offer_id).incident.number
         with storage.write():
+            row = self._incident(number, lock=True)  # the incident first, then the offer: one lock order
             offer = self._handover(offer_id, lock=True)
-            row = self._incident(offer.incident.number, lock=True)
             if offer.status != "pending":
                 return self._outcome(row, [], [f"This offer was already {offer.status}."])
             if by != offer.awaiting:
@@ -86,6 +91,10 @@ class RolesMixin:
             if not accept:
                 self._finish(row, offer, "declined", by, now)
                 return self._outcome(row, [self._happened(offer)])
+            if self._holders(row).get(offer.role) != offer.from_holder:
+                self._finish(row, offer, "withdrawn", "system", now)  # the role changed hands meanwhile
+                return self._outcome(row, [self._happened(offer)],
+                                     ["This offer no longer stands: the role changed hands meanwhile."])
             role = self._role(offer.role)
             happened: list[Happened] = []
             warnings = self._assign(row, role.key, offer.to_user, by, happened, offer.note)
@@ -110,11 +119,12 @@ class RolesMixin:
         due = [h.id for h in Handover.select(Handover.id).where(Handover.status == "pending",
                                                                 Handover.expires_at <= self.now())]
         for offer_id in due:
+            number = self._handover(offer_id).incident.number
             with storage.write():
+                row = self._incident(number, lock=True)
                 offer = self._handover(offer_id, lock=True)
                 if offer.status != "pending":
                     continue
-                row = self._incident(offer.incident.number, lock=True)
                 self._finish(row, offer, "expired", "system", self.now())
                 outcomes.append(self._outcome(row, [self._happened(offer)]))
         return outcomes

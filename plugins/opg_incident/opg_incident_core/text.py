@@ -14,7 +14,7 @@ def mention(user: str | None) -> str:
     """How a stored user id is written in chat: <@U123> for Slack ids, the id itself otherwise."""
     if not user:
         return "nobody"
-    return f"<@{user}>" if SLACK_USER.match(user) else user
+    return f"<@{user}>" if SLACK_USER.match(user) else defuse(user)
 
 
 def parse_user(token: str, sender: str) -> str | None:
@@ -23,15 +23,15 @@ def parse_user(token: str, sender: str) -> str | None:
     if token.lower() == "me":
         return sender
     m = USER_REF.match(token)
-    if not m or (m.group(2) or "").lower() in BROADCASTS:
-        return None  # @here, @channel, @everyone are not people (and must not be echoed)
+    if not m or (m.group(2) or "").lower().startswith(BROADCASTS):
+        return None  # @here, @channel., @everyone_ are not people (and must not be echoed)
     return m.group(1) or "@" + m.group(2)
 
 
 def defuse(text: str) -> str:
     """User text to echo in chat without pinging anyone or forming links: <!channel>, @here, <@U..>."""
     text = re.sub(r"<([!@#])", lambda m: "<" + ZWSP + m.group(1), text)
-    return re.sub(r"(?<!\w)@(channel|here|everyone)\b", "@" + ZWSP + r"\1", text, flags=re.IGNORECASE)
+    return re.sub(r"(?<![A-Za-z0-9])@(channel|here|everyone)", "@" + ZWSP + r"\1", text, flags=re.IGNORECASE)
 
 
 def duration(delta: dt.timedelta) -> str:
