@@ -111,7 +111,7 @@ def test_bad_channel_name_is_refused_with_the_allowed_characters():
     text = edited("incidents: opg-incidents", "incidents: OPG Incidents")
     message = refusal(text)
     assert message.startswith(f"{SOURCE}:{line_of(text, 'incidents: OPG Incidents')}: channels.incidents: ")
-    assert "a-z0-9_-" in message
+    assert "lowercase letters, digits, - and _, at most 80 characters" in message
 
 
 def test_comms_pattern_with_unknown_placeholder_lists_the_allowed_ones():
@@ -233,3 +233,14 @@ def test_reload_reports_removals(settings_file):
     settings_file.write_text(SHIPPED[:start] + SHIPPED[end:], encoding="utf-8")
     assert store.reload() == ["removed role Communications Lead (comms)"]
     assert store.current.role("comms") is None
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ('oncall_user: ""', 'oncall_user: "@alice"', "paging.oncall_user: '@alice' is not a Slack user ID"),
+    ("Incident {number} has no severity", "Incident {number has no severity",
+     "reminders.severity_missing.text: cannot fill in this text"),
+    ("{role}. Take", "{rolez}. Take", "placeholders: {bot}, {number}, {role}, {key}, {lead}, {minutes}"),
+])
+def test_reminder_texts_and_slack_ids_are_checked_when_loaded(old, new, expected):
+    message = refusal(edited(old, new))
+    assert expected in message, message

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import threading
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -68,11 +68,34 @@ class Channels(_Frozen):
         return self.reports or self.incidents
 
 
+SLACK_USER_ID = r"^([UW][A-Z0-9]{2,})?$"
+SLACK_GROUP_ID = r"^(S[A-Z0-9]{2,})?$"
+PATTERN_HELP = {
+    SLACK_USER_ID: "a Slack user ID such as U0123ABC (in Slack: the person's profile, ⋮, Copy member ID)",
+    SLACK_GROUP_ID: "a Slack user group ID such as S0123ABC",
+    KEY: "a key: lowercase letters, digits, - and _, starting with a letter, at most 31 characters",
+    r"^[a-z0-9_-]{1,80}$": "a Slack channel name: lowercase letters, digits, - and _, at most 80 characters",
+}
+REMINDER_PLACEHOLDERS = {"bot": "@opg-incident", "number": 1, "role": "Incident Scribe", "key": "scribe",
+                         "lead": "@lead", "minutes": 30}
+
+
 class Reminder(_Frozen):
     every_minutes: int = Field(ge=1, le=7 * 24 * 60)
     max_count: int = Field(default=5, ge=0, le=1000)
-    # Placeholders: {bot} (the bot's mention name), {number}, {role}, {lead}, {minutes}
-    text: str = ""
+    # Placeholders: {bot} (the bot's mention name), {number}, {role}, {key}, {lead}, {minutes}
+    text: str = Field(default="", min_length=1)
+
+    @field_validator("text")
+    @classmethod
+    def _formats(cls, value: str) -> str:
+        try:
+            value.format(**REMINDER_PLACEHOLDERS)
+        except (KeyError, IndexError, ValueError) as exc:
+            allowed = ", ".join("{" + k + "}" for k in REMINDER_PLACEHOLDERS)
+            raise ValueError(f"cannot fill in this text ({type(exc).__name__}: {exc}); placeholders: {allowed}; "
+                             "write {{ and }} for a literal brace") from None
+        return value
 
 
 class WorkingHours(_Frozen):
@@ -98,7 +121,7 @@ class Reminders(_Frozen):
 
 
 class Paging(_Frozen):
-    oncall_user: str = ""
+    oncall_user: str = Field(default="", pattern=SLACK_USER_ID)  # a Slack user ID such as U0123ABC
     pagerduty_routing_key: str = ""
 
 
@@ -109,7 +132,7 @@ class Archive(_Frozen):
 
 class Team(_Frozen):
     name: str = Field(min_length=1)
-    members: tuple[str, ...] = ()
+    members: tuple[Annotated[str, Field(pattern=SLACK_USER_ID)], ...] = ()
 
 
 class Specialist(_Frozen):
@@ -118,8 +141,8 @@ class Specialist(_Frozen):
     key: str = Field(pattern=KEY)
     name: str = Field(min_length=1, max_length=60)
     covers: str = ""
-    slack_user: str = ""
-    slack_group: str = ""
+    slack_user: str = Field(default="", pattern=SLACK_USER_ID)
+    slack_group: str = Field(default="", pattern=SLACK_GROUP_ID)
     pagerduty_routing_key: str = ""
 
 
@@ -271,6 +294,9 @@ def parse_settings(text: str, source: str = "<settings>") -> Settings:
             path, message = path + ctx_error.path, str(ctx_error)
         elif message.startswith("Value error, "):
             message = message[len("Value error, "):]
+        pattern = (err.get("ctx") or {}).get("pattern")
+        if pattern in PATTERN_HELP:
+            message = f"{err.get('input')!r} is not {PATTERN_HELP[pattern]}"
         if err["type"] == "extra_forbidden":
             message = "unknown field" + _allowed_fields(path)
         line = _line_of(node, path)
