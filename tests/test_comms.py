@@ -100,3 +100,14 @@ def test_ask_needs_text(service, incident):
         service.ask_for_help(incident, "", LEAD)
     out = service.ask_for_help(incident, "Anyone seen this before?", LEAD)
     assert "#opg-developers" in service.timeline(incident)[-1].text and out.changed
+
+
+def test_only_the_leads_choose_stakeholder_channels_and_the_rca_is_shared_once(service, incident):
+    with pytest.raises(NotAllowed, match="chooses who gets the updates"):
+        service.notify(incident, "#general", OTHER)
+    assert service.stakeholder_channels(incident) == []
+    service.mark_rca_ready(incident, LEAD)
+    service.share_rca(incident, OTHER)
+    with pytest.raises(InvalidInput, match="shared already"):
+        service.share_rca(incident, LEAD)
+    assert len([e for e in service.timeline(incident) if "shared in" in e.text]) == 1

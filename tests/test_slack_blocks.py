@@ -78,9 +78,20 @@ def test_modal_labels_and_prefill(settings):
     assert options == [s.key for s in settings.severities]
     edit = blocks.incident_modal(settings, incident=incident(summary="so far"), metadata="{}")
     assert edit["callback_id"] == blocks.EDIT_VIEW
-    assert edit["blocks"][2]["element"]["initial_value"] == "so far"
-    assert edit["blocks"][4]["element"]["initial_user"] == "U0LEAD002"
-    assert edit["blocks"][5]["element"]["initial_option"]["value"] == "major"
+    edit_blocks = {b["block_id"]: b for b in edit["blocks"]}
+    assert "live" not in edit_blocks and "drill" not in edit_blocks  # decided when declaring
+    assert edit_blocks["summary"]["element"]["initial_value"] == "so far"
+    assert edit_blocks["lead"]["element"]["initial_user"] == "U0LEAD002"
+    assert edit_blocks["severity"]["element"]["initial_option"]["value"] == "major"
+
+
+def test_a_long_slash_text_is_cut_into_title_and_summary(settings):
+    text = "Payments fail " + "and more detail " * 40
+    view = blocks.incident_modal(settings, title=text)
+    title = view["blocks"][0]["element"]["initial_value"]
+    summary = view["blocks"][2]["element"]["initial_value"]
+    assert len(title) <= 300 and title.startswith("Payments fail")
+    assert " ".join((title + " " + summary).split()) == " ".join(text.split())
 
 
 def test_modal_values_reads_each_field_type():

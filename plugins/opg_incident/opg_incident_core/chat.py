@@ -208,6 +208,7 @@ def process_help(settings, bot_prefix: str = "") -> str:
         f"4. Scribe's log: pin important messages; `{p}action <text>`, `{p}note <text>`, `{p}decision <text>`, "
         f"`{p}action done <n>`, `{p}actions`, `{p}timeline`.",
         f"5. End: `{p}close` (the lead or a bot admin), then the root-cause analysis. `{p}reopen` if it comes back.",
+        "In Slack, mention me in the incident's channel (`@opg-incident summary ...`) or write to me directly.",
         f"In an incident channel the incident is implied; elsewhere put its number first: `{p}summary 12 <text>`.",
         f"See them all: `{p}incident list [open|closed|all]`, `{p}incident show <n>`.",
     ]

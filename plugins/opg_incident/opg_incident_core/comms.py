@@ -62,6 +62,9 @@ class CommsMixin:
         name = match.group(1) or match.group(2)
         with storage.write():
             row = self._incident(number, lock=True)
+            roles = self._holders(row)
+            if by not in (roles.get("lead"), roles.get("comms")) and not self.is_admin(by):
+                raise NotAllowed("The Incident Lead or the Communications Lead chooses who gets the updates.")
             self._default_stakeholders(row, by)
             _, created = StakeholderChannel.get_or_create(incident=row, channel=name,
                                                           defaults={"added_by": by, "added_at": self.now()})
@@ -147,6 +150,9 @@ class CommsMixin:
             row = self._incident(number, lock=True)
             if row.rca_ready_at is None:
                 raise InvalidInput("The lead marks the analysis ready first: `rca ready`.")
+            if row.rca_shared_at is not None:  # once: leadership channels get it one time
+                raise InvalidInput(f"The analysis of incident {row.number} was shared already, at "
+                                   f"{self.format_time(row.rca_shared_at)}.")
             row.rca_shared_at = self.now()
             row.save()
             where = ", ".join("#" + c for c in self.settings.stakeholders.share_channels)

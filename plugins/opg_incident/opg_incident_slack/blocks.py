@@ -50,6 +50,11 @@ def mrkdwn(text: str, limit: int = MAX_SECTION) -> MarkdownTextObject:
 
 # -- the declare / edit modal -----------------------------------------------------------------------
 def incident_modal(settings, *, title: str = "", incident=None, metadata: str = "") -> dict:
+    summary = ""
+    if incident is None and len(title) > 300:  # a long /opg-incident text: the rest starts the summary
+        cut = title.rfind(" ", 0, 300)
+        cut = cut if cut > 100 else 300
+        title, summary = title[:cut], title[cut:].strip()
     """The form behind /opg-incident (incident=None) and behind Edit (incident given, pre-filled)."""
     sev_options = [Option(value=s.key, label=clip(f"{s.emoji} {s.name}".strip(), MAX_LABEL))
                    for s in settings.severities]
@@ -60,13 +65,14 @@ def incident_modal(settings, *, title: str = "", incident=None, metadata: str = 
     lead = incident.roles.get("lead") if incident else None
     blocks = [
         InputBlock(block_id="title", label="Title", element=PlainTextInputElement(
-            action_id="value", initial_value=clip(incident.title if incident else title, MAX_INPUT) or None,
+            action_id="value", initial_value=(incident.title if incident else title)[:300] or None,
             placeholder="What's happened, in a sentence?", max_length=300)),
         InputBlock(block_id="live", label="Is this a live incident?", element=RadioButtonsElement(
             action_id="value", options=live_options, initial_option=live_initial)),
         InputBlock(block_id="summary", label="Summary", optional=True, element=PlainTextInputElement(
-            action_id="value", multiline=True, initial_value=clip(incident.summary, MAX_INPUT) if incident and
-            incident.summary else None, placeholder="Can you share any more details?")),
+            action_id="value", multiline=True, initial_value=clip(incident.summary if incident else summary,
+                                                                     MAX_INPUT) or None,
+            placeholder="Can you share any more details?")),
         InputBlock(block_id="impact", label="Impact", optional=True, hint="Think about affected people, "
                    "systems, and processes", element=PlainTextInputElement(
                        action_id="value", multiline=True, initial_value=clip(incident.impact, MAX_INPUT)
@@ -78,6 +84,8 @@ def incident_modal(settings, *, title: str = "", incident=None, metadata: str = 
         InputBlock(block_id="severity", label="Severity", optional=True, element=StaticSelectElement(
             action_id="value", options=sev_options, initial_option=current_sev, placeholder="How bad is it?")),
     ]
+    if incident is not None:
+        blocks.pop(1)  # live or report is decided when declaring
     if incident is None:
         blocks.append(InputBlock(block_id="drill", label="Drill", optional=True, element=CheckboxesElement(
             action_id="value", options=[Option(value="drill", label="This is a drill: practise, page nobody")])))

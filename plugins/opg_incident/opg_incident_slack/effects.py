@@ -42,6 +42,7 @@ class Effects(CommsEffects):
         self._settings = settings
         self.public_url = getattr(config, "INCIDENT_PUBLIC_URL", "http://localhost:3141").rstrip("/")
         self.oncall_override = getattr(config, "INCIDENT_ONCALL", "")
+        self.minute = float(getattr(config, "INCIDENT_MINUTE_SECONDS", 60) or 60)
         self.pagerduty_url = getattr(config, "INCIDENT_PAGERDUTY_URL", "https://events.pagerduty.com/v2/enqueue")
         self.worker = None
         service.announce_kinds = frozenset(ANNOUNCED | set(self.COMMS_KINDS))
@@ -128,6 +129,9 @@ class Effects(CommsEffects):
         where = self.settings.channels.reports_channel if inc.report else self.settings.channels.incidents
         channel = self.slack.channel_id(where)
         if channel is None:
+            self._best(self.tell, inc.reporter, None, f"I could not post incident {number} in #{where}: the channel "
+                                                      f"does not exist. Ask a Slack admin to create it and invite me. "
+                                                      f"The record: {self.document_url(number)}")
             raise SlackError("chat.postMessage", f"channel #{where} not found; create it and invite the bot")
         text, body = blocks.headline(inc, self.settings, self.document_url(number), self.service.handovers(number))
         try:
@@ -207,7 +211,7 @@ class Effects(CommsEffects):
         """Send a reminder if it is still due; it counts only once it is out."""
         schedule = ReminderSchedule(self.service)
         reminder = DueReminder(**{k: fields.get(k) for k in DueReminder.__dataclass_fields__})
-        still_due = {(r.number, r.key) for r in ReminderSchedule(self.service, minute_seconds=0).due()}
+        still_due = {(r.number, r.key) for r in ReminderSchedule(self.service, minute_seconds=self.minute).due()}
         if (number, reminder.key) not in still_due:
             return  # answered meanwhile (role taken, severity set, incident closed)
         role = self.settings.role(reminder.role) if reminder.role else None
@@ -269,21 +273,39 @@ class Effects(CommsEffects):
         inc = self.service.get(number)
         if inc.channel_id:
             return
-        for attempt in range(10):
-            pattern = ("drill-" if inc.drill else "") + self.settings.channels.comms_pattern
-            name = channel_name(pattern, inc, attempt)
-            try:
-                channel = self.slack.create_channel(name)  # takes over one it made before a crash
-                break
-            except SlackError as exc:
-                if exc.code != "name_taken":
-                    raise
-        else:
-            raise SlackError("conversations.create", "name_taken")
-        outcome = self.service.attach_channel(number, channel, name, by)
-        self._best(self.slack.invite, channel, [inc.reporter, inc.roles.get("lead"), by])
-        self._best(self.slack.set_topic, channel, f"{inc.title} | {self.document_url(number)}")
-        self.slack.post(channel, self._welcome(outcome.incident))
+        try:
+            for attempt in range(10):
+                pattern = ("drill-" if inc.drill else "") + self.settings.channels.comms_pattern
+                name = channel_name(pattern, inc, attempt)
+                try:
+                    channel = self.slack.create_channel(name)  # takes over one it made before a crash
+                    break
+                except SlackError as exc:
+                    if exc.code != "name_taken":
+                        raise
+            else:
+                raise SlackError("conversations.create", "name_taken")
+        except SlackError as exc:
+            if not exc.transient:
+                self._best(self.tell, by, None, f"Sorry, I could not create the comms channel of incident "
+                                                f"{number}: {exc}. Create one by hand and invite me.")
+            raise
+        self.service.attach_channel(number, channel, name, by)
+
+    def set_up_comms_channel(self, number: int, by: str) -> list:
+        """The steps after the channel exists, each on its own so that a retry does the rest."""
+        return [
+            lambda: self._channel_step(number, lambda inc: self.slack.invite(
+                inc.channel_id, [inc.reporter, inc.roles.get("lead"), by])),
+            lambda: self._channel_step(number, lambda inc: self.slack.set_topic(
+                inc.channel_id, f"{inc.title} | {self.document_url(number)}")),
+            lambda: self._channel_step(number, lambda inc: self.slack.post(inc.channel_id, self._welcome(inc))),
+        ]
+
+    def _channel_step(self, number: int, step) -> None:
+        inc = self.service.get(number)
+        if inc.channel_id:
+            step(inc)
 
     def _welcome(self, inc) -> str:
         process = f"\nThe process: {self.settings.process_url}" if self.settings.process_url else ""
@@ -309,10 +331,13 @@ class Effects(CommsEffects):
             if oncall:
                 self.slack.dm(oncall, message)
                 results.append(f"{mention(oncall)} was sent a direct message")
-            if not results:
-                raise SlackError("paging", "no on-call lead is configured (paging.oncall_user or INCIDENT_ONCALL)")
-            report = f"📟 Paged the on-call lead: {', '.join(results)}."
+            report = f"📟 Paged the on-call lead: {', '.join(results)}." if results else (
+                f"⚠️ Nobody is set up to be paged (a bot admin sets paging.oncall_user in the settings, or "
+                f"INCIDENT_ONCALL). Page the on-call lead by hand: call them, or post in "
+                f"#{self.settings.channels.incidents}.")
         except (SlackError, requests.RequestException) as exc:
+            if isinstance(exc, SlackError) and exc.transient:
+                raise
             report = (f"⚠️ Paging the on-call lead failed ({exc}). Page them by hand: call the on-call "
                       f"number or post in #{self.settings.channels.incidents}.")
         self._post_for(inc, report)
@@ -326,7 +351,8 @@ class Effects(CommsEffects):
 
 
 JOBS = {
-    "create_channel": lambda e, item, p: [lambda: e.create_comms_channel(item.number, p.get("by", ""))],
+    "create_channel": lambda e, item, p: [lambda: e.create_comms_channel(item.number, p.get("by", "")),
+                                          *e.set_up_comms_channel(item.number, p.get("by", ""))],
     "page_oncall": lambda e, item, p: [lambda: e.page_oncall(item.number, p.get("by", ""), item.id)],
     "tell": lambda e, item, p: [lambda: e.tell(p.get("user", ""), p.get("channel"), p.get("text", ""))],
     "post": lambda e, item, p: [lambda: e.slack.post(p.get("channel"), p.get("text", ""))],

@@ -90,8 +90,9 @@ class CommsEffects:
             return
         users = []
         for item in (happened.new or "").split(","):
-            if item.startswith("S"):
-                users += self.slack.call("usergroups.users.list", usergroup=item).get("users", [])
+            if item.startswith("S"):  # a user group: its members (a group that fails does not stop the others)
+                members = self._best(self.slack.call, "usergroups.users.list", usergroup=item)
+                users += (members or {}).get("users", [])
             else:
                 users.append(item)
         self.slack.invite(inc.channel_id, users)

@@ -76,7 +76,7 @@ class SlackGateway:
     def once(self, key: str, verify: bool):
         """Posts inside carry `key` as message metadata; with `verify` (an earlier attempt may have got
         through), a post first looks for a message with that key and does not post it again."""
-        self._local.key, self._local.verify = key, verify
+        self._local.key, self._local.verify, self._local.posts = key, verify, 0
         try:
             yield
         finally:
@@ -102,6 +102,8 @@ class SlackGateway:
             params["thread_ts"] = thread_ts
         key = getattr(self._local, "key", None)
         if key:
+            self._local.posts += 1
+            key = f"{key}.{self._local.posts}"  # each post of a step has its own key, in the same order
             if getattr(self._local, "verify", False):
                 found = self._already_posted(channel, key, thread_ts)
                 if found:

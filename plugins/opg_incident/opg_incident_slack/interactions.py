@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 from opg_incident_core import IncidentError
 from opg_incident_core.service import MAX_TITLE
@@ -89,14 +90,16 @@ class SlackInteractions:
         if errors:
             return {"response_action": "errors", "errors": errors}
         meta = _metadata(view.get("private_metadata"))
+        field = "title"
         try:
             if view.get("callback_id") == blocks.DECLARE_VIEW:
                 self._declare(values, user, meta.get("channel"))
             elif view.get("callback_id") == blocks.EDIT_VIEW:
                 number = meta.get("number")
+                field = "lead"  # the one change that may be refused: it goes first
                 self._edit(number if isinstance(number, int) else 0, values, user)
         except IncidentError as exc:
-            return {"response_action": "errors", "errors": {"title": str(exc)[:150]}}
+            return {"response_action": "errors", "errors": {field: _plain(str(exc))[:150]}}
         return None
 
     def _validate(self, values: dict) -> dict:
@@ -126,12 +129,12 @@ class SlackInteractions:
     def _edit(self, number: int, values: dict, user: str) -> None:
         service = self.service
         current = service.get(number)
+        if values.get("lead") and values["lead"] != current.roles.get("lead"):  # refused: nothing else changes
+            self.effects.after(service.assign_role(number, "lead", values["lead"], user))
         steps = [(values.get("title"), current.title, lambda v: service.set_title(number, v, user)),
                  (values.get("summary") or "", current.summary, lambda v: service.set_summary(number, v, user)),
                  (values.get("impact") or "", current.impact, lambda v: service.set_impact(number, v, user)),
-                 (values.get("severity"), current.severity, lambda v: service.set_severity(number, v, user)),
-                 (values.get("lead"), current.roles.get("lead"),
-                  lambda v: service.assign_role(number, "lead", v, user))]
+                 (values.get("severity"), current.severity, lambda v: service.set_severity(number, v, user))]
         for new, old, apply in steps:
             if new and new != old:
                 self.effects.after(apply(new))
@@ -198,6 +201,11 @@ class SlackInteractions:
         self.service.record_pin(channel, ts, author, _text(message.get("text")), _text(event.get("user")),
                                 permalink=permalink, thread_ts=_text(message.get("thread_ts")) or None,
                                 files=files)
+
+
+def _plain(text: str) -> str:
+    """A refusal for a modal field error (plain text: mentions as @U…)."""
+    return re.sub(r"<@([UW][A-Z0-9]+)>", r"@\1", text)
 
 
 def _dict(value) -> dict:
