@@ -82,3 +82,28 @@ def test_an_empty_database_is_at_version_zero(tmp_path):
         assert TABLES <= set(empty.get_tables())
     finally:
         empty.close()
+
+
+def test_later_migrations_add_what_is_missing_and_skip_what_version_1_made(db):
+    from peewee import TextField
+    from playhouse.migrate import SchemaMigrator
+
+    from opg_incident_core import migrations, storage
+
+    migrator = SchemaMigrator.from_database(db)
+    columns = lambda: {c.name for c in db.get_columns("incident")}  # noqa: E731
+    migrations.add_column_if_missing(db, migrator, storage.Incident, "call_url")  # made by v1: nothing to do
+    assert "call_url" in columns()
+
+    class Later(storage.Incident):
+        mood = TextField(null=True)
+
+        class Meta:
+            table_name = "incident"
+
+    migrations.add_column_if_missing(db, migrator, Later, "mood")
+    migrations.add_column_if_missing(db, migrator, Later, "mood")  # twice: still one column
+    assert "mood" in columns()
+    migrations.add_index_if_missing(db, migrator, storage.Incident, ("title",))
+    migrations.add_index_if_missing(db, migrator, storage.Incident, ("title",))
+    assert sum(1 for i in db.get_indexes("incident") if tuple(i.columns) == ("title",)) == 1
