@@ -93,7 +93,8 @@ def test_r1_redelivered_inputs_take_effect_once(socket_bot):
            notes=sum(on_notes.values()), dup_notes=sum(n - 1 for n in on_notes.values()),
            pins=sum(on_pins.values()), dup_pins=sum(n - 1 for n in on_pins.values()), note_replies=replies,
            incidents=incidents, channels=len(kit.inc_channels(fake)),
-           repeated_posts=len(kit.repeated_outbox_posts(fake)), storm_s=f"{sent:.1f}", settle_s=f"{settle:.1f}")
+           repeated_posts=len(kit.repeated_outbox_posts(fake)), storm_s=f"{sent:.1f}", settle_s=f"{settle:.1f}",
+           redeliveries_dropped=bot.log_file.read_text(errors="replace").count("Ignoring redelivered event"))
     assert set(on_notes) == {f"storm-{i}" for i in range(notes)}, "a note is missing"
     assert set(on_pins) == set(pinned_ts), "a pin is missing"
     assert max(on_notes.values()) == 1 and max(on_pins.values()) == 1, "a duplicate on the timeline"
@@ -157,6 +158,7 @@ def test_r2_kill_9_in_a_storm_loses_and_duplicates_nothing(tmp_path):
                    kills=kills, killed_at_s="/".join(f"{t:.1f}" for t in killed_at),
                    restart_s="/".join(f"{r:.1f}" for r in restarts), redeliveries=kit.redeliveries(fake),
                    replayed_after_ack=log.count("Replaying event "),
+                   changes_rolled_back=log.count("was handled already"),
                    not_acked_while_starting=log.count("could not be recorded yet"),
                    notes=sum(on_notes.values()), dup_notes=sum(n - 1 for n in on_notes.values()),
                    pins=sum(on_pins.values()), dup_pins=sum(n - 1 for n in on_pins.values()),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import re
 import threading
@@ -11,6 +12,7 @@ from errbot import BotPlugin, CommandError, botcmd, cmdfilter, re_botcmd
 
 from opg_incident_core import IncidentError, IncidentService, SettingsStore, open_database, outbox
 from opg_incident_core.chat import Caller, ChatCommands, Reply, process_help
+from opg_incident_core.errors import AlreadyHandled
 from opg_incident_core.reminders import ReminderSchedule
 from opg_incident_slack import Effects, SlackGateway, SlackInteractions
 from opg_incident_web import register_routes
@@ -48,7 +50,7 @@ class OpgIncident(BotPlugin):
                 threading.Thread(target=self._replay_inputs, args=(self.service.now(),), daemon=True,
                                  name="opg-replay").start()
         self.reminders = ReminderSchedule(
-            self.service, bot_name="@" + (getattr(config, "INCIDENT_BOT_NAME", "") or "opg-incident"),
+            self.service, bot_name=(str(self._bot.bot_identifier) if self.effects is not None else "@opg-incident"),
             minute_seconds=float(getattr(config, "INCIDENT_MINUTE_SECONDS", 60) or 60))
         self.start_poller(int(getattr(config, "INCIDENT_POLL_SECONDS", 60) or 60), self._tick)
         # The living document on the Flask app the Webserver plugin serves (read now: a test bot replaces it).
@@ -72,12 +74,13 @@ class OpgIncident(BotPlugin):
     def callback_slack_processed(self, key):
         self.service.mark_processed(key)
 
-    def _replay_inputs(self, started_at):
-        """Events a previous process recorded and acked but never handled (it died): handle them now."""
+    def _replay_inputs(self, received_before):
+        """Events a process recorded and acked but never handled (it died: a previous run, or another
+        replica), received before `received_before`: take them over and handle them now."""
         try:
-            inputs = self.service.unprocessed_inputs(started_at)
+            inputs = self.service.take_over_inputs(received_before)
             if inputs:
-                log.info("Replaying %d input(s) a previous process did not finish", len(inputs))
+                log.info("Replaying %d input(s) a process recorded and did not finish", len(inputs))
                 self._bot.replay_inputs(inputs)
         except Exception:
             log.exception("Replaying unfinished inputs failed")
@@ -106,6 +109,9 @@ class OpgIncident(BotPlugin):
                 self.effects.after(outcome)
         if self.effects is None:
             return  # the Text console has no channels to remind
+        if hasattr(self._bot, "replay_inputs"):  # inputs of a replica that died (held longer than a lease)
+            lease = float(getattr(self.bot_config, "INCIDENT_OUTBOX_LEASE_SECONDS", 30) or 30)
+            self._replay_inputs(self.service.now() - dt.timedelta(seconds=lease))
         for reminder in self.reminders.due():
             self.effects.job("remind", reminder.number, dataclasses.asdict(reminder),
                              coalesce_key=f"remind:{reminder.number}:{reminder.key}")
@@ -154,6 +160,9 @@ class OpgIncident(BotPlugin):
         try:
             with outbox.origin(caller.channel, input_key):
                 reply: Reply = handler(args or "", caller)
+        except AlreadyHandled:
+            log.info("Input %s was handled already (by another process); not again", input_key)
+            return None
         except IncidentError as exc:
             raise CommandError(str(exc)) from None
         finally:

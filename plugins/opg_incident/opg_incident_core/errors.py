@@ -17,5 +17,9 @@ class InvalidInput(IncidentError):
     pass
 
 
+class AlreadyHandled(IncidentError):
+    """The input was handled already (by another replica, or before a restart): its change is rolled back."""
+
+
 class SettingsError(IncidentError):
     """The settings file is invalid; the message names file, line and field."""

@@ -20,14 +20,14 @@ from . import storage
 from .storage import OutboxItem
 
 _origin: contextvars.ContextVar[str | None] = contextvars.ContextVar("opg_origin", default=None)
-_input: contextvars.ContextVar[str | None] = contextvars.ContextVar("opg_input", default=None)
+_input: contextvars.ContextVar[list | None] = contextvars.ContextVar("opg_input", default=None)  # [key, marked]
 
 
 @contextlib.contextmanager
 def origin(channel: str | None, input_key: str | None = None):
     """The channel a command came from (what it causes is not echoed there), and the inbox key of the
     input being handled (marked processed in the same transaction as the change it makes)."""
-    tokens = _origin.set(channel), _input.set(input_key)
+    tokens = _origin.set(channel), _input.set([input_key, False] if input_key else None)
     try:
         yield
     finally:
@@ -36,7 +36,18 @@ def origin(channel: str | None, input_key: str | None = None):
 
 
 def current_input() -> str | None:
-    return _input.get()
+    state = _input.get()
+    return state[0] if state else None
+
+
+def input_to_mark() -> str | None:
+    """The inbox key of the input being handled, the first time it is asked for (its first change marks it
+    handled, in that change's transaction); None afterwards, or when there is none."""
+    state = _input.get()
+    if not state or state[1]:
+        return None
+    state[1] = True
+    return state[0]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 from peewee import IntegrityError, PostgresqlDatabase, fn
 
 from . import outbox, storage
-from .errors import InvalidInput, NotAllowed, NotFound, SettingsError
+from .errors import AlreadyHandled, InvalidInput, NotAllowed, NotFound, SettingsError
 from .comms import CommsMixin
 from .reminders import CheckinsMixin
 from .roles import RolesMixin
@@ -336,10 +336,37 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
         except IntegrityError:
             return False
 
-    def mark_processed(self, key: str | None) -> None:
-        if key:
-            (storage.InboxEntry.update(processed_at=self.now(), payload=None)
-             .where(storage.InboxEntry.key == key[:200], storage.InboxEntry.processed_at.is_null()).execute())
+    def mark_processed(self, key: str | None) -> bool:
+        """Mark an input handled; False when it was marked before (or there is none)."""
+        if not key:
+            return False
+        return bool(storage.InboxEntry.update(processed_at=self.now(), payload=None)
+                    .where(storage.InboxEntry.key == key[:200], storage.InboxEntry.processed_at.is_null()).execute())
+
+    def take_over_inputs(self, received_before: dt.datetime, max_age_minutes: int = 15) -> list[tuple]:
+        """Inputs recorded before `received_before` and not handled (the process that acked them died):
+        claimed for this process, (key, kind, payload) oldest first. A claim moves received_at to now, so
+        that no other process takes the same input until it is that old again. Events older than
+        max_age_minutes (by Slack's event_time) are left alone."""
+        now, inbox = self.now(), storage.InboxEntry
+        too_old = now.replace(tzinfo=dt.timezone.utc).timestamp() - max_age_minutes * 60
+        rows = (inbox.select(inbox.key, inbox.kind, inbox.payload, inbox.received_at)
+                .where(inbox.processed_at.is_null(), inbox.payload.is_null(False),
+                       inbox.received_at < received_before,
+                       inbox.received_at >= received_before - dt.timedelta(minutes=max_age_minutes))
+                .order_by(inbox.id))
+        taken = []
+        for row in rows:
+            payload = json.loads(row.payload)
+            event_time = payload.get("event_time") if isinstance(payload, dict) else None
+            if isinstance(event_time, (int, float)) and event_time < too_old:
+                continue
+            claimed = (inbox.update(received_at=now)
+                       .where(inbox.key == row.key, inbox.processed_at.is_null(), inbox.received_at == row.received_at)
+                       .execute())
+            if claimed:
+                taken.append((row.key, row.kind, payload))
+        return taken
 
     def unprocessed_inputs(self, received_before: dt.datetime, max_age_minutes: int = 15) -> list[tuple]:
         """Inputs recorded but never handled (the process died first): (key, kind, payload), oldest first."""
@@ -419,8 +446,9 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
     def _outcome(self, row: Incident, happened: list, warnings: Iterable[str] = ()) -> Outcome:
         """The result of an operation; inside its transaction, queue what the adapter must tell."""
         now = self.now()
-        if happened:
-            self.mark_processed(outbox.current_input())  # the input and its effect commit together
+        key = outbox.input_to_mark() if happened else None
+        if key and not self.mark_processed(key):  # the input and its effect commit together, once
+            raise AlreadyHandled("That was done already.")  # by another process: this change rolls back
         for item in happened:
             if item.kind in self.announce_kinds:
                 outbox.enqueue(item.kind, row, dataclasses.asdict(item), now=now)

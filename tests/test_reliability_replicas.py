@@ -1,0 +1,152 @@
+"""Two replicas on one PostgreSQL database (issue 6, R6): two real `errbot -c config.py` processes with the
+OPGSlack backend share a fresh database, the fake Slack spreads Socket Mode envelopes over both
+connections, and one replica is killed with SIGKILL in the middle of a storm. Nothing is lost, nothing is
+done twice (timeline, replies, announcements), and incident numbers declared at the same time by both
+replicas are unique and gap-free.
+
+Needs PostgreSQL (INCIDENT_TEST_POSTGRES_URL, default postgresql://postgres@127.0.0.1:5432/test): skipped
+when it cannot be reached, failed when CI=true.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+
+import pytest
+
+from fake_slack import FakeSlack
+from slack_bot import ADMIN, ALICE, BOB, CAROL, ONCALL, SlackBot, seed
+import reliability_kit as kit
+from reliability_kit import report
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+
+@pytest.fixture
+def replicas(tmp_path):
+    with kit.fresh_postgres() as url:
+        with FakeSlack("socket", ack_timeout=1.0, max_retries=30) as fake:
+            channels = seed(fake)
+            bots = [SlackBot(fake, tmp_path / name, database_url=url, env=kit.LEASE) for name in ("a", "b")]
+            for bot in bots:
+                bot.dir.mkdir()
+            try:
+                bots[0].start()
+                bots[1].start()
+                fake.wait_until_connected(count=2, timeout=20)
+                yield fake, bots, channels, url  # a replica started by the test joins `bots`, stopped here
+            except BaseException:
+                for bot in bots:
+                    print(f"--- replica {bot.dir.name} ---\n{bot.log_tail(80)}")
+                raise
+            finally:
+                for bot in bots:
+                    bot.stop()
+            assert not fake.internal_errors, fake.internal_errors
+
+
+def test_r6_two_replicas_one_killed_lose_and_duplicate_nothing(replicas):
+    fake, bots, channels, url = replicas
+    a, b = bots
+    rng = kit.rng("R6")
+
+    # Both replicas declare at the same moment: 12 `incident declare` DMs at once, spread over both.
+    declarers = [ALICE, BOB, CAROL, ONCALL, ADMIN]
+    t0 = time.monotonic()
+    for k in range(12):
+        user = declarers[k % len(declarers)]
+        fake.post_message(fake.dm_channel(user), user, f"incident declare Outage number {k}")
+    fake.wait_for(lambda: kit.query(url, "SELECT COUNT(*) FROM incident")[0][0] >= 12, timeout=30)
+    declared_s = time.monotonic() - t0
+    numbers = [r[0] for r in kit.query(url, "SELECT number FROM incident ORDER BY number")]
+    titles = collections.Counter(r[0] for r in kit.query(url, "SELECT title FROM incident"))
+    by_replica = {bot.dir.name: bot.log_file.read_text(errors="replace").count('Processing command "incident_declare"')
+                  for bot in (a, b)}
+
+    # Incident 1's comms channel, then a storm in it, in bursts: notes, pins, and role changes by DM
+    # (announced in the channel through the outbox). Replica b is killed with SIGKILL right after a burst
+    # (with inputs recorded and acked, not handled yet), and started again a moment later, as an
+    # orchestrator would: replica a takes over what b left; the new b replays at start-up what is older
+    # than itself, racing a.
+    kit.wait_handled(fake, url, fake.post_message(fake.dm_channel(ALICE), ALICE, "lead 1 me"))
+    channel_id = kit.comms_channel(fake, a, channels, 1)
+    slug = kit.query(url, "SELECT channel_name FROM incident WHERE number = 1")[0][0]
+    notes, pins = 200, 100
+    pinned_ts = [kit.quiet_message(fake, channel_id, CAROL, f"fact {i}") for i in range(pins)]
+    work = [("note", i) for i in range(notes)] + [("pin", i) for i in range(pins)]
+    rng.shuffle(work)
+    roles = [(f"scribe 1 <@{CAROL}>", f"<@{CAROL}> is now Incident Scribe."),
+             (f"comms 1 <@{BOB}>", f"<@{BOB}> is now Communications Lead."),
+             ("scribe 1 none", f"<@{CAROL}> is no longer Incident Scribe."),
+             (f"scribe 1 <@{ONCALL}>", f"<@{ONCALL}> is now Incident Scribe.")]
+    role_at = sorted(rng.sample(range(len(work)), len(roles)))
+    lead_dm = fake.dm_channel(ALICE)
+
+    burst, kill_after = 25, rng.randint(2, 5)
+    burst_sent = threading.Event()
+
+    def storm():
+        for n, (kind, i) in enumerate(work):
+            if n in role_at:  # the lead waits for each of hers to be handled, as people do
+                kit.wait_handled(fake, url, fake.post_message(lead_dm, ALICE, roles[role_at.index(n)][0]))
+            if kind == "note":
+                kit.mention(fake, channel_id, rng.choice((ALICE, BOB)), f"note replica-{i}")
+            else:
+                fake.pin(channel_id, pinned_ts[i], rng.choice((ALICE, BOB, CAROL)))
+            if n % burst == burst - 1:
+                if n // burst == kill_after:
+                    burst_sent.set()
+                time.sleep(0.15)
+
+    sender = threading.Thread(target=storm, name="storm")
+    started = time.time()
+    sender.start()
+    assert burst_sent.wait(30)
+    time.sleep(rng.uniform(0.0, 0.05))
+    b.stop(kill=True)
+    killed_at = time.time() - started
+    time.sleep(rng.uniform(0.5, 1.5))
+    bots.append(SlackBot(fake, b.dir, database_url=url, env=kit.LEASE).start())
+    restarted_at = time.time() - started
+    sender.join()
+    storm_s = time.time() - started
+    settle = kit.settle(fake, url, timeout=90, quiet=2.0)
+
+    on_notes = kit.timeline(url, "note")
+    on_pins = kit.timeline(url, "pin")
+    replies = kit.note_replies(fake, channel_id)
+    said = [m.get("text", "") for m in fake.bot_messages(channel_id)]
+    announced = {text: sum(s.startswith(text) for s in said) for _, text in roles}
+    headlines = collections.Counter(m.get("text", "").split(" reported by")[0]
+                                    for m in fake.bot_messages(channels["opg-incidents"])
+                                    if m.get("thread_ts") in (None, m["ts"]))
+    envelopes = collections.Counter(d.attempts[0].target for d in kit.input_deliveries(fake, since=started)
+                                    if d.attempts)
+    report("R6", replicas=2, declared=len(numbers), numbers=f"{numbers[0]}..{numbers[-1]}",
+           declared_by_replica=by_replica, declare_s=f"{declared_s:.1f}", inputs=len(work) + len(roles),
+           deliveries_by_connection=dict(envelopes), killed_at_s=f"{killed_at:.1f}",
+           restarted_at_s=f"{restarted_at:.1f}",
+           notes=sum(on_notes.values()), dup_notes=sum(n - 1 for n in on_notes.values()),
+           pins=sum(on_pins.values()), dup_pins=sum(n - 1 for n in on_pins.values()),
+           note_replies=replies, announcements=sum(announced.values()), headlines=sum(headlines.values()),
+           repeated_posts=len(kit.repeated_outbox_posts(fake)),
+           inputs_taken_over=sum(r.log_file.read_text(errors="replace").count("Replaying event ") for r in (a, b)),
+           changes_rolled_back=sum(r.log_file.read_text(errors="replace").count("was handled already") for r in (a, b)),
+           outbox_items_retried=kit.query(url, "SELECT COUNT(*) FROM outbox_item WHERE attempts > 1")[0][0],
+           storm_s=f"{storm_s:.1f}", settle_s=f"{settle:.1f}")
+    assert numbers == list(range(1, 13)), numbers
+    assert titles == {f"Outage number {k}": 1 for k in range(12)}
+    assert min(by_replica.values()) > 0, "one replica declared them all: not concurrent"
+    assert sorted(headlines) == sorted(f"Incident {n}: {t}" for n, t in kit.query(url, "SELECT number, title "
+                                                                                    "FROM incident"))
+    assert max(headlines.values()) == 1
+    lost = sorted({f"replica-{i}" for i in range(notes)} - set(on_notes))
+    assert not lost, f"lost notes: {lost[:10]}"
+    assert set(on_pins) == set(pinned_ts), "a pin is missing"
+    assert max(on_notes.values()) == 1 and max(on_pins.values()) == 1, "a duplicate on the timeline"
+    assert replies <= notes and kit.duplicate_bot_texts(fake, channel_id) == []
+    assert announced == {text: 1 for _, text in roles}, announced
+    assert kit.repeated_outbox_posts(fake) == []
+    assert kit.failed_outbox(url) == []
+    assert kit.inc_channels(fake) == [slug]
