@@ -190,3 +190,19 @@ def test_a_command_marks_its_input_in_the_transaction_of_its_change(service):
     with outbox.origin("C1", "Ev9"):
         service.set_summary(number, "x", LEAD)
     assert storage.InboxEntry.get(storage.InboxEntry.key == "Ev9").processed_at is not None
+
+
+def test_a_worker_whose_lease_ran_out_stops_and_leaves_the_item_to_its_new_owner(announcing, clock):
+    announcing.declare("DB down", LEAD)
+    [item] = outbox.claim("slow", clock(), lease_seconds=30)
+    assert outbox.hold(item.id, "slow", clock(), 30, 0)
+    clock.advance(seconds=31)  # the slow worker is stuck in a call
+    [taken] = outbox.claim("fast", clock(), lease_seconds=30)
+    assert taken.id == item.id
+    assert not outbox.hold(item.id, "slow", clock(), 30, 1)  # the slow one must stop
+    assert not outbox.advanced(item.id, 1, owner="slow")
+    outbox.done(item.id, clock(), owner="slow")
+    assert storage.OutboxItem.get_by_id(item.id).status == "pending"
+    assert outbox.hold(item.id, "fast", clock(), 30, 0) and outbox.advanced(item.id, 1, owner="fast")
+    outbox.done(item.id, clock(), owner="fast")
+    assert storage.OutboxItem.get_by_id(item.id).status == "done"

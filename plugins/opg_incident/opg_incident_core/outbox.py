@@ -124,25 +124,39 @@ def fn_exists(query):
     return fn.EXISTS(query)
 
 
+def hold(item_id: int, owner: str, now: dt.datetime, lease_seconds: float, step: int) -> bool:
+    """Before a step: extend this worker's lease and mark the step as started. False when the lease was
+    lost (it ran out and another worker took the item): the caller must stop."""
+    return (OutboxItem.update(lease_until=now + dt.timedelta(seconds=lease_seconds), inflight_step=step)
+            .where(OutboxItem.id == item_id, OutboxItem.lease_owner == owner, OutboxItem.status == "pending")
+            .execute()) == 1
+
+
 def started(item_id: int, step: int) -> None:
     OutboxItem.update(inflight_step=step).where(OutboxItem.id == item_id).execute()
 
 
-def advanced(item_id: int, step: int, lease_until: dt.datetime | None = None) -> None:
-    values = {"step": step, "inflight_step": None}
-    if lease_until is not None:
-        values["lease_until"] = lease_until
-    OutboxItem.update(**values).where(OutboxItem.id == item_id).execute()
+def advanced(item_id: int, step: int, owner: str | None = None) -> bool:
+    query = OutboxItem.update(step=step, inflight_step=None).where(OutboxItem.id == item_id)
+    if owner is not None:
+        query = query.where(OutboxItem.lease_owner == owner)
+    return query.execute() == 1
 
 
-def done(item_id: int, now: dt.datetime) -> None:
-    (OutboxItem.update(status="done", done_at=now, lease_owner=None, lease_until=None, inflight_step=None)
-     .where(OutboxItem.id == item_id).execute())
+def done(item_id: int, now: dt.datetime, owner: str | None = None) -> None:
+    query = (OutboxItem.update(status="done", done_at=now, lease_owner=None, lease_until=None, inflight_step=None)
+             .where(OutboxItem.id == item_id))
+    if owner is not None:
+        query = query.where(OutboxItem.lease_owner == owner)
+    query.execute()
 
 
-def retry(item_id: int, now: dt.datetime, delay_seconds: float, error: str, max_attempts: int = 12) -> bool:
+def retry(item_id: int, now: dt.datetime, delay_seconds: float, error: str, max_attempts: int = 12,
+          owner: str | None = None) -> bool:
     """Try again after `delay_seconds`; False (and failed) once `max_attempts` is reached."""
     item = OutboxItem.get_by_id(item_id)
+    if owner is not None and item.lease_owner != owner:
+        return True  # another worker has it now
     if item.attempts >= max_attempts:
         (OutboxItem.update(status="failed", last_error=error[:2000], lease_owner=None, lease_until=None)
          .where(OutboxItem.id == item_id).execute())

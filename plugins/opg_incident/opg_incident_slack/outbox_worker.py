@@ -67,14 +67,17 @@ class OutboxWorker(threading.Thread):
             steps = []
         for index in range(item.step, len(steps)):
             verify = item.may_have_sent and index == item.step
-            outbox.started(item.id, index)
+            if not outbox.hold(item.id, self.owner, self.effects.service.now(), self.lease_seconds, index):
+                log.warning("Outbox item %s (%s): the lease ran out; another worker has it", item.id, item.kind)
+                return
             try:
                 with self.effects.slack.once(f"{item.id}.{index}", verify):
                     steps[index]()
             except SlackError as exc:
                 if exc.transient:
                     delay = exc.retry_after or min(300.0, 2.0 ** item.attempts) * (0.5 + random.random())
-                    if outbox.retry(item.id, self.effects.service.now(), delay, str(exc), self.max_attempts):
+                    if outbox.retry(item.id, self.effects.service.now(), delay, str(exc), self.max_attempts,
+                                    owner=self.owner):
                         log.info("Outbox item %s (%s): %s; again in %.1f s", item.id, item.kind, exc.code, delay)
                     else:
                         log.error("Outbox item %s (%s) failed for good: %s", item.id, item.kind, exc)
@@ -82,5 +85,6 @@ class OutboxWorker(threading.Thread):
                 log.warning("Outbox item %s (%s) step %s: %s", item.id, item.kind, index, exc)
             except IncidentError as exc:
                 log.info("Outbox item %s (%s) step %s: %s", item.id, item.kind, index, exc)
-            outbox.advanced(item.id, index + 1)
-        outbox.done(item.id, self.effects.service.now())
+            if not outbox.advanced(item.id, index + 1, owner=self.owner):
+                return
+        outbox.done(item.id, self.effects.service.now(), owner=self.owner)
