@@ -12,13 +12,19 @@ ours/bare show what opg-incident adds on top of errbot itself.
 
     /work/venv/bin/python bench/p5_footprint.py [--quick] [--runs N] [--no-reference]
 
-Modes: `text` (this one). A `--slack` mode (OPGSlack backend against tests/fake_slack, time to
-connected) plugs in as another Target: see `slack_target` below.
+--slack: the OPGSlack backend against the fake Slack (tests/fake_slack) in Socket Mode instead of the Text
+console: start -> connected (`hello`), -> first envelope acknowledged, -> first mention answered (target
+< 3 s), and the peak RSS after a declaration by the modal, three mention commands and four pages. Its
+reference is errbot's own SlackV3 backend (pointed at the fake; same core plugins, no opg-incident)
+answering `!echo`. See run_slack_once.
+
+    /work/venv/bin/python bench/p5_footprint.py --slack [--quick] [--runs N] [--no-reference]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -121,11 +127,162 @@ def bare_target(tmp: Path) -> Target:
                   ["!echo ready-marker-42"], expect_in_stdout="ready-marker-42")
 
 
+# -- --slack: the OPGSlack backend against the fake Slack (tests/fake_slack), Socket Mode ------------------
+
+BARE_SLACK_BACKEND = """\
+import slackv3.slackv3 as _slackv3
+from slack_sdk.web import WebClient as _WebClient
+
+
+class BareSlackBackend(_slackv3.SlackBackend):
+    \"\"\"errbot's own SlackV3 backend, only pointed at BOT_IDENTITY["base_url"] (the fake Slack).\"\"\"
+
+    def __init__(self, config):
+        super().__init__(config)
+        base_url = config.BOT_IDENTITY["base_url"]
+
+        class WebClient(_WebClient):
+            def __init__(self, *args, **kwargs):
+                kwargs.setdefault("base_url", base_url)
+                super().__init__(*args, **kwargs)
+
+        _slackv3.WebClient = WebClient
+"""
+BARE_SLACK_PLUG = "[Core]\nName = BareSlack\nModule = bare_slack\n\n[Documentation]\nDescription = SlackV3 at a base URL.\n"
+BARE_SLACK_CONFIG = """\
+import logging
+BACKEND = "BareSlack"
+BOT_EXTRA_BACKEND_DIR = {backends!r}
+BOT_IDENTITY = {{"token": {token!r}, "app_token": {app_token!r}, "base_url": {base_url!r}}}
+BOT_DATA_DIR = {data!r}
+BOT_EXTRA_PLUGIN_DIR = None
+BOT_LOG_FILE = {log!r}
+BOT_LOG_LEVEL = logging.WARNING
+BOT_ADMINS = ("U0ADMIN01",)
+BOT_PREFIX = "!"
+AUTOINSTALL_DEPS = False
+STORAGE = "Shelf"
+CORE_PLUGINS = ("ACLs", "Health", "Plugins", "Utils", "TextCmds")
+"""
+
+
 def slack_target(tmp: Path) -> Target:
-    """To add: FakeSlack (tests/fake_slack) in Socket Mode, env from fake.bot_env() plus BOT_DATA_DIR and
-    INCIDENT_WEB_PORT; ready when fake.wait_until_connected() returns (and /incidents answers); the first
-    command is a mention in a channel, answered through the fake's chat.postMessage."""
-    raise NotImplementedError("--slack is not written yet: it needs the fake Slack wired in (see slack_target)")
+    """--slack runs through run_slack_once (the process talks to the fake Slack, not to stdin)."""
+    raise NotImplementedError("use run_slack_once")
+
+
+def run_slack_once(tmp: Path, bare: bool = False) -> dict:
+    """Start errbot against a fresh fake Slack (Socket Mode) and time:
+      connected_s   start -> the websocket is open and greeted (`hello` sent)
+      first_ack_s   start -> the first envelope the bot acknowledges (a mention sent every 50 ms from then on)
+      reply_s       start -> the bot answers that mention (chat.postMessage): connected and working
+      web_ready_s   start -> GET /incidents answers 200 (opg-incident only)
+    then exercise it (ours: /opg-incident and the modal, three mention commands, four pages; bare: three
+    `!echo`) and read the peak RSS (VmHWM). bare=True: errbot's own SlackV3 backend, the same core plugins
+    and no opg-incident, as the reference."""
+    import _slack  # the fake Slack and the bot harness, only for --slack
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    with _slack.FakeSlack("socket") as fake:
+        channels = _slack.seed(fake)
+        channel = channels["opg-incidents"]
+        env = fake.bot_env(clean_env())
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        if bare:
+            backends = tmp / "backends" / "bare_slack"
+            backends.mkdir(parents=True, exist_ok=True)
+            (backends / "bare_slack.py").write_text(BARE_SLACK_BACKEND, encoding="utf-8")
+            (backends / "bare_slack.plug").write_text(BARE_SLACK_PLUG, encoding="utf-8")
+            data = tmp / "bare-data"
+            data.mkdir(parents=True, exist_ok=True)
+            config = tmp / "bare_slack_config.py"
+            config.write_text(BARE_SLACK_CONFIG.format(
+                backends=str(backends.parent), token=fake.bot_token, app_token=fake.app_token,
+                base_url=fake.api_url, data=str(data), log=str(data / "errbot.log")), encoding="utf-8")
+            argv, probe_text, web_url = [str(ERRBOT), "-c", str(config)], "!echo ready-marker-42", None
+        else:
+            env.update(BOT_DATA_DIR=str(tmp / "data"), INCIDENT_WEB_PORT=str(port), BOT_LOG_LEVEL="WARNING",
+                       BOT_ADMINS=_slack.ADMIN, INCIDENT_ONCALL=_slack.ONCALL, INCIDENT_PUBLIC_URL=base)
+            argv = [str(ERRBOT), "-c", str(_common.ROOT / "config.py")]
+            probe_text, web_url = f"<@{fake.bot_user_id}> incident list", f"{base}/incidents"
+        t0_wall, t0 = time.time(), time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=_common.ROOT, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stderr: list[str] = []
+        threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True).start()
+        connected = web_ready = reply = first_ack = None
+        probes: list[str] = []
+        next_probe = 0.0
+        try:
+            while time.perf_counter() - t0 < TIMEOUT_S and proc.poll() is None:
+                if connected is None:
+                    hello = [c.hello_at for c in fake.connections if c.hello_at]
+                    if hello:
+                        connected = min(hello) - t0_wall
+                if connected is not None and reply is None and time.perf_counter() >= next_probe:
+                    before = len(fake.log.all())
+                    fake.post_message(channel, _slack.ALICE, probe_text)
+                    probes += [d.envelope_id for d in fake.log.all()[before:]]
+                    next_probe = time.perf_counter() + 0.05
+                if first_ack is None:
+                    acked = [fake.delivery(e).acks[0].time for e in probes if fake.delivery(e).acks]
+                    if acked:
+                        first_ack = min(acked) - t0_wall
+                if reply is None:
+                    posts = [c.time for c in fake.calls_of("chat.postMessage", channel=channel)]
+                    if posts:
+                        reply = min(posts) - t0_wall
+                if web_url and web_ready is None and _get(web_url, timeout=1.0) == 200:
+                    web_ready = time.perf_counter() - t0
+                if reply is not None and (web_ready is not None or not web_url):
+                    break
+                time.sleep(0.01)
+            if reply is None:
+                raise RuntimeError(f"{'bare errbot' if bare else 'opg-incident'} on Slack: no answer within "
+                                   f"{TIMEOUT_S} s\n{''.join(stderr)[-2000:]}")
+            at_ready = proc_status(proc.pid)
+            answered, pages = _exercise_slack(fake, channels, base, bare)
+            time.sleep(0.2)
+            status = proc_status(proc.pid)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    return {"connected_s": round(connected, 3) if connected is not None else None,
+            "first_ack_s": round(first_ack, 3) if first_ack is not None else None,
+            "reply_s": round(reply, 3),
+            "web_ready_s": round(web_ready, 3) if web_ready is not None else None,
+            "probes_sent": len(probes),
+            "rss_at_ready_mb": round(at_ready.get("VmRSS", 0) / 1024, 1),
+            "peak_rss_mb": round(status.get("VmHWM", 0) / 1024, 1),
+            "commands_answered": answered, "pages_status": pages, "exit_code": proc.returncode}
+
+
+def _exercise_slack(fake, channels: dict, base: str, bare: bool) -> tuple[bool, list[int]]:
+    import _slack
+
+    channel = channels["opg-incidents"]
+    posted = len(fake.calls_of("chat.postMessage"))
+    if bare:
+        for i in range(3):
+            fake.post_message(channel, _slack.ALICE, f"!echo exercise {i}")
+        expected = posted + 3
+        pages: list[int] = []
+    else:
+        _slack.declare(fake, channels, "Payments are failing", summary="Card payments fail")
+        for text in ("summary 1 Card payments fail for everyone", "sev 1 critical", "timeline 1"):
+            _slack.mention(fake, channel, _slack.ALICE, text)
+        expected = posted + 5  # the headline, the declare thanks is ephemeral, then at least the 3 replies
+        pages = [_get(base + url) for url in ("/incidents", "/incidents/1", "/incidents?status=open", "/stats")]
+    deadline = time.perf_counter() + 10
+    while time.perf_counter() < deadline and len(fake.calls_of("chat.postMessage")) < expected:
+        time.sleep(0.05)
+    return len(fake.calls_of("chat.postMessage")) >= expected, pages
 
 
 def _get(url: str, timeout: float = 2.0) -> int:
@@ -212,7 +369,9 @@ def run_once(target: Target) -> dict:
 
 def _medians(runs: list[dict]) -> dict:
     out = {}
-    for key in ("web_ready_s", "reply_s", "rss_at_ready_mb", "peak_rss_mb"):
+    for key in ("connected_s", "first_ack_s", "web_ready_s", "reply_s", "rss_at_ready_mb", "peak_rss_mb"):
+        if not any(key in r for r in runs):
+            continue
         values = [r[key] for r in runs if r.get(key) is not None]
         out[key] = round(statistics.median(values), 3) if values else None
     out["all_commands_answered"] = all(r["commands_answered"] for r in runs)
@@ -225,7 +384,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="one run of each instead of three")
     parser.add_argument("--runs", type=int, help="starts of each process (default 3, quick 1); medians reported")
     parser.add_argument("--no-reference", action="store_true", help="skip bare errbot")
-    parser.add_argument("--slack", action="store_true", help="the OPGSlack backend against the fake Slack (to come)")
+    parser.add_argument("--slack", action="store_true", help="the OPGSlack backend against the fake Slack")
     parser.add_argument("--out", help="results JSON (default bench/results/p5_footprint.json)")
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)
@@ -235,30 +394,48 @@ def main(argv=None) -> int:
     ours, bare = [], []
     with tempfile.TemporaryDirectory(prefix="bench-p5-") as tmp:
         for i in range(runs):  # alternate, so that a busy moment falls on both
+            if args.slack:
+                ours.append(run_slack_once(Path(tmp) / f"ours-{i}"))
+                if not args.no_reference:
+                    bare.append(run_slack_once(Path(tmp) / f"bare-{i}", bare=True))
+                continue
             ours.append(run_once(make_ours(Path(tmp) / f"ours-{i}")))
             if not args.no_reference:
                 bare.append(run_once(bare_target(Path(tmp) / f"bare-{i}")))
 
     result = {"mode": mode, "runs": runs, "ours": _medians(ours), "ours_runs": ours}
     o = result["ours"]
-    result["targets"] = {"web_ready_s": TARGET_READY_S, "peak_rss_mb": TARGET_RSS_MB}
+    ready_key = "reply_s" if args.slack else "web_ready_s"  # Slack: connected and answering a mention
+    result["targets"] = {ready_key: TARGET_READY_S, "peak_rss_mb": TARGET_RSS_MB}
     result["verdict"] = {
-        "web_ready_s": _common.verdict(o["web_ready_s"], TARGET_READY_S, higher_is_better=False),
+        ready_key: _common.verdict(max(o[ready_key], o.get("web_ready_s") or 0), TARGET_READY_S,
+                                   higher_is_better=False),
         "peak_rss_mb": _common.verdict(o["peak_rss_mb"], TARGET_RSS_MB, higher_is_better=False)}
-    print(f"P5-lite footprint, errbot -c config.py on the {mode} backend, median of {runs} start(s)")
-    print(f"  web /incidents ready {o['web_ready_s']:.2f} s (target < {TARGET_READY_S:g} s)  "
-          f"{result['verdict']['web_ready_s']}")
-    print(f"  first reply          {o['reply_s']:.2f} s")
+    print(f"P5{'' if args.slack else '-lite'} footprint, errbot -c config.py on the {mode} backend, median of "
+          f"{runs} start(s)")
+    if args.slack:
+        print(f"  connected (hello)    {o['connected_s']:.2f} s;  first envelope acked {o['first_ack_s']:.2f} s")
+        print(f"  first mention answered {o['reply_s']:.2f} s (target < {TARGET_READY_S:g} s)  "
+              f"{result['verdict'][ready_key]};  web /incidents ready {o['web_ready_s']:.2f} s")
+    else:
+        print(f"  web /incidents ready {o['web_ready_s']:.2f} s (target < {TARGET_READY_S:g} s)  "
+              f"{result['verdict']['web_ready_s']}")
+        print(f"  first reply          {o['reply_s']:.2f} s")
     print(f"  peak RSS (VmHWM)     {o['peak_rss_mb']:.1f} MB (target < {TARGET_RSS_MB:g} MB)  "
           f"{result['verdict']['peak_rss_mb']};  RSS when ready {o['rss_at_ready_mb']:.1f} MB")
     print(f"  sanity: commands answered {o['all_commands_answered']}, pages 200 {o['all_pages_ok']}")
     if bare:
         b = _medians(bare)
-        result["reference"] = {"what": "bare errbot, Text backend, same core plugins, no opg-incident", **b,
-                               "runs": bare}
+        what = ("bare errbot, its own SlackV3 backend pointed at the fake Slack, same core plugins, no opg-incident"
+                if args.slack else "bare errbot, Text backend, same core plugins, no opg-incident")
+        result["reference"] = {"what": what, **b, "runs": bare}
         result["ratios"] = {"reply_s": round(o["reply_s"] / b["reply_s"], 3),
                             "peak_rss_mb": round(o["peak_rss_mb"] / b["peak_rss_mb"], 3)}
-        print(f"  reference: bare errbot first reply {b['reply_s']:.2f} s, peak RSS {b['peak_rss_mb']:.1f} MB;"
+        if args.slack:
+            result["ratios"]["connected_s"] = round(o["connected_s"] / b["connected_s"], 3)
+        print(f"  reference: bare errbot first reply {b['reply_s']:.2f} s"
+              + (f" (connected {b['connected_s']:.2f} s)" if args.slack else "")
+              + f", peak RSS {b['peak_rss_mb']:.1f} MB;"
               f"  ratios ours/bare: reply {result['ratios']['reply_s']:.2f}, "
               f"peak RSS {result['ratios']['peak_rss_mb']:.2f}")
     path = _common.write_results(NAME if mode == "text" else f"{NAME}_{mode}", result, args.out)
