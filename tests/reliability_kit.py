@@ -194,6 +194,9 @@ def settle(fake, database_url: str, timeout: float = 60.0, quiet: float = 1.5) -
         fake.wait_for(calm, timeout=timeout, interval=0.25)
     except TimeoutError:
         unacked = [d for d in fake.deliveries() if not d.acks]
+        for d in unacked[:6]:
+            print("never acked:", d.type, (d.payload.get("event") or {}).get("type"), d.payload.get("event_id"),
+                  "attempts", [a.retry_attempt for a in d.attempts], "failures", d.failures)
         raise AssertionError(
             f"the bot never settled: {unprocessed_inputs(database_url)} inputs recorded and not handled "
             f"{query(database_url, 'SELECT key, kind, received_at FROM inbox_entry WHERE processed_at IS NULL')[:5]}, "

@@ -151,6 +151,12 @@ def done(item_id: int, now: dt.datetime, owner: str | None = None) -> None:
     query.execute()
 
 
+def postpone(item_id: int, until: dt.datetime, owner: str) -> None:
+    """Not yet (and not an attempt): give the item back, due at `until`."""
+    (OutboxItem.update(next_at=until, lease_owner=None, lease_until=None, attempts=OutboxItem.attempts - 1)
+     .where(OutboxItem.id == item_id, OutboxItem.lease_owner == owner).execute())
+
+
 def retry(item_id: int, now: dt.datetime, delay_seconds: float, error: str, max_attempts: int = 12,
           owner: str | None = None) -> bool:
     """Try again after `delay_seconds`; False (and failed) once `max_attempts` is reached."""

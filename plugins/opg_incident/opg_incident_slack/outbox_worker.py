@@ -2,6 +2,7 @@
 a restart, and shares the work with other replicas through leases."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import random
@@ -60,6 +61,8 @@ class OutboxWorker(threading.Thread):
         return bool(items)
 
     def send(self, item: outbox.Item) -> None:
+        if item.kind == "refresh" and item.step == 0 and self._too_soon(item):
+            return
         try:
             steps = self.effects.plan(item)
         except IncidentError as exc:
@@ -88,3 +91,13 @@ class OutboxWorker(threading.Thread):
             if not outbox.advanced(item.id, index + 1, owner=self.owner):
                 return
         outbox.done(item.id, self.effects.service.now(), owner=self.owner)
+
+    def _too_soon(self, item: outbox.Item) -> bool:
+        """At most one headline edit a second per incident, counted from the end of the last one: a change
+        made while that edit was on its way was queued a second after the edit before it."""
+        last = outbox.last_done(f"refresh:{item.number}")
+        at = last + dt.timedelta(seconds=1) if last else None
+        if at is None or at <= self.effects.service.now():
+            return False
+        outbox.postpone(item.id, at, self.owner)
+        return True
