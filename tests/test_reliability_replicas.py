@@ -150,3 +150,18 @@ def test_r6_two_replicas_one_killed_lose_and_duplicate_nothing(replicas):
     assert kit.repeated_outbox_posts(fake) == []
     assert kit.failed_outbox(url) == []
     assert kit.inc_channels(fake) == [slug]
+
+
+def test_r6_a_slow_post_outliving_its_lease_is_not_posted_twice(replicas):
+    """Slack takes 4.5 s to answer the headline's chat.postMessage, longer than the outbox lease (3 s):
+    the other replica may take the item over, but the headline is posted once."""
+    fake, bots, channels, url = replicas
+    fake.delay_next("chat.postMessage", 4.5)
+    kit.declare_by_modal(fake, channels, "Slow post")
+    time.sleep(5.0)
+    settle = kit.settle(fake, url, timeout=30, quiet=1.5)
+    headlines = [m for m in fake.bot_messages(channels["opg-incidents"]) if m.get("text", "").startswith("Incident 1:")]
+    report("R6-slow-post", headlines=len(headlines), settle_s=f"{settle:.1f}",
+           posts=len(fake.calls_of("chat.postMessage", channel=channels["opg-incidents"])))
+    assert len(headlines) == 1
+    assert kit.repeated_outbox_posts(fake) == []

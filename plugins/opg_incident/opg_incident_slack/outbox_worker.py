@@ -2,6 +2,7 @@
 a restart, and shares the work with other replicas through leases."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -74,7 +75,7 @@ class OutboxWorker(threading.Thread):
                 log.warning("Outbox item %s (%s): the lease ran out; another worker has it", item.id, item.kind)
                 return
             try:
-                with self.effects.slack.once(f"{item.id}.{index}", verify):
+                with self._lease_kept(item.id, index), self.effects.slack.once(f"{item.id}.{index}", verify):
                     steps[index]()
             except SlackError as exc:
                 if exc.transient:
@@ -91,6 +92,29 @@ class OutboxWorker(threading.Thread):
             if not outbox.advanced(item.id, index + 1, owner=self.owner):
                 return
         outbox.done(item.id, self.effects.service.now(), owner=self.owner)
+
+    @contextlib.contextmanager
+    def _lease_kept(self, item_id: int, step: int):
+        """Renew the lease while a step runs: a Slack call slower than the lease (Retry-After waits inside
+        the client, a slow answer) must not let another worker take the item and send it a second time."""
+        stop = threading.Event()
+
+        def renew():
+            try:
+                while not stop.wait(self.lease_seconds / 3):
+                    outbox.hold(item_id, self.owner, self.effects.service.now(), self.lease_seconds, step)
+            except Exception:
+                log.exception("Could not renew the lease of outbox item %s", item_id)
+            finally:
+                storage.database.close()
+
+        thread = threading.Thread(target=renew, name="opg-outbox-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def _too_soon(self, item: outbox.Item) -> bool:
         """At most one headline edit a second per incident, counted from the end of the last one: a change
