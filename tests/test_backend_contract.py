@@ -46,6 +46,12 @@ def test_module_builds_its_web_client_from_a_global_we_replace():
     assert hasattr(slackv3_module, "WebClient")
 
 
+def test_socket_mode_connections_go_without_nagle():
+    from slack_sdk.socket_mode.builtin import connection
+    assert getattr(connection._establish_new_socket_connection, "opg_nodelay", False)
+    assert "_establish_new_socket_connection(" in inspect.getsource(connection.Connection.connect)
+
+
 def test_generic_wrapper_dispatches_by_handler_name():
     source = inspect.getsource(slackv3_module.SlackBackend._generic_wrapper)
     assert 'f"_handle_{event_type}"' in source

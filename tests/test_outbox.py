@@ -206,3 +206,17 @@ def test_a_worker_whose_lease_ran_out_stops_and_leaves_the_item_to_its_new_owner
     assert outbox.hold(item.id, "fast", clock(), 30, 0) and outbox.advanced(item.id, 1, owner="fast")
     outbox.done(item.id, clock(), owner="fast")
     assert storage.OutboxItem.get_by_id(item.id).status == "done"
+
+
+def test_housekeeping_forgets_old_handled_inputs_and_sent_items_only(announcing, clock):
+    announcing.declare("DB down", LEAD)
+    announcing.record_input("Ev1", "events_api", {"event": {}})
+    announcing.mark_processed("Ev1")
+    announcing.record_input("Ev2", "events_api", {"event": {}})  # never handled: kept for replay
+    [item] = outbox.claim("w", clock())
+    outbox.done(item.id, clock())
+    clock.advance(days=15)
+    assert announcing.prune(days=14) == 2
+    assert [e.key for e in storage.InboxEntry.select()] == ["Ev2"]
+    assert storage.OutboxItem.select().where(storage.OutboxItem.status == "done").count() == 0
+    assert outbox.pending() == 1  # the refresh still waiting is kept

@@ -9,6 +9,7 @@ fails when they change. Plugins receive:
 """
 import json
 import logging
+import socket
 import threading
 import time
 
@@ -17,6 +18,7 @@ from errbot.core_plugins import flask_app
 from flask import make_response, request
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.builtin import connection as _sm_connection
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web import WebClient as _SdkWebClient
 
@@ -69,6 +71,25 @@ def _client_class(base_url: str):
             return response
 
     return WebClient
+
+
+def _without_nagle(connect):
+    """slack_sdk sets TCP_NODELAY on its Socket Mode socket only through a proxy; without it every small
+    ack frame can wait ~40 ms for the previous frame's TCP ACK (Nagle)."""
+    def establish(*args, **kwargs):
+        sock = connect(*args, **kwargs)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass
+        return sock
+
+    establish.opg_nodelay = True
+    return establish
+
+
+if not getattr(_sm_connection._establish_new_socket_connection, "opg_nodelay", False):
+    _sm_connection._establish_new_socket_connection = _without_nagle(_sm_connection._establish_new_socket_connection)
 
 
 class OPGSlackBackend(_slackv3.SlackBackend):
@@ -129,6 +150,8 @@ class OPGSlackBackend(_slackv3.SlackBackend):
         if not isinstance(event, dict) or "type" not in event:
             log.debug("Ignoring a Slack payload without an event")
             return None
+        if self._not_for_us(event):
+            return None
         key = event_data.get("event_id")
         recorded = self._record(key, "events_api", event_data)
         if recorded is None:
@@ -137,6 +160,15 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             log.info("Ignoring redelivered event %s", key)
             return None
         return self._dispatch_event(event_data, key)
+
+    def _not_for_us(self, event: dict) -> bool:
+        """Events nobody acts on (pin notices, joins, the bot's own messages): acked, not even recorded."""
+        if event.get("type") != "message":
+            return False
+        if event.get("subtype") in IGNORED_SUBTYPES:
+            return True
+        own = (getattr(self, "auth", None) or {}).get("user_id")
+        return event.get("subtype") is None and own is not None and event.get("user") == own
 
     def _dispatch_event(self, event_data: dict, key: str | None):
         """Hand an event to the plugins. It counts as processed when this returns, except a command that
@@ -150,8 +182,8 @@ class OPGSlackBackend(_slackv3.SlackBackend):
                 return self._ask_plugins("callback_slack_event", event)
             return super()._generic_wrapper(event_data)
         finally:
-            if not event.get("_opg_command"):  # not a command (an unknown one, `help`'s text, our own message)
-                self._processed(key)
+            if not event.get("_opg_command") and not event.get("_opg_marked"):  # not a command (an unknown one,
+                self._processed(key)  # `help`'s text, our own message), and no change marked it already
 
     # errbot's command path: a message found to be a command is queued, run, then answered.
     def _process_command(self, msg, cmd, args, match):
@@ -208,6 +240,9 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             # Durable record first (in _generic_wrapper's key check), then the ack, then the work.
             payload = req.payload if isinstance(req.payload, dict) else {}
             key = payload.get("event_id") or req.envelope_id
+            if isinstance(payload.get("event"), dict) and self._not_for_us(payload["event"]):
+                client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+                return
             is_new = isinstance(payload.get("event"), dict) and self._record(key, "events_api", payload)
             if is_new is None:  # not durable: no ack, so that Slack delivers it again (a handled one is lost)
                 log.warning("Event %s could not be recorded yet; not acked, Slack delivers it again", key)

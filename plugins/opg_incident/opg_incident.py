@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import re
 import threading
+import time
 
 import errbot.core_plugins
 from errbot import BotPlugin, CommandError, botcmd, cmdfilter, re_botcmd
@@ -87,7 +88,10 @@ class OpgIncident(BotPlugin):
 
     def callback_slack_event(self, event):
         if self.interactions is not None:
-            self.interactions.on_event(event)
+            with outbox.origin(None, event.get("_opg_input")):
+                self.interactions.on_event(event)
+                # A change marked the input handled in its own transaction: nothing left to mark.
+                event["_opg_marked"] = outbox.current_input() is not None and outbox.input_to_mark() is None
 
     def callback_slack_interaction(self, kind, payload):
         if self.interactions is not None:
@@ -107,6 +111,9 @@ class OpgIncident(BotPlugin):
         for outcome in self.service.expire_handovers():
             if self.effects is not None:
                 self.effects.after(outcome)
+        if time.monotonic() - getattr(self, "_pruned_at", 0.0) > 24 * 3600:
+            self._pruned_at = time.monotonic()
+            log.info("Housekeeping: forgot %d old inputs and sent messages", self.service.prune())
         if self.effects is None:
             return  # the Text console has no channels to remind
         if hasattr(self._bot, "replay_inputs"):  # inputs of a replica that died (held longer than a lease)

@@ -96,6 +96,9 @@ def last_done(coalesce_key: str) -> dt.datetime | None:
 
 def claim(owner: str, now: dt.datetime, *, limit: int = 10, lease_seconds: float = 30) -> list[Item]:
     """Take up to `limit` due items (the head of each incident's queue) under a lease."""
+    due = OutboxItem.select(OutboxItem.id).where(OutboxItem.status == "pending", OutboxItem.next_at <= now)
+    if not due.limit(1).exists():
+        return []  # idle: a read, without taking the write lock
     earlier = OutboxItem.alias()
     blocked = (earlier.select(earlier.id)
                .where(earlier.incident == OutboxItem.incident, earlier.status == "pending",
@@ -171,6 +174,12 @@ def retry(item_id: int, now: dt.datetime, delay_seconds: float, error: str, max_
                        lease_owner=None, lease_until=None)
      .where(OutboxItem.id == item_id).execute())
     return True
+
+
+def prune(before: dt.datetime) -> int:
+    """Forget items sent (or given up) before `before`; returns how many."""
+    return OutboxItem.delete().where(OutboxItem.status.in_(["done", "failed"]),
+                                     OutboxItem.created_at < before).execute()
 
 
 def pending(number: int | None = None) -> int:

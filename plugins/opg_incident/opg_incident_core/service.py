@@ -336,6 +336,14 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
         except IntegrityError:
             return False
 
+    def prune(self, days: int = 14) -> int:
+        """Housekeeping: forget handled inputs and sent outbox items older than `days` (the record stays)."""
+        before = self.now() - dt.timedelta(days=days)
+        with storage.write():
+            inputs = storage.InboxEntry.delete().where(storage.InboxEntry.processed_at.is_null(False),
+                                                       storage.InboxEntry.received_at < before).execute()
+            return inputs + outbox.prune(before)
+
     def mark_processed(self, key: str | None) -> bool:
         """Mark an input handled; False when it was marked before (or there is none)."""
         if not key:

@@ -44,12 +44,12 @@ class OutboxWorker(threading.Thread):
                 worked = self.run_once()
             except Exception:
                 log.exception("The outbox worker hit an error; it goes on")
+                storage.database.close()  # a fresh connection next time (kept open otherwise)
                 worked = False
-            finally:
-                storage.database.close()
             if not worked:
                 self._wake.wait(self.poll_seconds)
                 self._wake.clear()
+        storage.database.close()
 
     def run_once(self) -> bool:
         """Send what is due; True when something was claimed."""
