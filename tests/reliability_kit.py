@@ -1,6 +1,7 @@
-"""Shared by the exactly-once tests (issue 6, R1-R3 and R6): an incident with its comms channel, storms
-of notes and pins, the database read directly (SQLite file or PostgreSQL), duplicates counted on the
-fake Slack's state, and a fresh PostgreSQL database per test."""
+"""Shared by the exactly-once and security tests (issue 6, R1-R3, R5, R6): an incident with its comms
+channel, notes and pins, the bot's database read directly (SQLite file or PostgreSQL), duplicates counted
+on the fake Slack's state, answers lost after Slack acted, a fresh PostgreSQL database per test, and one
+line of figures per test for the closing note."""
 from __future__ import annotations
 
 import collections
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from fake_slack import events
-from slack_bot import ALICE, BOB, CAROL, ONCALL
+from slack_bot import ALICE, BOB, CAROL
 from opg_incident_slack import blocks
 
 NOTE_REPLY = "Note logged on the timeline of incident"
@@ -211,8 +212,8 @@ def wait_handled(fake, database_url: str, message: dict, timeout: float = 30.0) 
                                 and (d.payload.get("event") or {}).get("type") == "message")
         return found and found[0].payload["event_id"]
     key = fake.wait_for(event_id, timeout=timeout)
-    fake.wait_for(lambda: query(database_url, "SELECT processed_at FROM inbox_entry WHERE key = ?", (key,))
-                  and query(database_url, "SELECT processed_at FROM inbox_entry WHERE key = ?", (key,))[0][0],
+    fake.wait_for(lambda: query(database_url, "SELECT COUNT(*) FROM inbox_entry WHERE key = ? AND processed_at "
+                                              "IS NOT NULL", (key,))[0][0],
                   timeout=timeout, interval=0.05, message=f"{message.get('text')!r} never handled")
 
 
@@ -228,11 +229,6 @@ def repeated_outbox_posts(fake) -> list:
     return [(k, n) for k, n in keys.items() if n > 1]
 
 
-def outbox_report(database_url: str) -> list:
-    return query(database_url, "SELECT id, kind, attempts, created_at, done_at, last_error FROM outbox_item "
-                               "ORDER BY id")
-
-
 def comms_channel(fake, bot, channels, number: int, by: str = ALICE) -> str:
     """Create incident `number`'s comms channel with its headline's button; BOB and CAROL join it."""
     assert fake.click_button(headline(fake, channels, number), blocks.CREATE_CHANNEL, by).ok
@@ -242,3 +238,19 @@ def comms_channel(fake, bot, channels, number: int, by: str = ALICE) -> str:
     for user in (BOB, CAROL):
         fake.join(channel_id, user)
     return channel_id
+
+
+def lose_answers(fake, method: str, times: int = 1, **match) -> list:
+    """The next `times` calls of `method` (params matching `match`) take effect in the workspace, but the
+    answer is lost: Slack says internal_error, as when a response never comes back. Returns [left]."""
+    original, left = fake.api.call, [times]
+
+    def call(name, params, token):
+        result = original(name, params, token)
+        if name == method and left[0] > 0 and all(params.get(k) == v for k, v in match.items()):
+            left[0] -= 1
+            return {"ok": False, "error": "internal_error"}
+        return result
+
+    fake.api.call = call
+    return left

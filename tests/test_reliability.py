@@ -231,8 +231,10 @@ def test_r3_faults_deliver_every_announcement_once(socket_bot):
     """Role changes, summaries, severities, a close, a reopen and a second close stream in (by DM, so the
     comms channel hears of them through the outbox) while Slack answers 429 + Retry-After, 5xx and slowly
     (longer than the outbox lease), and drops the Socket Mode connections. Every announcement arrives
-    exactly once, the headline ends in the final state, and it is edited at most once a second."""
+    exactly once, the headline ends in the final state, and it is edited at most once a second. Two answers
+    are lost after Slack acted (the channel's creation, an announcement): neither is done twice."""
     fake, bot, channels = socket_bot
+    lost_create = kit.lose_answers(fake, "conversations.create")
     channel_id = kit.incident_with_channel(fake, bot, channels)
     head_ts = kit.headline(fake, channels)["ts"]
     dm = fake.dm_channel(ALICE)  # the lead
@@ -247,6 +249,7 @@ def test_r3_faults_deliver_every_announcement_once(socket_bot):
         6: lambda: fake.delay_next("chat.postMessage", 2.0, times=2),
         8: lambda: fake.drop_connections(),
         9: lambda: fake.fail_next("conversations.history", status=500),  # the look before posting again
+        10: lambda: lost.append(kit.lose_answers(fake, "chat.postMessage", channel=channel_id)),
         13: lambda: fake.fail_next("conversations.unarchive", status=502),
     }
     steps = [  # (command, the announcement it makes in the comms channel)
@@ -268,6 +271,7 @@ def test_r3_faults_deliver_every_announcement_once(socket_bot):
         ("sev 1 trivial", None),
         ("close 1", "✅ Incident 1 is closed by"),
     ]
+    lost = [lost_create]
     started = time.time()
     for index, (command, _) in enumerate(steps):
         if index in faults:
@@ -291,7 +295,7 @@ def test_r3_faults_deliver_every_announcement_once(socket_bot):
         if call.status != 200:
             faulted[call.method] = faulted.get(call.method, 0) + 1
     report("R3", changes=len(steps), faults=sum(faulted.values()), faulted=faulted, slow_answers=3,
-           socket_disconnects=2,
+           socket_disconnects=2, answers_lost_after_acting=sum(1 - left[0] for left in lost),
            announcements=sum(counts.values()), expected=len(wanted), thread_notices=len(thread),
            role_dms=sum(dms.values()), headline_edits=len(updates),
            min_gap_s=f"{min(gaps):.2f}" if gaps else "-", socket_connections=len(fake.connections),
@@ -306,7 +310,8 @@ def test_r3_faults_deliver_every_announcement_once(socket_bot):
     assert dms == {BOB: 2, CAROL: 2, ONCALL: 1}, dms
     assert kit.repeated_outbox_posts(fake) == []
     assert kit.failed_outbox(bot.database_url) == []
-    assert fake.faults._queue == [], "a fault was never hit"
+    assert fake.faults._queue == [] and all(left == [0] for left in lost), "a fault was never hit"
+    assert kit.inc_channels(fake) == ["inc-1-payments-are-failing"]
     assert gaps and min(gaps) >= 0.95, f"headline edited {min(gaps):.2f} s after the previous edit"
     assert record["status"] == "closed" and record["summary"] == "Fixed by rolling back release 42"
     assert "Fixed by rolling back release 42" in final and "Trivial" in final

@@ -162,7 +162,7 @@ def test_r5_forged_unsigned_and_stale_requests_are_refused(http_bot):
 def test_tokens_and_signing_secret_never_reach_the_log(tmp_path, mode):
     """The bot's log (at DEBUG) after a start, a declared incident, a Slack error and a refused request."""
     with FakeSlack(mode) as fake:
-        channels = seed(fake)
+        seed(fake)
         with SlackBot(fake, tmp_path) as bot:
             fake.fail_next("chat.postMessage", error="invalid_auth")
             fake.post_message(fake.dm_channel(ALICE), ALICE, "incident declare Secret keeping")
