@@ -213,3 +213,15 @@ def test_repeated_lookups_are_answered_from_memory_and_the_base_url_is_used():
         assert len(fake.calls_of("users.info")) == 1
         assert len(fake.calls_of("conversations.info")) == 1
         assert len(fake.calls_of("chat.postMessage")) == 3  # never cached
+
+
+def test_an_interaction_before_the_plugin_is_ready_asks_to_try_again(backend):
+    backend.plugin_manager = Manager(type("NotReady", (), {"name": "x", "callback_slack_input":
+                                                           lambda self, *a: None})())
+    client = Client()
+    backend._sm_generic_event_handler(client, SocketModeRequest(
+        type="slash_commands", envelope_id="e1", payload={"trigger_id": "t1", "command": "/opg-incident"}))
+    backend._sm_generic_event_handler(client, SocketModeRequest(
+        type="interactive", envelope_id="e2", payload={"type": "view_submission", "trigger_id": "t2"}))
+    assert "try again" in client.responses[0]["payload"]["text"]
+    assert client.responses[1]["payload"]["response_action"] == "errors"

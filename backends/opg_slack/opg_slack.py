@@ -25,8 +25,7 @@ from slack_sdk.web import WebClient as _SdkWebClient
 log = logging.getLogger(__name__)
 
 # Events errbot's backend does not route; they go to callback_slack_event.
-ROUTED_EVENTS = ("pin_added", "pin_removed", "channel_rename", "channel_archive", "channel_unarchive",
-                 "member_joined_channel")
+ROUTED_EVENTS = ("pin_added", "pin_removed", "channel_rename")
 # Message subtypes that are not chat: edits and deletions of (maybe pinned) messages, pin notices.
 ROUTED_SUBTYPES = ("message_changed", "message_deleted")
 IGNORED_SUBTYPES = ("pinned_item", "unpinned_item", "channel_join", "channel_topic", "channel_purpose",
@@ -126,6 +125,24 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             if answer is None:
                 answer = result
         return answer
+
+    def _interaction(self, key: str | None, kind: str, payload: dict):
+        """The ack of a slash command or interaction: the plugin's, or "try again" while none is ready."""
+        recorded = self._record(key, kind)
+        if recorded is None:  # at start-up, before the plugin is active: nothing may be lost silently
+            log.warning("A %s arrived before the bot was ready; the person is asked to try again", kind)
+            if kind == "slash_commands":
+                return {"response_type": "ephemeral", "text": "I am just starting up: try again in a few seconds."}
+            if payload.get("type") == "view_submission":
+                return {"response_action": "errors",
+                        "errors": {"title": "I am just starting up: press the button again in a few seconds."}}
+            return None
+        if not recorded:
+            return None  # a redelivery: handled once already
+        try:
+            return self._ask_plugins("callback_slack_interaction", kind, payload)
+        finally:
+            self._processed(key)
 
     def _is_new(self, key: str | None, kind: str, payload: dict | None = None) -> bool:
         """Record the input durably; False when it was seen before (Slack redelivers until acked)."""
@@ -228,12 +245,7 @@ class OPGSlackBackend(_slackv3.SlackBackend):
     def _sm_generic_event_handler(self, client, req):
         if req.type in ("slash_commands", "interactive"):
             payload = req.payload if isinstance(req.payload, dict) else {}
-            key, ack = payload.get("trigger_id") or req.envelope_id, None
-            if self._is_new(key, req.type):
-                try:
-                    ack = self._ask_plugins("callback_slack_interaction", req.type, payload)
-                finally:
-                    self._processed(key)
+            ack = self._interaction(payload.get("trigger_id") or req.envelope_id, req.type, payload)
             client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id, payload=ack or None))
             return
         if req.type == "events_api":
@@ -288,12 +300,7 @@ class OPGSlackBackend(_slackv3.SlackBackend):
                     payload, interaction = json.loads(request.form.get("payload", "{}")), "interactive"
                 if not isinstance(payload, dict):
                     raise ValueError("payload is not an object")
-                ack, key = None, payload.get("trigger_id")
-                if self._is_new(key, interaction):
-                    try:
-                        ack = self._ask_plugins("callback_slack_interaction", interaction, payload)
-                    finally:
-                        self._processed(key)
+                ack = self._interaction(payload.get("trigger_id"), interaction, payload)
             except (ValueError, AttributeError) as exc:
                 log.warning("Ignoring a malformed Slack %s request: %s", kind, type(exc).__name__)
                 return make_response("", 400)
