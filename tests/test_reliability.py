@@ -290,12 +290,20 @@ def test_r3_faults_deliver_every_announcement_once(socket_bot):
     gaps = [b - a for a, b in zip(updates, updates[1:])]
     final = kit.text_of(kit.headline(fake, channels))
     record = bot.incident(1)
+    after_429 = []  # how long the same request waited after a 429 with Retry-After: 1 before it came again
+    for method, fields in (("chat.postMessage", ("channel", "text")), ("chat.update", ("channel", "ts"))):
+        calls = fake.calls_of(method)
+        for i, call in enumerate(calls):
+            again = [c for c in calls[i + 1:] if all(c.params.get(f) == call.params.get(f) for f in fields)]
+            if call.status == 429 and again:
+                after_429.append(again[0].time - call.time)
     faulted: dict = {}
     for call in fake.calls:
         if call.status != 200:
             faulted[call.method] = faulted.get(call.method, 0) + 1
     report("R3", changes=len(steps), faults=sum(faulted.values()), faulted=faulted, slow_answers=3,
            socket_disconnects=2, answers_lost_after_acting=sum(1 - left[0] for left in lost),
+           waited_after_429_s=[round(w, 2) for w in after_429],
            announcements=sum(counts.values()), expected=len(wanted), thread_notices=len(thread),
            role_dms=sum(dms.values()), headline_edits=len(updates),
            min_gap_s=f"{min(gaps):.2f}" if gaps else "-", socket_connections=len(fake.connections),
@@ -313,6 +321,7 @@ def test_r3_faults_deliver_every_announcement_once(socket_bot):
     assert fake.faults._queue == [] and all(left == [0] for left in lost), "a fault was never hit"
     assert kit.inc_channels(fake) == ["inc-1-payments-are-failing"]
     assert gaps and min(gaps) >= 0.95, f"headline edited {min(gaps):.2f} s after the previous edit"
+    assert len(after_429) == 5 and min(after_429) >= 0.95, after_429  # Retry-After: 1 honoured
     assert record["status"] == "closed" and record["summary"] == "Fixed by rolling back release 42"
     assert "Fixed by rolling back release 42" in final and "Trivial" in final
     assert f"<@{ONCALL}>" in final and "✅ Close" not in final
