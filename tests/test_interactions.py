@@ -120,3 +120,19 @@ def test_edit_applies_each_change_and_a_held_lead_is_offered_not_overwritten(sla
                                                                        "critical", ALICE)
     [offer] = service.handovers(number)
     assert (offer.role, offer.to_user) == ("lead", BOB)
+
+
+def test_an_unpin_that_overtakes_its_pin_wins(slack, service):
+    interactions, _, number = slack
+    message = {"ts": "1700000002.000100", "text": "Wrong graph", "user": BOB}
+    interactions.on_event({"type": "pin_removed", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000010.000200",
+                           "item": {"message": message}})
+    interactions.on_event({"type": "pin_added", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000009.000100",
+                           "item": {"message": message}})  # the older event, handled later
+    assert [e for e in service.timeline(number) if e.kind == "pin"] == []
+    interactions.on_event({"type": "pin_added", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000011.000100",
+                           "item": {"message": message}})  # pinned again, later: it counts
+    assert [e.text for e in service.timeline(number) if e.kind == "pin"] == ["Wrong graph"]
+    interactions.on_event({"type": "pin_removed", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000010.500000",
+                           "item": {"message": message}})  # an older unpin arriving late changes nothing
+    assert [e.text for e in service.timeline(number) if e.kind == "pin"] == ["Wrong graph"]

@@ -113,6 +113,7 @@ class TimelineEntry(BaseModel):
     permalink = TextField(null=True)
     files = TextField(default="[]")  # JSON list of {name, url}
     removed_at = DateTimeField(null=True)  # unpinned: kept, never lost, but no longer shown
+    pin_event_ts = CharField(max_length=32, null=True)  # the latest pin/unpin event applied (they may arrive out of order)
 
     class Meta:
         # Both lead with the incident (the foreign key's own index would only repeat that): one reads an

@@ -57,7 +57,7 @@ class SlackInteractions:
                 self._pin_added(event)
             elif kind == "pin_removed":
                 self.service.remove_pin(_text(event.get("channel_id")), _text(pinned.get("ts")),
-                                        _text(event.get("user")))
+                                        _text(event.get("user")), event_ts=_text(event.get("event_ts")) or None)
             elif kind == "message" and event.get("subtype") == "message_changed":
                 self.service.edit_pinned_message(_text(event.get("channel")), _text(message.get("ts")),
                                                  _text(message.get("text")), _text(message.get("user")))
@@ -200,7 +200,7 @@ class SlackInteractions:
         author = _text(message.get("user")) or _text(message.get("bot_id"))
         self.service.record_pin(channel, ts, author, _text(message.get("text")), _text(event.get("user")),
                                 permalink=permalink, thread_ts=_text(message.get("thread_ts")) or None,
-                                files=files)
+                                files=files, event_ts=_text(event.get("event_ts")) or None)
 
 
 def _plain(text: str) -> str:
