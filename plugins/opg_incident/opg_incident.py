@@ -16,7 +16,7 @@ from opg_incident_core.chat import Caller, ChatCommands, Reply, process_help
 from opg_incident_core.errors import AlreadyHandled
 from opg_incident_core.reminders import ReminderSchedule
 from opg_incident_slack import Effects, SlackGateway, SlackInteractions
-from opg_incident_web import register_routes
+from opg_incident_web import register_routes, start_web_server
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class OpgIncident(BotPlugin):
         self.start_poller(int(getattr(config, "INCIDENT_POLL_SECONDS", 60) or 60), self._tick)
         # The living document on the Flask app the Webserver plugin serves (read now: a test bot replaces it).
         register_routes(errbot.core_plugins.flask_app, lambda: self.service, lambda: self.settings.current, config)
-        self._start_web_server()
+        start_web_server(self._bot.plugin_manager, self.bot_config)
         self._ready = True  # from now on Slack inputs are recorded (and acked); before, Slack redelivers them
 
     def deactivate(self):
@@ -126,27 +126,6 @@ class OpgIncident(BotPlugin):
         if archive.when == "after_delay":
             for number in self.service.due_for_archive(archive.delay_minutes):
                 self.effects.job("archive", number, coalesce_key=f"archive:{number}")
-
-    def _start_web_server(self):
-        """Serve errbot's Flask app (living document, Slack's HTTP endpoints) on INCIDENT_WEB_PORT."""
-        port = getattr(self.bot_config, "INCIDENT_WEB_PORT", None)
-        if not port:
-            return
-        host = getattr(self.bot_config, "INCIDENT_WEB_HOST", "127.0.0.1")
-        wanted = {"HOST": host, "PORT": int(port),
-                  "SSL": {"enabled": False, "host": host, "port": int(port) + 1, "certificate": "", "key": ""}}
-        manager = self._bot.plugin_manager
-        webserver = manager.get_plugin_obj_by_name("Webserver")
-        if webserver is None:
-            log.warning("The Webserver core plugin is not loaded: no web pages, no Slack HTTP endpoints.")
-            return
-        if manager.get_plugin_configuration("Webserver") != wanted:
-            manager.set_plugin_configuration("Webserver", wanted)
-            _flush_storage(manager)
-            if webserver.is_activated:
-                manager.deactivate_plugin("Webserver")
-        if not webserver.is_activated:
-            manager.activate_plugin("Webserver")
 
     # -- plumbing -----------------------------------------------------------------------------------
     def _caller(self, msg) -> Caller:
@@ -398,12 +377,3 @@ class OpgIncident(BotPlugin):
         if not emptycmd:
             return msg, cmd, args
         return "I don't know that command. `help` shows the incident process and its commands."
-
-
-def _flush_storage(store) -> None:
-    """Write errbot's own storage to disk now. Its Shelf (dbm.dumb) keeps the index of a changed value
-    in memory until a clean close, and errbot never closes it on SIGTERM or SIGKILL: the next start
-    then fails on a truncated pickle (`configs`) and the bot cannot start again."""
-    shelf = getattr(getattr(store, "_store", None), "shelf", None)
-    if shelf is not None and hasattr(shelf, "sync"):
-        shelf.sync()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from typing import Callable, Iterable
 
 from peewee import IntegrityError, PostgresqlDatabase, fn
@@ -15,21 +14,22 @@ from peewee import IntegrityError, PostgresqlDatabase, fn
 from . import outbox, storage
 from .errors import AlreadyHandled, InvalidInput, NotAllowed, NotFound, SettingsError
 from .comms import CommsMixin
+from .inbox import InboxMixin
+from .pins import PinsMixin
 from .reminders import CheckinsMixin
 from .roles import RolesMixin
 from .settings import Settings
 from .storage import Action, Incident, RoleAssignment, TimelineEntry
-from .text import defuse, mention
+from .text import clean as _text, defuse, mention
 from .views import ActionView, Happened, IncidentView, Outcome, TimelineView
 
 MAX_TITLE = 300
-MAX_TEXT = 40_000
 LOG_KINDS = ("action", "note", "decision")
 SYSTEM = "system"  # the bot itself, acting on a schedule or on the settings (never a chat user id)
 NUMBERING_LOCK = 31410001  # pg_advisory_xact_lock key guarding incident numbers
 
 
-class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
+class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, PinsMixin, InboxMixin):
     def __init__(self, settings: Callable[[], Settings], admins: Iterable[str] = (),
                  clock: Callable[[], dt.datetime] = storage.utcnow):
         self._settings = settings
@@ -173,69 +173,6 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
             self._log(row, "action_done", by, f"Action {action_number} done: {action.text}")
             return self._outcome(row, [Happened("action_done", by, new=str(action_number))])
 
-    # -- pins ---------------------------------------------------------------------------------------
-    def record_pin(self, channel_id: str, message_ts: str, author: str, text: str, by: str, *,
-                   at: dt.datetime | None = None, permalink: str | None = None,
-                   thread_ts: str | None = None, files: list[dict] | None = None,
-                   event_ts: str | None = None) -> Outcome:
-        """A pinned message joins the timeline at the message's own time; pinning twice changes nothing,
-        and a pin older (by `event_ts`) than an unpin already applied changes nothing either."""
-        when = at or _ts_time(message_ts) or self.now()
-        if when.tzinfo:
-            when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        with storage.write():
-            row = self._incident_for_channel(channel_id, lock=True)
-            entry = self._pin_entry(row, channel_id, message_ts)
-            if entry is not None and (entry.removed_at is None or _older(event_ts, entry.pin_event_ts)):
-                return self._outcome(row, [])
-            values = dict(at=when, author=author, text=_text(text), permalink=permalink, thread_ts=thread_ts,
-                          files=json.dumps(files or []), removed_at=None, recorded_at=self.now(),
-                          pin_event_ts=event_ts)
-            if entry is None:
-                entry_id = storage.insert(TimelineEntry, dict(incident=row.id, kind="pin", source_channel=channel_id,
-                                                              source_ts=message_ts, **values))
-            else:
-                entry_id = entry.id
-                TimelineEntry.update(**values).where(TimelineEntry.id == entry.id).execute()
-            return self._outcome(row, [Happened("pin", by, new=text, entry_id=entry_id)])
-
-    def remove_pin(self, channel_id: str, message_ts: str, by: str, event_ts: str | None = None) -> Outcome:
-        """Unpinned (or the message deleted): off the timeline, but the row is kept. An unpin that
-        overtakes its pin leaves a removed row behind, so the late pin changes nothing."""
-        with storage.write():
-            row = self._incident_for_channel(channel_id, lock=True)
-            entry = self._pin_entry(row, channel_id, message_ts)
-            if entry is None:
-                if event_ts:
-                    now = self.now()
-                    storage.insert(TimelineEntry, dict(
-                        incident=row.id, kind="pin", at=_ts_time(message_ts) or now, author="", text="",
-                        recorded_at=now, source_channel=channel_id, source_ts=message_ts, thread_ts=None,
-                        permalink=None, files="[]", removed_at=now, pin_event_ts=event_ts))
-                return self._outcome(row, [])
-            if entry.removed_at is not None or _older(event_ts, entry.pin_event_ts):
-                return self._outcome(row, [])
-            TimelineEntry.update(removed_at=self.now(), pin_event_ts=event_ts or entry.pin_event_ts) \
-                .where(TimelineEntry.id == entry.id).execute()
-            return self._outcome(row, [Happened("unpin", by)])
-
-    def _pin_entry(self, row: Incident, channel_id: str, message_ts: str) -> TimelineEntry | None:
-        found = storage.run("pin_entry", lambda i, k, c, t, one: (
-            TimelineEntry.select(TimelineEntry.id, TimelineEntry.removed_at, TimelineEntry.pin_event_ts)
-            .where(TimelineEntry.incident == i, TimelineEntry.kind == k, TimelineEntry.source_channel == c,
-                   TimelineEntry.source_ts == t).limit(one)), (row.id, "pin", channel_id, message_ts, 1),
-            model=TimelineEntry)
-        return found[0] if found else None
-
-    def edit_pinned_message(self, channel_id: str, message_ts: str, text: str, by: str) -> Outcome:
-        with storage.write():
-            row = self._incident_for_channel(channel_id, lock=True)
-            n = (TimelineEntry.update(text=_text(text))
-                 .where(TimelineEntry.incident == row, TimelineEntry.kind == "pin",
-                        TimelineEntry.source_channel == channel_id, TimelineEntry.source_ts == message_ts,
-                        TimelineEntry.removed_at.is_null(), TimelineEntry.text != _text(text)).execute())
-            return self._outcome(row, [Happened("pin_edited", by, new=text)] if n else [])
-
     # -- close and reopen ---------------------------------------------------------------------------
     def close(self, number: int, by: str) -> Outcome:
         with storage.write():
@@ -341,67 +278,6 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
                     out.append(settings.nudges[index].text)
         return out
 
-    # -- inputs, exactly once ------------------------------------------------------------------------
-    def record_input(self, key: str, kind: str, payload: dict | None = None) -> bool:
-        """Record an input under its unique key; False when it was recorded before (a redelivery)."""
-        try:
-            with storage.write():
-                storage.InboxEntry.create(key=key[:200], kind=kind[:40], received_at=self.now(),
-                                          payload=json.dumps(payload) if payload is not None else None)
-            return True
-        except IntegrityError:
-            return False
-
-    def prune(self, days: int = 14) -> int:
-        """Housekeeping: forget handled inputs and sent outbox items older than `days` (the record stays)."""
-        before = self.now() - dt.timedelta(days=days)
-        with storage.write():
-            inputs = storage.InboxEntry.delete().where(storage.InboxEntry.processed_at.is_null(False),
-                                                       storage.InboxEntry.received_at < before).execute()
-            return inputs + outbox.prune(before)
-
-    def mark_processed(self, key: str | None) -> bool:
-        """Mark an input handled; False when it was marked before (or there is none)."""
-        if not key:
-            return False
-        return bool(storage.InboxEntry.update(processed_at=self.now(), payload=None)
-                    .where(storage.InboxEntry.key == key[:200], storage.InboxEntry.processed_at.is_null()).execute())
-
-    def take_over_inputs(self, received_before: dt.datetime, max_age_minutes: int = 15) -> list[tuple]:
-        """Inputs recorded before `received_before` and not handled (the process that acked them died):
-        claimed for this process, (key, kind, payload) oldest first. A claim moves received_at to now, so
-        that no other process takes the same input until it is that old again. Events older than
-        max_age_minutes (by Slack's event_time) are left alone."""
-        now, inbox = self.now(), storage.InboxEntry
-        too_old = now.replace(tzinfo=dt.timezone.utc).timestamp() - max_age_minutes * 60
-        rows = (inbox.select(inbox.key, inbox.kind, inbox.payload, inbox.received_at)
-                .where(inbox.processed_at.is_null(), inbox.payload.is_null(False),
-                       inbox.received_at < received_before,
-                       inbox.received_at >= received_before - dt.timedelta(minutes=max_age_minutes))
-                .order_by(inbox.id))
-        taken = []
-        for row in rows:
-            payload = json.loads(row.payload)
-            event_time = payload.get("event_time") if isinstance(payload, dict) else None
-            if isinstance(event_time, (int, float)) and event_time < too_old:
-                continue
-            claimed = (inbox.update(received_at=now)
-                       .where(inbox.key == row.key, inbox.processed_at.is_null(), inbox.received_at == row.received_at)
-                       .execute())
-            if claimed:
-                taken.append((row.key, row.kind, payload))
-        return taken
-
-    def unprocessed_inputs(self, received_before: dt.datetime, max_age_minutes: int = 15) -> list[tuple]:
-        """Inputs recorded but never handled (the process died first): (key, kind, payload), oldest first."""
-        since = received_before - dt.timedelta(minutes=max_age_minutes)
-        rows = (storage.InboxEntry.select().where(storage.InboxEntry.processed_at.is_null(),
-                                                  storage.InboxEntry.payload.is_null(False),
-                                                  storage.InboxEntry.received_at < received_before,
-                                                  storage.InboxEntry.received_at >= since)
-                .order_by(storage.InboxEntry.id))
-        return [(r.key, r.kind, json.loads(r.payload)) for r in rows]
-
     # -- reading ------------------------------------------------------------------------------------
     def get(self, number: int) -> IncidentView:
         return self._view(self._incident(number))
@@ -489,24 +365,3 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin):
         with storage.write():
             row = self._incident(number) if number is not None else None
             return outbox.enqueue(kind, row, payload, now=self.now(), coalesce_key=coalesce_key)
-
-
-def _text(value: str | None) -> str:
-    """User text is kept whole (newlines included), only trimmed at the ends and capped."""
-    value = (value or "").strip()
-    return value[:MAX_TEXT]
-
-
-def _older(event_ts: str | None, applied_ts: str | None) -> bool:
-    """True when an event is older than the one already applied (Slack's ts: seconds.micros)."""
-    try:
-        return event_ts is not None and applied_ts is not None and float(event_ts) < float(applied_ts)
-    except ValueError:
-        return False
-
-
-def _ts_time(ts: str | None) -> dt.datetime | None:
-    try:
-        return dt.datetime.fromtimestamp(float(ts), dt.timezone.utc).replace(tzinfo=None)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return None

@@ -7,6 +7,7 @@ import re
 SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 USER_REF = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@([\w.\-]+)$")
 ZWSP = "\u200b"
+MAX_TEXT = 40_000
 BROADCASTS = ("channel", "here", "everyone")
 
 
@@ -43,3 +44,8 @@ def duration(delta: dt.timedelta) -> str:
         parts.append(f"{hours} h")
     parts.append(f"{mins} min")
     return " ".join(parts)
+
+
+def clean(value: str | None) -> str:
+    """User text is kept whole (newlines included), only trimmed at the ends and capped."""
+    return (value or "").strip()[:MAX_TEXT]

@@ -2,5 +2,6 @@
 core). `/incidents`, `/incidents/<n>`, `/incidents/<n>.json`, `/incidents/<n>/rca.md`, `/stats`.
 """
 from .routes import register_routes
+from .server import start_web_server
 
-__all__ = ["register_routes"]
+__all__ = ["register_routes", "start_web_server"]

@@ -1,0 +1,93 @@
+"""Pinned messages on the timeline: recorded at the message's own time, removed when unpinned (the row
+is kept), edited with the message; pin and unpin events handled in any order. Part of IncidentService."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from . import storage
+from .storage import Incident, TimelineEntry
+from .text import clean as _text
+from .views import Happened, Outcome
+
+
+class PinsMixin:
+    """Provides record_pin, remove_pin and edit_pinned_message (IncidentService provides the rest)."""
+
+    # -- pins ---------------------------------------------------------------------------------------
+    def record_pin(self, channel_id: str, message_ts: str, author: str, text: str, by: str, *,
+                   at: dt.datetime | None = None, permalink: str | None = None,
+                   thread_ts: str | None = None, files: list[dict] | None = None,
+                   event_ts: str | None = None) -> Outcome:
+        """A pinned message joins the timeline at the message's own time; pinning twice changes nothing,
+        and a pin older (by `event_ts`) than an unpin already applied changes nothing either."""
+        when = at or _ts_time(message_ts) or self.now()
+        if when.tzinfo:
+            when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        with storage.write():
+            row = self._incident_for_channel(channel_id, lock=True)
+            entry = self._pin_entry(row, channel_id, message_ts)
+            if entry is not None and (entry.removed_at is None or _older(event_ts, entry.pin_event_ts)):
+                return self._outcome(row, [])
+            values = dict(at=when, author=author, text=_text(text), permalink=permalink, thread_ts=thread_ts,
+                          files=json.dumps(files or []), removed_at=None, recorded_at=self.now(),
+                          pin_event_ts=event_ts)
+            if entry is None:
+                entry_id = storage.insert(TimelineEntry, dict(incident=row.id, kind="pin", source_channel=channel_id,
+                                                              source_ts=message_ts, **values))
+            else:
+                entry_id = entry.id
+                TimelineEntry.update(**values).where(TimelineEntry.id == entry.id).execute()
+            return self._outcome(row, [Happened("pin", by, new=text, entry_id=entry_id)])
+
+    def remove_pin(self, channel_id: str, message_ts: str, by: str, event_ts: str | None = None) -> Outcome:
+        """Unpinned (or the message deleted): off the timeline, but the row is kept. An unpin that
+        overtakes its pin leaves a removed row behind, so the late pin changes nothing."""
+        with storage.write():
+            row = self._incident_for_channel(channel_id, lock=True)
+            entry = self._pin_entry(row, channel_id, message_ts)
+            if entry is None:
+                if event_ts:
+                    now = self.now()
+                    storage.insert(TimelineEntry, dict(
+                        incident=row.id, kind="pin", at=_ts_time(message_ts) or now, author="", text="",
+                        recorded_at=now, source_channel=channel_id, source_ts=message_ts, thread_ts=None,
+                        permalink=None, files="[]", removed_at=now, pin_event_ts=event_ts))
+                return self._outcome(row, [])
+            if entry.removed_at is not None or _older(event_ts, entry.pin_event_ts):
+                return self._outcome(row, [])
+            TimelineEntry.update(removed_at=self.now(), pin_event_ts=event_ts or entry.pin_event_ts) \
+                .where(TimelineEntry.id == entry.id).execute()
+            return self._outcome(row, [Happened("unpin", by)])
+
+    def _pin_entry(self, row: Incident, channel_id: str, message_ts: str) -> TimelineEntry | None:
+        found = storage.run("pin_entry", lambda i, k, c, t, one: (
+            TimelineEntry.select(TimelineEntry.id, TimelineEntry.removed_at, TimelineEntry.pin_event_ts)
+            .where(TimelineEntry.incident == i, TimelineEntry.kind == k, TimelineEntry.source_channel == c,
+                   TimelineEntry.source_ts == t).limit(one)), (row.id, "pin", channel_id, message_ts, 1),
+            model=TimelineEntry)
+        return found[0] if found else None
+
+    def edit_pinned_message(self, channel_id: str, message_ts: str, text: str, by: str) -> Outcome:
+        with storage.write():
+            row = self._incident_for_channel(channel_id, lock=True)
+            n = (TimelineEntry.update(text=_text(text))
+                 .where(TimelineEntry.incident == row, TimelineEntry.kind == "pin",
+                        TimelineEntry.source_channel == channel_id, TimelineEntry.source_ts == message_ts,
+                        TimelineEntry.removed_at.is_null(), TimelineEntry.text != _text(text)).execute())
+            return self._outcome(row, [Happened("pin_edited", by, new=text)] if n else [])
+
+
+def _older(event_ts: str | None, applied_ts: str | None) -> bool:
+    """True when an event is older than the one already applied (Slack's ts: seconds.micros)."""
+    try:
+        return event_ts is not None and applied_ts is not None and float(event_ts) < float(applied_ts)
+    except ValueError:
+        return False
+
+
+def _ts_time(ts: str | None) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromtimestamp(float(ts), dt.timezone.utc).replace(tzinfo=None)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
