@@ -108,6 +108,7 @@ def test_keyword_nudge_once_per_incident(paged):
     fake.click_button(headline(fake, channels), blocks.CREATE_CHANNEL, ALICE)
     channel = fake.wait_for(lambda: "inc-1-payments-are-failing" in fake.channels
                             and fake.channel("inc-1-payments-are-failing")).id
+    fake.wait_for(lambda: ALICE in fake.members(channel))  # the invites follow the channel's creation
     fake.post_message(channel, ALICE, "Is there a Runbook for the payment workers?")
     fake.wait_for_message(channel, lambda m: "Runbooks for our services" in m.get("text", ""))
     fake.post_message(channel, ALICE, "the run book says restart")
