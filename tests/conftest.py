@@ -7,6 +7,7 @@ reached those runs are skipped, or fail when CI=true.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import uuid
@@ -40,15 +41,16 @@ def _postgres_unavailable(reason: str):
     pytest.skip(f"PostgreSQL not reachable ({reason}); set INCIDENT_TEST_POSTGRES_URL or start it")
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """The URL of a fresh PostgreSQL database for this session, dropped at the end."""
+@contextlib.contextmanager
+def fresh_postgres(prefix: str = "opg_test"):
+    """A new database on INCIDENT_TEST_POSTGRES_URL's server, dropped afterwards; skipped when the server
+    cannot be reached, failed when CI=true."""
     import psycopg2
     from psycopg2 import sql
 
     base = os.environ.get("INCIDENT_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
     parts = urlsplit(base)
-    name = f"opg_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         admin = psycopg2.connect(base, connect_timeout=3)
     except psycopg2.Error as exc:
@@ -65,6 +67,13 @@ def postgres_url():
         with admin.cursor() as cur:
             cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The URL of a fresh PostgreSQL database for this session, dropped at the end."""
+    with fresh_postgres() as url:
+        yield url
 
 
 def _empty_postgres(db):

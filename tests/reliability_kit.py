@@ -11,10 +11,6 @@ import os
 import random
 import sqlite3
 import time
-import uuid
-from urllib.parse import urlsplit, urlunsplit
-
-import pytest
 
 from fake_slack import events
 from slack_bot import ALICE, BOB, CAROL
@@ -75,32 +71,11 @@ def failed_outbox(database_url: str) -> list:
 
 @contextlib.contextmanager
 def fresh_postgres():
-    """A new PostgreSQL database on INCIDENT_TEST_POSTGRES_URL's server (dropped afterwards); skipped when
-    the server is not reachable, failed when CI=true."""
-    import psycopg2
-    from psycopg2 import sql
+    """A new PostgreSQL database (see conftest.fresh_postgres), dropped afterwards."""
+    from conftest import fresh_postgres as fresh
 
-    base = os.environ.get("INCIDENT_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test"
-    parts = urlsplit(base)
-    name = f"opg_rel_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg2.connect(base, connect_timeout=3)
-    except psycopg2.Error as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"PostgreSQL is required when CI=true: {str(exc).strip()}")
-        pytest.skip(f"PostgreSQL not reachable ({str(exc).strip()})")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    admin.close()
-    try:
-        yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-    finally:
-        admin = psycopg2.connect(base, connect_timeout=3)
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
+    with fresh("opg_rel") as url:
+        yield url
 
 
 # -- Slack side ----------------------------------------------------------------------------------------

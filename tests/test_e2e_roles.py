@@ -24,6 +24,7 @@ import yaml
 from fake_slack import FakeSlack
 from slack_bot import ALICE, BOB, CAROL, ROOT, SlackBot, seed
 from opg_incident_slack import blocks
+from slack_steps import text_of, mention, after, headline, declare
 
 pytestmark = pytest.mark.e2e
 SHIPPED_SETTINGS = ROOT / "plugins" / "opg_incident" / "settings.yml"
@@ -52,39 +53,6 @@ def slack(request, tmp_path):
         with SlackBot(fake, tmp_path, env=env) as bot:
             yield fake, bot, channels
         assert not fake.internal_errors, fake.internal_errors
-
-
-def text_of(message: dict) -> str:
-    return message.get("text", "") + json.dumps(message.get("blocks", []), ensure_ascii=False)
-
-
-def mention(fake, channel, user, text):
-    return fake.post_message(channel, user, f"<@{fake.bot_user_id}> {text}")
-
-
-def after(fake, channel, since: dict, needle: str, timeout: float = 10.0) -> dict:
-    """The first bot message in `channel` posted after the message `since` that contains `needle`."""
-    return fake.wait_for_message(channel, lambda m: float(m["ts"]) > float(since["ts"]) and needle in text_of(m),
-                                 timeout=timeout)
-
-
-def headline(fake, channels, number=1) -> dict:
-    def find():
-        return next((m for m in fake.bot_messages(channels["opg-incidents"])
-                     if m.get("thread_ts") in (None, m["ts"]) and
-                     (m.get("text", "").startswith(f"Incident {number}:") or
-                      m.get("text", "").startswith(f"Incident {number} ("))), None)
-    return fake.wait_for(find, message=f"no headline for incident {number}")
-
-
-def declare(fake, channels, title="Payments are failing", user=ALICE, **values) -> None:
-    """/opg-incident, then submit the modal with a Major severity and `user` as the lead."""
-    before = set(fake.views)
-    assert fake.slash_command("/opg-incident", title, user, channels["general"]).ok
-    view_id = fake.wait_for(lambda: next((v for v, d in fake.views.items()
-                                          if d.get("callback_id") == blocks.DECLARE_VIEW and v not in before), None))
-    ack = fake.submit_view(view_id, {"severity": "major", "lead": user, **values}, user=user)
-    assert ack.ok and not (ack.payload or {}).get("errors"), ack
 
 
 def comms_channel(fake, bot, channels, number=1, members=(BOB, CAROL)) -> str:
