@@ -37,8 +37,13 @@ BOT_ADMINS = tuple(a.strip() for a in env("BOT_ADMINS", default_admins).split(",
 BOT_ADMINS_NOTIFICATIONS = tuple(f"<@{a}>" if SLACK_BOT_TOKEN else a for a in BOT_ADMINS)
 
 # No ChatRoom (anyone could create or destroy channels), no VersionChecker (calls the internet),
-# no Help (our `help` explains the process).
-CORE_PLUGINS = ("ACLs", "Health", "Plugins", "Utils", "TextCmds", "Webserver", "Backup")
+# no Help (our `help` explains the process), no Webserver (it serves /echo on the living document's origin:
+# the plugin runs its own web server).
+CORE_PLUGINS = ("ACLs", "Health", "Plugins", "Utils", "TextCmds", "Backup")
+# errbot's own commands that echo text or show internals (`echo` would post a raw <!channel>; `status`,
+# `plugin ...`, `backup`): bot admins only (nobody when there are none). TextCmds only exist on the console.
+_ADMINS_ONLY = {"allowusers": BOT_ADMINS or ("nobody",)}
+ACCESS_CONTROLS = {f"{plugin}:*": _ADMINS_ONLY for plugin in ("Utils", "Health", "Plugins", "Backup")}
 BOT_PREFIX = "!"
 BOT_PREFIX_OPTIONAL_ON_CHAT = True
 # Mentioning the bot makes a command (`@opg-incident summary ...`): the Slack backend turns this into

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -79,6 +80,8 @@ class SlackBot:
             try:
                 urllib.request.urlopen(self.url + "/incidents", timeout=1).read()
                 return
+            except urllib.error.HTTPError:
+                return  # up, and guarded (INCIDENT_WEB_TOKEN)
             except OSError:
                 time.sleep(0.1)
         raise TimeoutError("web server not up")

@@ -20,6 +20,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backends" / "opg_slack"))
 import opg_slack  # noqa: E402
 import slackv3.slackv3 as slackv3_module  # noqa: E402
+from opg_incident_web import register_slack_http  # noqa: E402
 
 
 def test_pinned_versions():
@@ -157,9 +158,9 @@ def _signed(body: bytes, secret="secret", ts=None):
 @pytest.fixture
 def http(backend):
     app = Flask("probe")
-    verifier = SignatureVerifier("secret")
-    for kind in ("events", "commands", "interactive"):
-        app.add_url_rule(f"/slack/{kind}", view_func=backend._http_view(kind, verifier), methods=["POST"])
+    backend._verifier = SignatureVerifier("secret")
+    backend._event_workers = type("Inline", (), {"submit": staticmethod(lambda fn, *args: fn(*args))})()
+    register_slack_http(app, backend.HTTP_PATHS, backend.handle_http)
     return app.test_client()
 
 

@@ -9,13 +9,13 @@ fails when they change. Plugins receive:
 """
 import json
 import logging
+import queue
 import socket
 import threading
 import time
+from urllib.parse import parse_qs
 
 import slackv3.slackv3 as _slackv3  # the module, not the class: one ErrBot subclass per backend module
-from errbot.core_plugins import flask_app
-from flask import make_response, request
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.socket_mode.builtin import connection as _sm_connection
@@ -30,8 +30,9 @@ ROUTED_EVENTS = ("pin_added", "pin_removed", "channel_rename")
 ROUTED_SUBTYPES = ("message_changed", "message_deleted")
 IGNORED_SUBTYPES = ("pinned_item", "unpinned_item", "channel_join", "channel_topic", "channel_purpose",
                     "channel_name", "bot_add", "message_replied")
-NOT_RECORDED = object()  # an event the plugins could not record: not acked, Slack delivers it again
-_ENDPOINTS = {"events": "/slack/events", "commands": "/slack/commands", "interactive": "/slack/interactive"}
+# HTTP mode: Slack's request URLs (served by the plugin's web server, which calls handle_http).
+HTTP_PATHS = {"/slack/events": "events", "/slack/commands": "commands", "/slack/interactive": "interactive"}
+EVENT_WORKERS = 8
 
 
 # Look-ups errbot's backend repeats for every message (users.info and team.info for each sender,
@@ -92,6 +93,9 @@ if not getattr(_sm_connection._establish_new_socket_connection, "opg_nodelay", F
 
 
 class OPGSlackBackend(_slackv3.SlackBackend):
+    HTTP_PATHS = tuple(HTTP_PATHS)
+    serves_http = False  # True in HTTP mode, once handle_http is ready
+
     def __init__(self, config):
         super().__init__(config)
         base_url = config.BOT_IDENTITY.get("base_url") or "https://slack.com/api/"
@@ -144,10 +148,6 @@ class OPGSlackBackend(_slackv3.SlackBackend):
         finally:
             self._processed(key)
 
-    def _is_new(self, key: str | None, kind: str, payload: dict | None = None) -> bool:
-        """Record the input durably; False when it was seen before (Slack redelivers until acked)."""
-        return self._record(key, kind, payload) is not False
-
     def _record(self, key: str | None, kind: str, payload: dict | None = None) -> bool | None:
         """True: recorded now; False: recorded before (a redelivery); None: not recorded (no plugin ready
         yet, as while errbot activates them at start-up, or the database failed)."""
@@ -161,22 +161,23 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             self._ask_plugins("callback_slack_processed", key)
 
     # -- events (both transports arrive here) -------------------------------------------------------
-    def _generic_wrapper(self, event_data):
-        """An event: recorded once under its event id (redeliveries stop here), then handled."""
+    def _receive_event(self, event_data) -> bool | None:
+        """Record an event durably before it is acked. True: new, ack it and handle it; False: ack only (a
+        redelivery, or an event nobody acts on); None: not recorded, do not ack (Slack delivers it again)."""
         event = event_data.get("event") if isinstance(event_data, dict) else None
         if not isinstance(event, dict) or "type" not in event:
             log.debug("Ignoring a Slack payload without an event")
-            return None
+            return False
         if self._not_for_us(event):
-            return None
+            return False
         key = event_data.get("event_id")
         recorded = self._record(key, "events_api", event_data)
         if recorded is None:
-            return NOT_RECORDED
+            log.warning("Event %s could not be recorded yet; not acked, Slack delivers it again", key)
+            return None
         if not recorded:
             log.info("Ignoring redelivered event %s", key)
-            return None
-        return self._dispatch_event(event_data, key)
+        return recorded
 
     def _not_for_us(self, event: dict) -> bool:
         """Events nobody acts on (pin notices, joins, the bot's own messages): acked, not even recorded."""
@@ -249,62 +250,82 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id, payload=ack or None))
             return
         if req.type == "events_api":
-            # Durable record first (in _generic_wrapper's key check), then the ack, then the work.
+            # Durable record first, then the ack, then the work (a crash after the ack is replayed at start).
             payload = req.payload if isinstance(req.payload, dict) else {}
-            key = payload.get("event_id") or req.envelope_id
-            if isinstance(payload.get("event"), dict) and self._not_for_us(payload["event"]):
-                client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
-                return
-            is_new = isinstance(payload.get("event"), dict) and self._record(key, "events_api", payload)
-            if is_new is None:  # not durable: no ack, so that Slack delivers it again (a handled one is lost)
-                log.warning("Event %s could not be recorded yet; not acked, Slack delivers it again", key)
+            if isinstance(payload.get("event"), dict) and not payload.get("event_id"):
+                payload = dict(payload, event_id=req.envelope_id)
+            is_new = self._receive_event(payload)
+            if is_new is None:
                 return
             client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
-            if is_new:  # recorded before the ack: a crash from here on is replayed at the next start
-                self._dispatch_event(payload, key)
+            if is_new:
+                self._dispatch_event(payload, payload["event_id"])
             return
         client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
 
     # -- HTTP mode ------------------------------------------------------------------------------------
     def _setup_event_callbacks(self):
-        verifier = SignatureVerifier(self.signing_secret)
-        for kind, path in _ENDPOINTS.items():
-            view = self._http_view(kind, verifier)
-            existing = [r.endpoint for r in flask_app.url_map.iter_rules() if r.rule == path]
-            if existing:
-                flask_app.view_functions[existing[0]] = view  # /slack/events: ours replaces slackeventsapi's
-            else:
-                flask_app.add_url_rule(path, endpoint=f"opg_slack_{kind}", view_func=view, methods=["POST"])
+        """HTTP mode: the plugin's web server routes Slack's requests to `handle_http` (HTTP_PATHS)."""
+        self._verifier = SignatureVerifier(self.signing_secret)
+        self._event_workers = _Workers(EVENT_WORKERS, "opg-slack-events")
+        self.serves_http = True
         self.connect_callback()  # errbot activates plugins here in HTTP mode
 
-    def _http_view(self, kind: str, verifier: SignatureVerifier):
-        def view():
-            body = request.get_data()
-            try:
-                valid = verifier.is_valid_request(body, dict(request.headers))
-            except (TypeError, ValueError):
-                valid = False
-            if request.method != "POST" or not valid:
-                return make_response("", 403)  # say nothing about why
-            try:
-                if kind == "events":
-                    data = json.loads(body)
-                    if data.get("type") == "url_verification":
-                        return {"challenge": data.get("challenge", "")}
-                    if self._generic_wrapper(data) is NOT_RECORDED:
-                        return make_response("", 503)  # Slack retries it
-                    return make_response("", 200)
-                if kind == "commands":
-                    payload, interaction = request.form.to_dict(), "slash_commands"
-                else:
-                    payload, interaction = json.loads(request.form.get("payload", "{}")), "interactive"
-                if not isinstance(payload, dict):
-                    raise ValueError("payload is not an object")
-                ack = self._interaction(payload.get("trigger_id"), interaction, payload)
-            except (ValueError, AttributeError) as exc:
-                log.warning("Ignoring a malformed Slack %s request: %s", kind, type(exc).__name__)
-                return make_response("", 400)
-            return ack if ack else make_response("", 200)
+    def handle_http(self, path: str, body: bytes, headers) -> tuple[int, dict | None]:
+        """One signed request from Slack: (status, JSON body or None). An event is acked once it is
+        recorded and handled afterwards, so that the answer never waits for the work (Slack allows 3 s)."""
+        kind = HTTP_PATHS.get(path)
+        if kind is None:
+            return 404, None
+        try:
+            valid = self._verifier.is_valid_request(body, dict(headers))
+        except (TypeError, ValueError, AttributeError):
+            valid = False
+        if not valid:
+            return 403, None  # say nothing about why
+        try:
+            if kind == "events":
+                data = json.loads(body)
+                if not isinstance(data, dict):
+                    raise ValueError("not an object")
+                if data.get("type") == "url_verification":
+                    return 200, {"challenge": str(data.get("challenge", ""))}
+                is_new = self._receive_event(data)
+                if is_new is None:
+                    return 503, None  # Slack retries it
+                if is_new:
+                    self._event_workers.submit(self._dispatch_event, data, data.get("event_id"))
+                return 200, None
+            form = {k: v[0] for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items()}
+            if kind == "commands":
+                payload, interaction = form, "slash_commands"
+            else:
+                payload, interaction = json.loads(form.get("payload", "{}")), "interactive"
+            if not isinstance(payload, dict):
+                raise ValueError("payload is not an object")
+            ack = self._interaction(payload.get("trigger_id"), interaction, payload)
+        except (ValueError, AttributeError, RecursionError) as exc:
+            log.warning("Ignoring a malformed Slack %s request: %s", kind, type(exc).__name__)
+            return 400, None
+        return 200, (ack or None)
 
-        view.__name__ = f"opg_slack_{kind}"
-        return view
+
+class _Workers:
+    """A few daemon threads that handle recorded events in the background (the process may exit at any
+    moment: what they had not finished is in the inbox and replayed at the next start)."""
+
+    def __init__(self, count: int, name: str):
+        self._queue: queue.Queue = queue.Queue()
+        for n in range(count):
+            threading.Thread(target=self._run, daemon=True, name=f"{name}-{n}").start()
+
+    def submit(self, fn, *args) -> None:
+        self._queue.put((fn, args))
+
+    def _run(self) -> None:
+        while True:
+            fn, args = self._queue.get()
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("Handling a Slack event failed")

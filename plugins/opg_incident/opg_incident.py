@@ -8,7 +8,6 @@ import re
 import threading
 import time
 
-import errbot.core_plugins
 from errbot import BotPlugin, CommandError, botcmd, cmdfilter, re_botcmd
 
 from opg_incident_core import IncidentError, IncidentService, SettingsStore, open_database, outbox
@@ -16,7 +15,7 @@ from opg_incident_core.chat import Caller, ChatCommands, Reply, process_help
 from opg_incident_core.errors import AlreadyHandled
 from opg_incident_core.reminders import ReminderSchedule
 from opg_incident_slack import Effects, SlackGateway, SlackInteractions
-from opg_incident_web import register_routes, start_web_server
+from opg_incident_web import register_routes, register_slack_http, start_web_server, web_app
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +53,12 @@ class OpgIncident(BotPlugin):
             self.service, bot_name=(str(self._bot.bot_identifier) if self.effects is not None else "@opg-incident"),
             minute_seconds=float(getattr(config, "INCIDENT_MINUTE_SECONDS", 60) or 60))
         self.start_poller(int(getattr(config, "INCIDENT_POLL_SECONDS", 60) or 60), self._tick)
-        # The living document on the Flask app the Webserver plugin serves (read now: a test bot replaces it).
-        register_routes(errbot.core_plugins.flask_app, lambda: self.service, lambda: self.settings.current, config)
-        start_web_server(self._bot.plugin_manager, self.bot_config)
+        # The living document, and Slack's request URLs in HTTP mode, on the bot's own web server.
+        app = web_app()
+        register_routes(app, lambda: self.service, lambda: self.settings.current, config)
+        if getattr(self._bot, "serves_http", False):
+            register_slack_http(app, self._bot.HTTP_PATHS, self._bot.handle_http)
+        start_web_server(app, config)
         self._ready = True  # from now on Slack inputs are recorded (and acked); before, Slack redelivers them
 
     def deactivate(self):

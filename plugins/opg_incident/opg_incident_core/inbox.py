@@ -5,9 +5,33 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import threading
+from collections import OrderedDict
+
 from peewee import IntegrityError
 
 from . import outbox, storage
+
+_RECENT = 4096  # keys this process recorded lately: Slack's redeliveries of them need no database write
+
+
+class _RecentKeys:
+    def __init__(self, size: int):
+        self._keys: OrderedDict = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            return key in self._keys
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self._keys[key] = None
+            if len(self._keys) > self._size:
+                self._keys.popitem(last=False)
+
+
 
 
 class InboxMixin:
@@ -16,12 +40,18 @@ class InboxMixin:
     # -- inputs, exactly once ------------------------------------------------------------------------
     def record_input(self, key: str, kind: str, payload: dict | None = None) -> bool:
         """Record an input under its unique key; False when it was recorded before (a redelivery)."""
+        key = key[:200]
+        recorded = self.__dict__.setdefault("_recorded_inputs", _RecentKeys(_RECENT))
+        if key in recorded:
+            return False
         try:
-            with storage.write():
-                storage.InboxEntry.create(key=key[:200], kind=kind[:40], received_at=self.now(),
+            with storage.write(urgent=True):  # before Slack's ack: ahead of the handling of earlier inputs
+                storage.InboxEntry.create(key=key, kind=kind[:40], received_at=self.now(),
                                           payload=json.dumps(payload) if payload is not None else None)
+            recorded.add(key)
             return True
         except IntegrityError:
+            recorded.add(key)
             return False
 
     def prune(self, days: int = 14) -> int:

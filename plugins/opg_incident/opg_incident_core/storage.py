@@ -16,7 +16,7 @@ from peewee import (
 )
 from peewee import CharField as _CharField
 from peewee import TextField as _TextField
-from playhouse.db_url import connect
+from playhouse.db_url import connect, parse
 
 database = DatabaseProxy()
 _CONTROL = dict.fromkeys(c for c in range(32) if chr(c) not in "\n\r\t")
@@ -234,6 +234,10 @@ MODELS = [SchemaVersion, Incident, RoleAssignment, TimelineEntry, Action, Handov
           StakeholderUpdate, StakeholderChannel, OutboxItem, InboxEntry]
 
 
+# How long SQLite waits for another process's write lock: well under Slack's 3 s ack.
+SQLITE_BUSY_MS = 1500
+
+
 def open_database(url: str | None, data_dir: str | Path = "data"):
     """Connect the models to the database at `url` (default: SQLite in `data_dir`) and migrate it."""
     from .migrations import migrate_to_latest
@@ -241,8 +245,8 @@ def open_database(url: str | None, data_dir: str | Path = "data"):
     if not url:
         Path(data_dir).mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{Path(data_dir).resolve() / 'incidents.sqlite'}"
-    if url.startswith("sqlite"):
-        db = connect(url, pragmas={"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 10000,
+    if url.startswith("sqlite:"):
+        db = LockedSqliteDatabase(**parse(url), pragmas={"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": SQLITE_BUSY_MS,
                                    "synchronous": "full"})
     else:
         db = connect(url)
@@ -251,18 +255,63 @@ def open_database(url: str | None, data_dir: str | Path = "data"):
     return db
 
 
-_SQLITE_WRITER = threading.RLock()
+class WriterLock:
+    """The SQLite writers of this process, one at a time, first come first served, except that an urgent
+    writer (recording an input before Slack's 3 s ack) goes before every waiting ordinary one. Reentrant."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._owner: int | None = None
+        self._depth = 0
+        self._urgent_waiting = 0
+
+    @contextlib.contextmanager
+    def held(self, urgent: bool = False):
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner != me:
+                self._urgent_waiting += urgent
+                try:
+                    while self._owner is not None or (not urgent and self._urgent_waiting):
+                        self._cond.wait()
+                finally:
+                    self._urgent_waiting -= urgent
+                self._owner = me
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._depth -= 1
+                if not self._depth:
+                    self._owner = None
+                    self._cond.notify_all()
+
+
+_SQLITE_WRITER = WriterLock()
+_READS = ("SELECT", "PRAGMA", "WITH", "BEGIN", "COMMIT", "ROLLBACK", "RELEASE", "SAVEPOINT")
+
+
+class LockedSqliteDatabase(SqliteDatabase):
+    """SQLite whose writes made outside a transaction (autocommit updates) also queue on the writer lock,
+    so that no thread of this process ever meets another in SQLite's busy handler."""
+
+    def execute_sql(self, sql, params=None, *args, **kwargs):
+        if self.transaction_depth() == 0 and not sql.lstrip()[:9].upper().startswith(_READS):
+            with _SQLITE_WRITER.held():
+                return super().execute_sql(sql, params, *args, **kwargs)
+        return super().execute_sql(sql, params, *args, **kwargs)
 
 
 @contextlib.contextmanager
-def write():
+def write(urgent: bool = False):
     """A write transaction. On SQLite the threads of this process queue for it on a lock (first come,
     first served, instead of SQLite's busy handler sleeping 1, 2, 5, 10 ms... while the database sits
-    idle), and it takes the write lock at once, so that two threads never both read and then fail to
-    upgrade. Elsewhere row locks (SELECT ... FOR UPDATE) do that job."""
+    idle; `urgent` ones first), and it takes the write lock at once, so that two threads never both read
+    and then fail to upgrade. Elsewhere row locks (SELECT ... FOR UPDATE) do that job."""
     db = database.obj
     if is_sqlite(db):
-        with _SQLITE_WRITER, db.atomic("IMMEDIATE"):
+        with _SQLITE_WRITER.held(urgent), db.atomic("IMMEDIATE"):
             yield
     else:
         with db.atomic():

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 EXTENSION = "opg_incident_web"
 PER_PAGE = 25
+MAX_PAGE = 1_000_000
+MAX_NUMBER = 2**31 - 1  # incident numbers past this name no incident (and overflow SQLite's integers)
+FIRST_YEAR, LAST_YEAR = 1970, 9998  # /stats months: a chart of 60 months stays within datetime's range
 # The index counts matching incidents up to this many; past it the page says "more than 1,000" and pages
 # by next/previous, so that the page costs the same with 1 k or 100 k incidents on record.
 COUNT_CAP = 1000
@@ -112,6 +115,8 @@ def page(kind: str = "html"):
                 access.set_cookie(response, state.guard)
             elif not decision.allowed:
                 response = _refused(kind, state.guard)
+            elif kwargs.get("number", 0) > MAX_NUMBER:
+                response = _error(kind, 404, f"There is no incident {kwargs['number']}.", decision)
             else:
                 db = storage.database.obj
                 opened = db.is_closed()
@@ -185,8 +190,8 @@ def index(state: WebState, decision):
         status = _choice("status", STATUSES, "all")
         drills = _choice("drills", DRILLS, "with")
         page_no = request.args.get("page", "1")
-        if not page_no.isdigit() or int(page_no) < 1:
-            raise BadChoice("page must be a whole number from 1")
+        if not (page_no.isascii() and page_no.isdigit()) or not 1 <= int(page_no) <= MAX_PAGE:
+            raise BadChoice(f"page must be a whole number from 1 to {MAX_PAGE:,}")
         page_no = int(page_no)
     except BadChoice as exc:
         return _error("html", 400, f"That filter is not valid: {exc}.", decision)
@@ -262,9 +267,11 @@ def stats(state: WebState, decision):
         end = request.args.get("end", "")  # YYYY-MM: the last month shown (default this month)
         last = (dt.datetime.strptime(end, "%Y-%m").replace(day=15, tzinfo=settings.zone) if end
                 else dt.datetime.now(dt.timezone.utc))
+        if not FIRST_YEAR <= last.year <= LAST_YEAR:
+            raise ValueError
     except ValueError:
-        return _error("html", 400, "months must be a whole number from 1 to 60, and end a month as YYYY-MM.",
-                      decision)
+        return _error("html", 400, "months must be a whole number from 1 to 60, and end a month as YYYY-MM "
+                      f"from {FIRST_YEAR} to {LAST_YEAR}.", decision)
     starts = charts.month_starts(last, settings.zone, months)
     following = charts.month_starts(starts[-1] + dt.timedelta(days=32), settings.zone, 1)[0]
     facts = incident_facts(starts[0], following)
