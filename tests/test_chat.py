@@ -97,13 +97,28 @@ def test_number_first_outside_an_incident_channel(two, service):
 
 def test_the_incident_is_implied_in_its_channel(two, service):
     here = Caller("@bob", channel=CHANNEL)
-    reply = two.summary("1 node of 3 is down", here)  # a leading number is text here, not an incident
-    assert reply.text == "The summary of incident 2 is now:\n1 node of 3 is down"
-    assert service.get(2).summary == "1 node of 3 is down"
+    reply = two.summary("500 node of 3 is down", here)  # a number that names no incident is text here
+    assert reply.text == "The summary of incident 2 is now:\n500 node of 3 is down"
+    assert service.get(2).summary == "500 node of 3 is down"
     assert service.get(1).summary == ""
     assert two.sev("Critical", here).text == "Incident 2 is now ⛈️ Critical."
     assert service.get(2).severity == "critical" and service.get(1).severity is None
     assert two.role("lead", "me", here).text.startswith("@bob is now Incident Lead of incident 2.")
+
+
+def test_a_number_naming_another_incident_is_refused_in_a_channel(two, service, db_snapshot):
+    """In #inc-2, `close 1` used to close incident 2 and `summary 1 db restored` set incident 2's summary to
+    "1 db restored": a leading number that names another incident is refused, naming both."""
+    before = db_snapshot()
+    here = Caller("@bob", channel=CHANNEL)
+    for run in (lambda: two.summary("1 db restored", here), lambda: two.close("1", here),
+                lambda: two.sev("1 critical", here)):
+        with pytest.raises(InvalidInput) as caught:
+            run()
+        assert str(caught.value).startswith("This is the channel of incident 2 (Login slow), but 1 names "
+                                            "incident 1 (Payments failing). Nothing changed")
+    assert db_snapshot() == before
+    assert two.sev("2 critical", here).text == "Incident 2 is now ⛈️ Critical."  # its own number is fine
 
 
 def test_in_another_channel_the_number_is_needed(two, service, db_snapshot):

@@ -280,7 +280,7 @@ class TestPlugin:
                                                                              "time_zone: UTC"))
         as_user(testbot, "@bob")
         assert ask(testbot, "!incident reload") == "This command requires bot-admin privileges"
-        assert ask(testbot, "!INCIDENT RELOAD") == "Only bot admins may reload the settings."
+        assert ask(testbot, "!INCIDENT RELOAD") == "incident reload is for bot admins."
         assert ask(testbot, "!incident   reload") == "This command requires bot-admin privileges"
         assert plugin.settings.current is before
         as_user(testbot, ADMIN)

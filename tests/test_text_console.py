@@ -34,7 +34,8 @@ SCRIPT = [
     ("!action done 1 1", "Action 1 of incident 1 is done."),
     ("!decision 1 Roll back the release", "Decision logged on the timeline of incident 1."),
     ("!asuser bob", None),
-    ("!close 1", "Only the Incident Lead (@you) or a bot admin may close incident 1."),
+    ("!close 1", "close of incident 1 is for the incident's role holders, its reporter and bot admins. "
+                 "Its lead: @you."),
     ("!asadmin", None),
     ("!close 1", "Incident 1 is closed after 0 min. Thank you all. Next: the root-cause analysis."),
     ("!timeline 1", None),

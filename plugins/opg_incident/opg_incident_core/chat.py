@@ -6,20 +6,45 @@ Bad input raises InvalidInput with the usage and the allowed values; nothing cha
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 
+from .commands import ADMINS, IN_CHANNEL, REGISTRY, RESPONDERS, Command, Permissions, command  # noqa: F401
 from .chat_base import LEADING_NUMBER, NUMBER, USAGE, Caller, Reply  # noqa: F401 (re-exported)
 from .chat_comms import CommsCommands
 from .chat_roles import RoleCommands
-from .errors import InvalidInput, NotAllowed
+from .errors import InvalidInput, NotAllowed, NotFound
 from .service import IncidentService
 from .text import defuse, duration, mention
+from .help import command_help, process_help  # noqa: F401 (re-exported)
 from .views import IncidentView
 
+# The command being run (set by ChatCommands.run): `_incident` applies its permission once the incident
+# is known.
+_running: ContextVar[Command | None] = ContextVar("opg_incident_command", default=None)
+# Commands whose text may start with a number: the channel's own number is not taken off their text.
+FREE_TEXT = ("summary", "impact", "note", "decision", "action", "update", "ask")
+
+
 class ChatCommands(RoleCommands, CommsCommands):
-    def __init__(self, service: IncidentService):
+    def __init__(self, service: IncidentService, document_url: str = "", settings_store=None):
         self.service = service
+        self.document_url = document_url
+        self.settings_store = settings_store
+        self.permissions = Permissions(lambda: service.settings.permissions, service.is_admin)
+
+    def run(self, cmd: Command, args: str, caller: Caller) -> Reply:
+        """Run a registered command for `caller`. Its permission is checked before anything changes: at
+        once for a command about no incident, and by `_incident` when the incident is known."""
+        token = _running.set(cmd)
+        try:
+            if not cmd.incident:
+                self.permissions.check(cmd, caller.user)
+            return cmd.run(self, args or "", caller)
+        finally:
+            _running.reset(token)
 
     # -- incidents ----------------------------------------------------------------------------------
+    @command("incident declare", usage="incident declare <title> [--report] [--drill]", help="Declare an incident (`--report` for something already over, `--drill` for practice): the headline marks the official start.", incident=False)
     def declare(self, args: str, caller: Caller) -> Reply:
         words = (args or "").split()
         flags = {w.lower() for w in words if w.startswith("--")}
@@ -36,6 +61,7 @@ class ChatCommands(RoleCommands, CommsCommands):
                      f"Next: find an Incident Lead and a Scribe (`lead {inc.number} me`, "
                      f"`scribe {inc.number} @someone`), then set `sev {inc.number} <severity>`.", out)
 
+    @command("incident list", usage="incident list [open|closed|all]", help="List incidents (open ones by default).", incident=False)
     def list(self, args: str, caller: Caller) -> Reply:
         which = (args or "open").strip().lower()
         if which not in ("open", "closed", "all"):
@@ -45,14 +71,32 @@ class ChatCommands(RoleCommands, CommsCommands):
             return Reply(f"No {'' if which == 'all' else which + ' '}incidents.")
         return Reply("\n".join(self._line(i) for i in incidents))
 
+    @command("incident show", usage="incident show <number>", help="Show an incident: state, roles, summary and impact.")
     def show(self, args: str, caller: Caller) -> Reply:
         number, rest = self._incident(args, caller, usage=USAGE["show"])
         return Reply(self.describe(self.service.get(number)))
 
+    @command("incident reload", usage="incident reload", help="Re-read the settings YAML (roles, severities, "
+             "permissions, ...); an invalid file is refused with the file, line and field, and the old settings stay.",
+             group="admins", may=ADMINS, incident=False)
+    def reload(self, args: str, caller: Caller) -> Reply:
+        changes = self.service.reload_settings(self.settings_store, caller.user)
+        return Reply("Settings reloaded. " + ("Changed: " + "; ".join(changes) if changes else "Nothing changed."))
+
+    @command("help", usage="help [command]", help="How the incident process runs, and every command.",
+             incident=False)
+    def help(self, args: str, caller: Caller) -> Reply:
+        settings = self.service.settings
+        if (args or "").strip():
+            return Reply(command_help(args.strip(), settings=settings))
+        return Reply(process_help(settings, admins=bool(self.service.admins)))
+
     # -- the lead's updates -------------------------------------------------------------------------
+    @command("summary", usage="summary <text>", help="Set the summary of what is going on.", group="lead", may=RESPONDERS)
     def summary(self, args: str, caller: Caller) -> Reply:
         return self._set_text("summary", args, caller)
 
+    @command("impact", usage="impact <text>", help="Say who or what is affected.", group="lead", may=RESPONDERS)
     def impact(self, args: str, caller: Caller) -> Reply:
         return self._set_text("impact", args, caller)
 
@@ -68,6 +112,7 @@ class ChatCommands(RoleCommands, CommsCommands):
             return Reply(f"The {field} of incident {number} is already that.", out)
         return Reply(f"The {field} of incident {number} is now:\n{defuse(getattr(out.incident, field))}", out)
 
+    @command("sev", usage="sev <severity>", help="Set the severity.", group="lead", may=RESPONDERS, aliases=("severity",))
     def sev(self, args: str, caller: Caller) -> Reply:
         number, text = self._incident(args, caller, usage=USAGE["sev"])
         if not text.strip():
@@ -79,6 +124,7 @@ class ChatCommands(RoleCommands, CommsCommands):
         return Reply(f"Incident {number} is now {sev.emoji} {sev.name}.".replace("  ", " "), out)
 
     # -- the scribe's log ---------------------------------------------------------------------------
+    @command("action", usage="action <text>", help="Log a follow-up action.", group="scribe", may=IN_CHANNEL)
     def action(self, args: str, caller: Caller) -> Reply:
         number, text = self._incident(args, caller, usage=USAGE["action"])
         done = re.match(r"^done(?:\s+#?(\d+))?\s*$", text.strip(), re.IGNORECASE)
@@ -86,6 +132,7 @@ class ChatCommands(RoleCommands, CommsCommands):
             return self._complete(number, done.group(1) or "", caller)
         return self._log("action", number, text, caller)
 
+    @command("action done", usage="action done <action number>", help="Mark an action done.", group="scribe", may=IN_CHANNEL)
     def action_done(self, args: str, caller: Caller) -> Reply:
         number, text = self._incident(args, caller, usage=USAGE["action done"])
         return self._complete(number, text.strip(), caller)
@@ -97,10 +144,12 @@ class ChatCommands(RoleCommands, CommsCommands):
         out = self.service.complete_action(number, int(match.group(1)), caller.user)
         return Reply(f"Action {match.group(1)} of incident {number} is done.", out)
 
+    @command("note", usage="note <text>", help="Put a note on the timeline (pinning a message does too).", group="scribe", may=IN_CHANNEL)
     def note(self, args: str, caller: Caller) -> Reply:
         number, text = self._incident(args, caller, usage=USAGE["note"])
         return self._log("note", number, text, caller)
 
+    @command("decision", usage="decision <text>", help="Record a decision on the timeline.", group="scribe", may=IN_CHANNEL)
     def decision(self, args: str, caller: Caller) -> Reply:
         number, text = self._incident(args, caller, usage=USAGE["decision"])
         return self._log("decision", number, text, caller)
@@ -114,6 +163,7 @@ class ChatCommands(RoleCommands, CommsCommands):
             return Reply(f"Action {no} logged on incident {number}. Mark it with `action done {no}`.", out)
         return Reply(f"{kind.capitalize()} logged on the timeline of incident {number}.", out)
 
+    @command("actions", usage="actions", help="List the actions of the incident.", group="scribe")
     def actions(self, args: str, caller: Caller) -> Reply:
         number, _ = self._incident(args, caller, usage=USAGE["actions"])
         items = self.service.actions(number)
@@ -122,6 +172,7 @@ class ChatCommands(RoleCommands, CommsCommands):
         return Reply("\n".join(f"{'✅' if a.done else '⬜'} {a.number}. {defuse(a.text)} ({mention(a.owner)})"
                                for a in items))
 
+    @command("timeline", usage="timeline", help="Show the timeline of the incident.", group="scribe")
     def timeline(self, args: str, caller: Caller) -> Reply:
         number, _ = self._incident(args, caller, usage=USAGE["timeline"])
         entries = self.service.timeline(number)
@@ -131,17 +182,20 @@ class ChatCommands(RoleCommands, CommsCommands):
             for e in entries))
 
     # -- close --------------------------------------------------------------------------------------
+    @command("close", usage="close", help="Close the incident (the Incident Lead or a bot admin).", group="lead", may=RESPONDERS)
     def close(self, args: str, caller: Caller) -> Reply:
         number, _ = self._incident(args, caller, usage=USAGE["close"])
         out = self.service.close(number, caller.user)
         return Reply(f"Incident {number} is closed after {duration(out.incident.duration)}. Thank you all. "
                      f"Next: the root-cause analysis.", out)
 
+    @command("reopen", usage="reopen", help="Reopen a closed incident (the Incident Lead or a bot admin).", group="lead", may=RESPONDERS)
     def reopen(self, args: str, caller: Caller) -> Reply:
         number, _ = self._incident(args, caller, usage=USAGE["reopen"])
         out = self.service.reopen(number, caller.user)
         return Reply(f"Incident {number} is open again.", out)
 
+    @command("archive", usage="archive", help="Archive the comms channel of a closed incident.", group="lead", may=RESPONDERS)
     def archive(self, args: str, caller: Caller) -> Reply:
         number, _ = self._incident(args, caller, usage=USAGE["archive"])
         out = self.service.archive_channel(number, caller.user)
@@ -177,12 +231,25 @@ class ChatCommands(RoleCommands, CommsCommands):
     def _incident(self, args: str, caller: Caller, usage: str) -> tuple[int, str]:
         """(incident number, the rest of the text): implied by the channel, or the first word."""
         args = args or ""
+        cmd = _running.get()
         here = self.service.for_channel(caller.channel)
         if here is not None:
+            match = LEADING_NUMBER.match(args)
+            named = int(match.group(1)) if match else None
+            if named is not None and named != here.number and self._exists(named):
+                other = self.service.get(named)
+                raise InvalidInput(f"This is the channel of incident {here.number} ({defuse(here.title)}), but "
+                                   f"{named} names incident {named} ({defuse(other.title)}). Nothing changed: run it "
+                                   f"in incident {named}'s channel, or in a direct message to me.")
+            if named == here.number and (cmd is None or cmd.name not in FREE_TEXT):
+                args = match.group(2) or ""
+            self._allowed(cmd, here, caller)
             return here.number, args
         match = LEADING_NUMBER.match(args)
         if match:
-            return int(match.group(1)), match.group(2) or ""
+            number = int(match.group(1))
+            self._allowed(cmd, self.service.get(number), caller)
+            return number, match.group(2) or ""
         open_ones = self.service.list("open", limit=5)
         hint = ("\nOpen incidents: " + ", ".join(f"#{i.number} {defuse(i.title)}" for i in open_ones)
                 if open_ones else "\nThere are no open incidents.")
@@ -190,29 +257,21 @@ class ChatCommands(RoleCommands, CommsCommands):
                            f"`{_with_number(usage)}`.{hint}")
 
 
+    def _allowed(self, cmd: Command | None, inc: IncidentView, caller: Caller) -> None:
+        if cmd is not None:
+            self.permissions.check(cmd, caller.user, inc, caller.channel)
+
+    def _exists(self, number: int) -> bool:
+        try:
+            self.service.get(number)
+            return True
+        except NotFound:
+            return False
+
+
 def _with_number(usage: str) -> str:
     head, _, tail = usage.partition(" ")
     return f"{head} 12 {tail}".strip() if not usage.startswith("incident") else usage
-
-
-def process_help(settings, bot_prefix: str = "") -> str:
-    p = bot_prefix
-    sevs = "|".join(s.name for s in settings.severities)
-    roles = " / ".join(f"`{p}{r.key} <@user|me>` ({r.name})" for r in settings.assignable_roles)
-    lines = [
-        "*How an incident runs*" + (f" (the process: {settings.process_url})" if settings.process_url else ""),
-        f"1. Declare: `{p}incident declare <what happened>` (`--report` for something already over, "
-        f"`--drill` for practice). The bot marks the official start in #{settings.channels.incidents}.",
-        f"2. Roles: {roles}. Lead and Scribe must be filled, by different people.",
-        f"3. Lead's updates: `{p}summary <text>`, `{p}impact <text>`, `{p}sev <{sevs}>`.",
-        f"4. Scribe's log: pin important messages; `{p}action <text>`, `{p}note <text>`, `{p}decision <text>`, "
-        f"`{p}action done <n>`, `{p}actions`, `{p}timeline`.",
-        f"5. End: `{p}close` (the lead or a bot admin), then the root-cause analysis. `{p}reopen` if it comes back.",
-        "In Slack, mention me in the incident's channel (`@opg-incident summary ...`) or write to me directly.",
-        f"In an incident channel the incident is implied; elsewhere put its number first: `{p}summary 12 <text>`.",
-        f"See them all: `{p}incident list [open|closed|all]`, `{p}incident show <n>`.",
-    ]
-    return "\n".join(lines)
 
 
 def refuse(exc: Exception) -> str:

@@ -4,42 +4,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .commands import REGISTRY
 from .views import Outcome
 
 NUMBER = re.compile(r"^#?(\d{1,9})$")
 LEADING_NUMBER = re.compile(r"^\s*#?(\d{1,9})(?:\s+(.*))?$", re.DOTALL)
 
-USAGE = {
-    "declare": "incident declare <title> [--report] [--drill]",
-    "list": "incident list [open|closed|all]",
-    "show": "incident show <number>",
-    "summary": "summary <text>",
-    "impact": "impact <text>",
-    "sev": "sev <severity>",
-    "action": "action <text>",
-    "action done": "action done <action number>",
-    "actions": "actions",
-    "note": "note <text>",
-    "decision": "decision <text>",
-    "role": "{role} <@user|me|none>",
-    "timeline": "timeline",
-    "close": "close",
-    "reopen": "reopen",
-    "archive": "archive",
-    "handover": "handover <role> <@user> [note]",
-    "accept": "accept [offer number]",
-    "decline": "decline [offer number]",
-    "roles": "roles",
-    "checkin": "checkin [every <minutes>m|off]",
-    "update": "update <text>",
-    "updates": "updates",
-    "notify": "notify #channel",
-    "call": "call <url>",
-    "invite": "invite <@user|@group> ...",
-    "ask": "ask <text>",
-    "escalate": "escalate [team]",
-    "rca": "rca [ready|share]",
-}
+class _Usage:
+    """The usage line of a command, from the registry (`USAGE["summary"]`); "role" is the shape of every
+    role command, "declare", "list" and "show" the `incident ...` ones."""
+
+    _SHORT = {"declare": "incident declare", "list": "incident list", "show": "incident show"}
+
+    def __getitem__(self, name: str) -> str:
+        if name == "role":
+            return "{role} <@user|me|none>"
+        return REGISTRY.usage(self._SHORT.get(name, name))
+
+
+USAGE = _Usage()
 
 
 @dataclass(frozen=True)
@@ -54,3 +37,4 @@ class Caller:
 class Reply:
     text: str
     outcome: Outcome | None = None
+    menu: int | None = None  # the incident whose specialist teams an adapter may offer as buttons instead

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from .commands import IN_CHANNEL, RESPONDERS, command  # noqa: F401
 from .chat_base import USAGE, Caller, Reply
 from .errors import InvalidInput
 from .text import defuse, mention
@@ -13,6 +14,7 @@ PERSON_OR_GROUP = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>|<!subteam\^(S[A-Z0
 class CommsCommands:
     """Part of ChatCommands (which provides service and _incident)."""
 
+    @command("update", usage="update <text>", help="Post a stakeholder update (the Communications Lead, or the lead when there is none).", group="comms", may=RESPONDERS)
     def update(self, args: str, caller: Caller) -> Reply:
         number, text = self._incident(args, caller, usage=USAGE["update"])
         if not text.strip():
@@ -22,6 +24,7 @@ class CommsCommands:
         told = ", ".join(f"#{c}" if not c[:1] in "CG" or not c[1:].isupper() else f"<#{c}>" for c in where)
         return Reply(f"Update posted for incident {number}" + (f" (and sent to {told})." if told else "."), out)
 
+    @command("updates", usage="updates", help="List the stakeholder updates of the incident.", group="comms")
     def updates(self, args: str, caller: Caller) -> Reply:
         number, _ = self._incident(args, caller, usage=USAGE["updates"])
         items = self.service.updates(number)
@@ -30,6 +33,7 @@ class CommsCommands:
         fmt = self.service.format_time
         return Reply("\n".join(f"{fmt(u.at)} [{u.status}] {defuse(u.text)} ({mention(u.author)})" for u in items))
 
+    @command("notify", usage="notify #channel", help="Send the stakeholder updates to another channel too.", group="comms", may=RESPONDERS)
     def notify(self, args: str, caller: Caller) -> Reply:
         number, channel = self._incident(args, caller, usage=USAGE["notify"])
         out = self.service.notify(number, channel, caller.user)
@@ -38,11 +42,13 @@ class CommsCommands:
         # Not at the start of the line: errbot's Markdown would make "#name ..." a heading.
         return Reply(f"Done: {channel.strip()} will get the stakeholder updates of incident {number}.", out)
 
+    @command("call", usage="call <url>", help="Share the call link in the topic, headline and living document.", group="lead", may=RESPONDERS)
     def call(self, args: str, caller: Caller) -> Reply:
         number, url = self._incident(args, caller, usage=USAGE["call"])
         out = self.service.set_call(number, url, caller.user)
         return Reply(f"Call for incident {number}: {out.incident.call_url}", out)
 
+    @command("invite", usage="invite <@user|@group> ...", help="Bring people or user groups into the incident channel.", group="lead", may=RESPONDERS)
     def invite(self, args: str, caller: Caller) -> Reply:
         number, text = self._incident(args, caller, usage=USAGE["invite"])
         people = [u or g or "@" + n for u, g, n in PERSON_OR_GROUP.findall(text)]
@@ -52,12 +58,14 @@ class CommsCommands:
         out = self.service.record_invites(number, people, caller.user)
         return Reply(f"Inviting {len(people)} to incident {number}.", out)
 
+    @command("ask", usage="ask <text>", help="Ask the wider help channels for experience.", group="lead", may=RESPONDERS)
     def ask(self, args: str, caller: Caller) -> Reply:
         number, text = self._incident(args, caller, usage=USAGE["ask"])
         out = self.service.ask_for_help(number, text, caller.user)
         where = ", ".join("#" + c for c in self.service.settings.stakeholders.help_channels)
         return Reply(f"Asked for help in {where}.", out)
 
+    @command("escalate", usage="escalate [team]", help="List the specialist teams, or page one.", group="lead", may=RESPONDERS)
     def escalate(self, args: str, caller: Caller) -> Reply:
         number, team = self._incident(args, caller, usage=USAGE["escalate"])
         teams = self.service.settings.specialists
@@ -65,17 +73,14 @@ class CommsCommands:
             if not teams:
                 return Reply("No specialist teams are configured (specialists in the settings).")
             return Reply(f"Specialist teams for incident {number} (page one with `escalate <team>`):\n" + "\n".join(
-                f"• {t.key}: {t.name}" + (f" ({t.covers})" if t.covers else "") for t in teams))
+                f"• {t.key}: {t.name}" + (f" ({t.covers})" if t.covers else "") for t in teams), menu=number)
         out = self.service.page_specialist(number, team.strip().split()[0], caller.user)
         return Reply(f"Paging {self.service.settings.specialist(team.strip().split()[0]).name}.", out)
 
-    def escalation_listing(self, args: str, caller: Caller) -> int | None:
-        """The incident number when `escalate` asks for the list of teams (no team named), else None."""
-        number, team = self._incident(args, caller, usage=USAGE["escalate"])
-        return number if not team.strip() and self.service.settings.specialists else None
-
+    @command("rca", usage="rca [ready|share]", help="The root-cause analysis draft; `rca ready` when it is done, `rca share` to share it.", group="lead", may=RESPONDERS)
     def rca(self, args: str, caller: Caller, document_url: str = "") -> Reply:
         number, word = self._incident(args, caller, usage=USAGE["rca"])
+        document_url = document_url or self.document_url
         word = word.strip().lower()
         if word == "ready":
             out = self.service.mark_rca_ready(number, caller.user)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from .commands import IN_CHANNEL, RESPONDERS, command  # noqa: F401
 from .chat_base import NUMBER, USAGE, Caller, Reply
 from .errors import InvalidInput
 from .text import defuse, mention, parse_user
@@ -13,6 +14,18 @@ class RoleCommands:
     """Part of ChatCommands (which provides service, _incident, Reply, USAGE and NUMBER)."""
 
     # -- roles --------------------------------------------------------------------------------------
+    @command("role", usage="role <role> <@user|me|none>", help="Fill any role from the settings "
+             "(`role scribe 4 @gina` or `role 4 scribe @gina` outside the incident's channel).",
+             group="lead", may=RESPONDERS)
+    def role_command(self, args: str, caller: Caller) -> Reply:
+        words = (args or "").split()
+        if len(words) >= 2 and NUMBER.match(words[0]) and not NUMBER.match(words[1]):
+            words[0], words[1] = words[1], words[0]  # the number first, then the role
+        if not words:
+            raise InvalidInput("Usage: `role <role> <@user|me|none>`. Roles: "
+                               + ", ".join(r.key for r in self.service.settings.assignable_roles))
+        return self.role(words[0].lower(), " ".join(words[1:]), caller)
+
     def role(self, role_key: str, args: str, caller: Caller) -> Reply:
         role = self.service.settings.role(role_key)
         if role is None or not role.assignable:
@@ -49,6 +62,7 @@ class RoleCommands:
         lines.extend(out.warnings)
         return Reply("\n".join(lines), out)
 
+    @command("handover", usage="handover <role> <@user> [note]", help="Hand a role over; it moves when they accept. `handover <role> withdraw` takes the offer back.", group="lead", may=RESPONDERS)
     def handover(self, args: str, caller: Caller) -> Reply:
         number, rest = self._incident(args, caller, usage=USAGE["handover"])
         key, _, rest = rest.strip().partition(" ")
@@ -66,9 +80,11 @@ class RoleCommands:
         out = self.service.handover(number, role.key, user, caller.user, note)
         return self._role_reply(role, number, user, out)
 
+    @command("accept", usage="accept [offer number]", help="Accept the role you were offered.", incident=False)
     def accept(self, args: str, caller: Caller) -> Reply:
         return self._answer(args, caller, True)
 
+    @command("decline", usage="decline [offer number]", help="Decline the role you were offered.", incident=False)
     def decline(self, args: str, caller: Caller) -> Reply:
         return self._answer(args, caller, False)
 
@@ -102,6 +118,7 @@ class RoleCommands:
         keeps = f" {mention(offer.from_holder)} stays {name}." if offer.from_holder else ""
         return Reply(f"The offer of {name} of incident {offer.number} was {offer.status}.{keeps}", out)
 
+    @command("roles", usage="roles", help="Every role, who holds it since when, and pending offers.")
     def roles(self, args: str, caller: Caller) -> Reply:
         number, _ = self._incident(args, caller, usage=USAGE["roles"])
         inc = self.service.get(number)
@@ -118,6 +135,7 @@ class RoleCommands:
                          f"{mention(offer.awaiting)} until {fmt(offer.expires_at)} (offer {offer.id})")
         return Reply("\n".join(lines))
 
+    @command("checkin", usage="checkin [every <minutes>m|off]", help="The lead's check-ins: the bot prompts the channel on schedule.", group="lead", may=RESPONDERS)
     def checkin(self, args: str, caller: Caller) -> Reply:
         number, text = self._incident(args, caller, usage=USAGE["checkin"])
         text = text.strip().lower()
@@ -139,3 +157,8 @@ class RoleCommands:
         role = self.service.settings.role(key)
         return role.name if role else key
 
+
+
+for _key, _name in (("lead", "Incident Lead"), ("scribe", "Incident Scribe"), ("comms", "Communications Lead")):
+    command(_key, usage=f"{_key} <@user|me|none>", help=f"Name the {_name}.", group="lead", may=RESPONDERS,
+            run=lambda chat, args, caller, key=_key: chat.role(key, args, caller))(None)

@@ -182,6 +182,9 @@ class Settings(_Frozen):
     teams: tuple[Team, ...] = ()
     stakeholders: Stakeholders = Stakeholders()
     specialists: tuple[Specialist, ...] = ()
+    # Who may run which command, overriding the defaults (commands.py): command name -> a list of
+    # role_holders, reporter, channel_members, admins, anyone.
+    permissions: dict[str, tuple[Literal["role_holders", "reporter", "channel_members", "admins", "anyone"], ...]] = {}
 
     @field_validator("time_zone")
     @classmethod
@@ -207,6 +210,14 @@ class Settings(_Frozen):
                 if key not in sev_keys:
                     raise _AtPath(("stakeholders", field), f"unknown severity {key!r}; use one of "
                                                            f"{', '.join(sorted(sev_keys))}")
+        from .chat import REGISTRY  # the commands register themselves when chat is imported
+
+        for name, who in self.permissions.items():
+            if REGISTRY.get(name) is None:
+                raise _AtPath(("permissions", name), f"unknown command {name!r}; commands: "
+                                                    f"{', '.join(sorted(c.name for c in REGISTRY))}")
+            if not who:
+                raise _AtPath(("permissions", name), "say who may run it (e.g. [admins])")
         words: dict[str, str] = {}
         for i, sev in enumerate(self.severities):
             for word in (sev.key, sev.name, *sev.aliases):

@@ -1,0 +1,67 @@
+"""`help`, generated from the command registry: the process in five steps, then every command grouped by
+who uses it, and `help <command>` for one command."""
+from __future__ import annotations
+
+from .commands import GROUPS, REGISTRY, describe
+from .text import defuse
+
+# The OPG process's test: is it an incident? (shown in help and in the declare form)
+CRITERIA = ("it requires an immediate response to restore a service", "it severely degrades the user experience",
+            "security may be compromised", "data may be lost")
+
+
+def process_help(settings, bot_prefix: str = "", admins: bool = True) -> str:
+    p = bot_prefix
+    sevs = "|".join(s.name for s in settings.severities)
+    roles = " / ".join(f"`{p}{r.key} <@user|me>` ({r.name})" for r in settings.assignable_roles)
+    lines = [
+        "*How an incident runs*" + (f" (the process: {settings.process_url})" if settings.process_url else ""),
+        "Is it an incident? Declare one when " + "; or ".join(CRITERIA) + ".",
+        f"1. Declare: `{p}incident declare <what happened>` (`--report` for something already over, "
+        f"`--drill` for practice). The bot marks the official start in #{settings.channels.incidents}.",
+        f"2. Roles: {roles}. Lead and Scribe must be filled, by different people.",
+        f"3. Lead's updates: `{p}summary <text>`, `{p}impact <text>`, `{p}sev <{sevs}>`.",
+        f"4. Scribe's log: pin important messages; `{p}action <text>`, `{p}note <text>`, `{p}decision <text>`, "
+        f"`{p}action done <n>`, `{p}actions`, `{p}timeline`.",
+        f"5. End: `{p}close` (the lead or a bot admin), then the root-cause analysis. `{p}reopen` if it comes back.",
+        "In Slack, mention me in the incident's channel (`@opg-incident summary ...`), use `/opg-incident <command>`, "
+        "or write to me directly.",
+        f"In an incident channel the incident is implied; elsewhere put its number first: `{p}summary 12 <text>`.",
+    ]
+    if not admins:
+        lines.append("No bot admins are set (BOT_ADMINS): nobody can take over a role whose holder is away, "
+                     "or reload the settings.")
+    lines.append("")
+    lines.append(commands_help(bot_prefix, settings))
+    return "\n".join(lines)
+
+
+def commands_help(bot_prefix: str = "", settings=None) -> str:
+    """Every command, grouped by who uses it."""
+    p = bot_prefix
+    overrides = getattr(settings, "permissions", {}) or {}
+    lines = []
+    for group, title in GROUPS.items():
+        cmds = [c for c in REGISTRY if c.group == group and not c.hidden]
+        if group == "admins":
+            cmds += [c for c in REGISTRY if c.group != "admins" and tuple(overrides.get(c.name, c.may)) == ("admins",)]
+        if not cmds:
+            continue
+        lines.append(f"*{title}*")
+        lines.extend(f"• `{p}{c.usage}`: {c.help}" for c in cmds)
+    lines.append(f"`{p}help <command>` says more about one command.")
+    return "\n".join(lines)
+
+
+def command_help(name: str, bot_prefix: str = "", settings=None) -> str:
+    """`help <command>`: usage, what it does, who may run it; a suggestion for a typo."""
+    cmd = REGISTRY.get(name)
+    if cmd is None:
+        guess = REGISTRY.suggest(name.split()[0]) if name.split() else None
+        return (f"I don't know `{defuse(name)}`." + (f" Did you mean `{guess}`?" if guess else "")
+                + " `help` lists every command.")
+    who = tuple((getattr(settings, "permissions", {}) or {}).get(cmd.name, cmd.may))
+    also = f" Also: {', '.join(f'`{a}`' for a in cmd.aliases)}." if cmd.aliases else ""
+    where = (" In an incident's channel the incident is implied; elsewhere put its number first."
+             if cmd.incident else "")
+    return (f"`{bot_prefix}{cmd.usage}`: {cmd.help}{also}\nWho may: {describe(who)}.{where}")
