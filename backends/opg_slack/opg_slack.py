@@ -243,27 +243,33 @@ class OPGSlackBackend(_slackv3.SlackBackend):
 
     # -- Socket Mode ----------------------------------------------------------------------------------
     def _sm_generic_event_handler(self, client, req):
+        started = time.perf_counter()
         if req.type in ("slash_commands", "interactive"):
             payload = req.payload if isinstance(req.payload, dict) else {}
             ack = self._interaction(payload.get("trigger_id") or req.envelope_id, req.type, payload)
-            client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id, payload=ack or None))
+            self._sm_ack(client, req, started, ack or None)
             return
         if req.type == "events_api":
             # Durable record first (in _generic_wrapper's key check), then the ack, then the work.
             payload = req.payload if isinstance(req.payload, dict) else {}
             key = payload.get("event_id") or req.envelope_id
             if isinstance(payload.get("event"), dict) and self._not_for_us(payload["event"]):
-                client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+                self._sm_ack(client, req, started)
                 return
             is_new = isinstance(payload.get("event"), dict) and self._record(key, "events_api", payload)
             if is_new is None:  # not durable: no ack, so that Slack delivers it again (a handled one is lost)
                 log.warning("Event %s could not be recorded yet; not acked, Slack delivers it again", key)
                 return
-            client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            self._sm_ack(client, req, started)
             if is_new:  # recorded before the ack: a crash from here on is replayed at the next start
                 self._dispatch_event(payload, key)
             return
-        client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+        self._sm_ack(client, req, started)
+
+    @staticmethod
+    def _sm_ack(client, req, started: float, payload=None) -> None:
+        client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id, payload=payload))
+        _observe_ack(req.type, started)
 
     # -- HTTP mode ------------------------------------------------------------------------------------
     def _setup_event_callbacks(self):
@@ -279,6 +285,13 @@ class OPGSlackBackend(_slackv3.SlackBackend):
 
     def _http_view(self, kind: str, verifier: SignatureVerifier):
         def view():
+            started = time.perf_counter()
+            try:
+                return answer()
+            finally:
+                _observe_ack({"events": "events_api", "commands": "slash_commands"}.get(kind, kind), started)
+
+        def answer():
             body = request.get_data()
             try:
                 valid = verifier.is_valid_request(body, dict(request.headers))
@@ -308,3 +321,12 @@ class OPGSlackBackend(_slackv3.SlackBackend):
 
         view.__name__ = f"opg_slack_{kind}"
         return view
+
+
+def _observe_ack(kind: str, started: float) -> None:
+    """Report how long Slack waited for its ack (to the plugin's metrics, when they are loaded)."""
+    try:
+        from opg_incident_core import telemetry  # on sys.path once errbot has loaded the plugin
+    except ImportError:
+        return
+    telemetry.emit("ack", kind=kind, seconds=time.perf_counter() - started)

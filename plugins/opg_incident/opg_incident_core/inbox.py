@@ -7,7 +7,7 @@ import json
 
 from peewee import IntegrityError
 
-from . import outbox, storage
+from . import outbox, storage, telemetry
 
 
 class InboxMixin:
@@ -20,9 +20,11 @@ class InboxMixin:
             with storage.write():
                 storage.InboxEntry.create(key=key[:200], kind=kind[:40], received_at=self.now(),
                                           payload=json.dumps(payload) if payload is not None else None)
-            return True
         except IntegrityError:
+            telemetry.emit("input", key=key, kind=kind, outcome="duplicate")
             return False
+        telemetry.emit("input", key=key, kind=kind, outcome="received")
+        return True
 
     def prune(self, days: int = 14) -> int:
         """Housekeeping: forget handled inputs and sent outbox items older than `days` (the record stays)."""
@@ -36,8 +38,11 @@ class InboxMixin:
         """Mark an input handled; False when it was marked before (or there is none)."""
         if not key:
             return False
-        return bool(storage.InboxEntry.update(processed_at=self.now(), payload=None)
-                    .where(storage.InboxEntry.key == key[:200], storage.InboxEntry.processed_at.is_null()).execute())
+        marked = bool(storage.InboxEntry.update(processed_at=self.now(), payload=None)
+                      .where(storage.InboxEntry.key == key[:200], storage.InboxEntry.processed_at.is_null()).execute())
+        if marked:
+            telemetry.emit("input_handled", key=key)
+        return marked
 
     def take_over_inputs(self, received_before: dt.datetime, max_age_minutes: int = 15) -> list[tuple]:
         """Inputs recorded before `received_before` and not handled (the process that acked them died):
