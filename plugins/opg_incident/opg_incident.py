@@ -11,7 +11,7 @@ import time
 import errbot.core_plugins
 from errbot import BotPlugin, CommandError, botcmd, cmdfilter, re_botcmd
 
-from opg_incident_core import IncidentError, IncidentService, SettingsStore, open_database, outbox
+from opg_incident_core import IncidentError, IncidentService, SettingsStore, backup, open_database, outbox
 from opg_incident_core.chat import Caller, ChatCommands, Reply, process_help
 from opg_incident_core.errors import AlreadyHandled
 from opg_incident_core.reminders import ReminderSchedule
@@ -21,7 +21,7 @@ from opg_incident_web import register_routes, start_web_server
 log = logging.getLogger(__name__)
 
 # Every command, lower case, as typed (words joined by spaces): the any-case fallback routes to them.
-COMMANDS = ("incident declare", "incident list", "incident show", "incident reload", "incident",
+COMMANDS = ("incident declare", "incident list", "incident show", "incident reload", "incident backup", "incident",
             "summary", "impact", "sev", "severity", "action done", "action", "actions", "note", "decision",
             "lead", "scribe", "comms", "role", "handover", "accept", "decline", "roles", "checkin", "timeline",
             "close", "reopen", "archive", "update", "updates", "notify", "call", "invite", "ask", "escalate", "rca",
@@ -166,7 +166,7 @@ class OpgIncident(BotPlugin):
     def incident(self, msg, args):
         """Incidents: `incident declare <title>`, `incident list`, `incident show <n>`."""
         sub, _, rest = (args or "").strip().partition(" ")
-        if sub.lower() in ("declare", "list", "show", "reload"):
+        if sub.lower() in ("declare", "list", "show", "reload", "backup"):
             return getattr(self, f"incident_{sub.lower()}")(msg, rest)
         raise CommandError("Usage: `incident declare <title> [--report]`, `incident list [open|closed|all]`, "
                            "`incident show <number>`; bot admins: `incident reload`. See `help`.")
@@ -194,6 +194,16 @@ class OpgIncident(BotPlugin):
         except IncidentError as exc:
             raise CommandError(str(exc)) from None
         return "Settings reloaded. " + ("Changed: " + "; ".join(changes) if changes else "Nothing changed.")
+
+    @botcmd(admin_only=True)
+    def incident_backup(self, msg, args):
+        """Bot admins: a consistent copy of the SQLite database in BOT_DATA_DIR/backups (PostgreSQL: pg_dump)."""
+        if not self.service.is_admin(self._caller(msg).user):  # also when reached through `incident` or any case
+            raise CommandError("Only bot admins may take a backup.")
+        try:
+            return backup.take(self.bot_config.BOT_DATA_DIR, self.service.now()).describe()
+        except IncidentError as exc:
+            raise CommandError(str(exc)) from None
 
     # -- the lead's updates -------------------------------------------------------------------------
     @botcmd
