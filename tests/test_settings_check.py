@@ -75,6 +75,18 @@ def test_several_files_one_bad_and_a_missing_one(tmp_path):
     assert f"{tmp_path / 'missing.yml'}: cannot read the settings file" in result.stderr
 
 
+def test_without_a_file_it_checks_incident_settings(tmp_path):
+    bad = broken(tmp_path, "bad_yaml.yml")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "plugins" / "opg_incident"), INCIDENT_SETTINGS=str(bad))
+    result = subprocess.run([sys.executable, "-m", "opg_incident_core.settings", "check"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stderr.startswith(f"{bad}:")
+    env.pop("INCIDENT_SETTINGS")
+    result = subprocess.run([sys.executable, "-m", "opg_incident_core.settings", "check"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith(f"{SHIPPED}: valid")
+
+
 def test_usage():
     env = dict(os.environ, PYTHONPATH=str(ROOT / "plugins" / "opg_incident"))
     result = subprocess.run([sys.executable, "-m", "opg_incident_core.settings"], env=env, capture_output=True,

@@ -381,23 +381,7 @@ def describe_changes(old: Settings, new: Settings) -> list[str]:
     return changes
 
 
-def main(argv: list[str]) -> int:
-    """`python -m opg_incident_core.settings check FILE...`: validate settings files before deploying them;
-    the messages are those of `incident reload`. Exit status 0 when every file is valid, 1 if not."""
-    if len(argv) < 2 or argv[0] != "check":
-        print("usage: python -m opg_incident_core.settings check FILE [FILE ...]", file=sys.stderr)
-        return 2
-    status = 0
-    for name in argv[1:]:
-        try:
-            settings = load_settings(name)
-        except SettingsError as exc:
-            print(exc, file=sys.stderr)
-            status = 1
-        else:
-            print(f"{name}: valid ({len(settings.roles)} roles, {len(settings.severities)} severities)")
-    return status
+if __name__ == "__main__":  # python -m opg_incident_core.settings check [FILE ...]
+    from opg_incident_core.settings_check import main
 
-
-if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
