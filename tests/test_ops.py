@@ -1,10 +1,12 @@
 """Operators' endpoints over Flask's test client, on a real database: /healthz, /readyz (the database
-gone and back, a stuck outbox), /metrics parsed with prometheus_client's parser after a scripted
+gone and back, on SQLite and on PostgreSQL behind a relay we cut; a stuck outbox), /metrics parsed with prometheus_client's parser after a scripted
 incident (Slack calls through the real gateway and slack_sdk against the fake Slack)."""
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import sys
+import threading
 import time
 import types
 from pathlib import Path
@@ -216,3 +218,72 @@ def test_a_closed_metrics_object_stops_counting(ops):
     m = ops.scrape()
     assert value(m, "opg_incident_inputs_received_total", kind="events_api") == 0
     assert value(m, "opg_incident_slack_api_calls_total", method="chat.update") == 0
+
+
+class Forwarder:
+    """A TCP relay on loopback to the PostgreSQL server: cut it, and the database is gone for the bot."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target, self.sockets, self.port = target, [], None
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.listener.close()
+
+    def start(self):
+        self.listener = socket.create_server(("127.0.0.1", self.port))
+        self.sockets = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            self.sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self):
+        for s in self.sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+@pytest.mark.postgres
+def test_readyz_on_postgresql_while_the_server_is_unreachable_and_back(postgres_url, tmp_path):
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(postgres_url)
+    relay = Forwarder((parts.hostname, parts.port or 5432)).start()
+    url = urlunsplit((parts.scheme, f"{parts.username}@127.0.0.1:{relay.port}", parts.path, "", ""))
+    db = open_database(url)
+    now = dt.datetime(2025, 6, 3, 13, 0)
+    app = Flask("test_ops_pg")
+    register_ops_routes(app, readiness_checks=[("database", database_check(lambda: now))],
+                        metrics_guard=lambda: None)
+    client = app.test_client()
+    try:
+        assert client.get("/readyz").status_code == 200
+        relay.cut()
+        gone = client.get("/readyz")
+        assert gone.status_code == 503 and gone.get_json()["checks"]["database"].startswith("failing: ")
+        assert client.get("/readyz").status_code == 503  # still gone: reconnecting fails too
+        relay.start()
+        assert client.get("/readyz").status_code == 200
+    finally:
+        relay.cut()
+        db.close()
