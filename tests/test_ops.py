@@ -287,3 +287,16 @@ def test_readyz_on_postgresql_while_the_server_is_unreachable_and_back(postgres_
     finally:
         relay.cut()
         db.close()
+
+
+def test_the_core_imports_no_adapter_library():
+    import subprocess
+
+    code = ("import sys, pkgutil, importlib, opg_incident_core as core\n"
+            "for m in pkgutil.iter_modules(core.__path__): importlib.import_module('opg_incident_core.' + m.name)\n"
+            "print(sorted({n.split('.')[0] for n in sys.modules} & "
+            "{'errbot', 'slack_sdk', 'flask', 'requests', 'prometheus_client', 'werkzeug'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={"PYTHONPATH": str(ROOT / "plugins" / "opg_incident"), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
