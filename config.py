@@ -4,6 +4,7 @@ Without SLACK_BOT_TOKEN the bot starts on errbot's Text console with SQLite in B
 """
 import logging
 import os
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -55,6 +56,17 @@ HIDE_RESTRICTED_COMMANDS = True
 
 BOT_LOG_FILE = env("BOT_LOG_FILE", str(Path(BOT_DATA_DIR) / "errbot.log"))
 BOT_LOG_LEVEL = getattr(logging, env("BOT_LOG_LEVEL", "INFO").upper(), logging.INFO)
+# Logs: errbot's command line loses what people typed at INFO; INCIDENT_LOG_FORMAT=json writes JSON lines
+# to the log file and standard output (errbot's own file handler, plain text, is then not added, so
+# errbot's `log tail` command has no file to show).
+sys.path.insert(0, str(ROOT / "plugins" / "opg_incident"))
+import opg_incident_logs  # noqa: E402
+
+opg_incident_logs.quiet_commands()
+INCIDENT_LOG_FORMAT = env("INCIDENT_LOG_FORMAT", "text").strip().lower()
+if INCIDENT_LOG_FORMAT == "json":
+    BOT_LOG_FORMATTER = opg_incident_logs.use_json(BOT_LOG_FILE)
+    BOT_LOG_FILE = ""
 STORAGE = "Shelf"
 
 # opg-incident's own settings (read by the plugin through its bot_config)

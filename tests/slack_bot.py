@@ -38,7 +38,8 @@ def seed(fake) -> dict:
 
 
 class SlackBot:
-    def __init__(self, fake, tmp_path: Path, *, database_url: str | None = None, env: dict | None = None):
+    def __init__(self, fake, tmp_path: Path, *, database_url: str | None = None, env: dict | None = None,
+                 stdout: Path | None = None):
         self.fake = fake
         self.dir = Path(tmp_path)
         self.port = free_port()
@@ -47,6 +48,7 @@ class SlackBot:
         self.log_file = self.dir / "errbot.log"
         self.extra_env = env or {}
         self.process: subprocess.Popen | None = None
+        self.stdout = stdout  # a file for the process's standard output (else discarded)
 
     def environment(self) -> dict:
         env = self.fake.bot_env()
@@ -62,7 +64,8 @@ class SlackBot:
         self.started_at = time.monotonic()
         self.process = subprocess.Popen([str(ERRBOT), "-c", str(ROOT / "config.py")], cwd=ROOT,
                                         env=self.environment(), stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                                        stdout=self.stdout.open("ab") if self.stdout else subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL if self.stdout else subprocess.STDOUT)
         try:
             self.fake.wait_until_connected(timeout=timeout)
             self.wait_web(timeout)

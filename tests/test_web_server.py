@@ -155,3 +155,20 @@ def test_errbots_echo_and_status_commands_are_for_admins_only(http_bot):
     texts = fake.wait_for(answered, timeout=20)
     assert not any("wake up" in t or "<!channel>" in t for t in texts), texts
     assert not any("Plugins" in t or "Load" in t or "OpgIncident" in t for t in texts), texts
+
+
+def test_health_readiness_and_metrics_are_served_by_the_bot(http_bot):
+    """The ops endpoints on the bot's own server: health and readiness open (no incident data), metrics
+    guarded like the living document and counting the acks the backend timed."""
+    fake, bot = http_bot
+    for path in ("/healthz", "/readyz"):
+        with urllib.request.urlopen(bot.url + path, timeout=10) as response:
+            assert response.status == 200 and json.loads(response.read())["status"] in ("alive", "ok", "ready")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(bot.url + "/metrics", timeout=10)
+    assert refused.value.code == 401
+    status, body = get(bot, "/metrics")
+    assert status == 200
+    acks = [line for line in body.decode().splitlines()
+            if line.startswith('opg_incident_ack_seconds_count{kind="events_api"}')]
+    assert acks and float(acks[0].split()[-1]) >= 1, acks  # the nested-JSON and other events were acked

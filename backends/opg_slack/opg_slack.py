@@ -33,6 +33,8 @@ IGNORED_SUBTYPES = ("pinned_item", "unpinned_item", "channel_join", "channel_top
 # HTTP mode: Slack's request URLs (served by the plugin's web server, which calls handle_http).
 HTTP_PATHS = {"/slack/events": "events", "/slack/commands": "commands", "/slack/interactive": "interactive"}
 EVENT_WORKERS = 8
+# Who wants to know how long Slack waited for each ack (the plugin's metrics register here): f(kind, seconds).
+ACK_OBSERVERS: list = []
 
 
 # Look-ups errbot's backend repeats for every message (users.info and team.info for each sender,
@@ -94,7 +96,7 @@ if not getattr(_sm_connection._establish_new_socket_connection, "opg_nodelay", F
 
 class OPGSlackBackend(_slackv3.SlackBackend):
     HTTP_PATHS = tuple(HTTP_PATHS)
-    serves_http = False  # True in HTTP mode, once handle_http is ready
+    ack_observers = ACK_OBSERVERS  # the plugin appends f(kind, seconds) to time the acks    serves_http = False  # True in HTTP mode, once handle_http is ready
 
     def __init__(self, config):
         super().__init__(config)
@@ -244,10 +246,11 @@ class OPGSlackBackend(_slackv3.SlackBackend):
 
     # -- Socket Mode ----------------------------------------------------------------------------------
     def _sm_generic_event_handler(self, client, req):
+        started = time.perf_counter()
         if req.type in ("slash_commands", "interactive"):
             payload = req.payload if isinstance(req.payload, dict) else {}
             ack = self._interaction(payload.get("trigger_id") or req.envelope_id, req.type, payload)
-            client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id, payload=ack or None))
+            self._sm_ack(client, req, started, ack or None)
             return
         if req.type == "events_api":
             # Durable record first, then the ack, then the work (a crash after the ack is replayed at start).
@@ -257,11 +260,16 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             is_new = self._receive_event(payload)
             if is_new is None:
                 return
-            client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+            self._sm_ack(client, req, started)
             if is_new:
                 self._dispatch_event(payload, payload["event_id"])
             return
-        client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+        self._sm_ack(client, req, started)
+
+    @staticmethod
+    def _sm_ack(client, req, started: float, payload=None) -> None:
+        client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id, payload=payload))
+        _observe_ack(req.type, started)
 
     # -- HTTP mode ------------------------------------------------------------------------------------
     def _setup_event_callbacks(self):
@@ -274,6 +282,14 @@ class OPGSlackBackend(_slackv3.SlackBackend):
     def handle_http(self, path: str, body: bytes, headers) -> tuple[int, dict | None]:
         """One signed request from Slack: (status, JSON body or None). An event is acked once it is
         recorded and handled afterwards, so that the answer never waits for the work (Slack allows 3 s)."""
+        started = time.perf_counter()
+        try:
+            return self._answer_http(path, body, headers)
+        finally:
+            kind = HTTP_PATHS.get(path, "")
+            _observe_ack({"events": "events_api", "commands": "slash_commands"}.get(kind, kind), started)
+
+    def _answer_http(self, path: str, body: bytes, headers) -> tuple[int, dict | None]:
         kind = HTTP_PATHS.get(path)
         if kind is None:
             return 404, None
@@ -329,3 +345,12 @@ class _Workers:
                 fn(*args)
             except Exception:
                 log.exception("Handling a Slack event failed")
+
+
+def _observe_ack(kind: str, started: float) -> None:
+    seconds = time.perf_counter() - started
+    for observe in list(ACK_OBSERVERS):
+        try:
+            observe(kind, seconds)
+        except Exception:
+            log.debug("An ack observer failed", exc_info=True)

@@ -16,7 +16,10 @@ from opg_incident_core.commands import Command
 from opg_incident_core.errors import AlreadyHandled
 from opg_incident_core.reminders import ReminderSchedule
 from opg_incident_slack import Effects, SlackGateway, SlackInteractions
+from opg_incident_core import telemetry
 from opg_incident_web import register_routes, register_slack_http, start_web_server, web_app
+from opg_incident_web.metrics import process_metrics
+from opg_incident_web.ops import chat_check, database_check, outbox_check, register_ops_routes
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,7 @@ class OpgIncident(BotPlugin):
         open_database(getattr(config, "INCIDENT_DATABASE_URL", "") or None, config.BOT_DATA_DIR)
         self.service = IncidentService(lambda: self.settings.current, admins=config.BOT_ADMINS)
         self.chat = ChatCommands(self.service, document_url=getattr(config, "INCIDENT_PUBLIC_URL", ""),
-                                 settings_store=self.settings)
+                                 settings_store=self.settings, data_dir=config.BOT_DATA_DIR)
         self.effects = self.interactions = None
         if self._bot.mode == "slackv3":
             gateway = SlackGateway(self._bot.slack_web)
@@ -48,6 +51,12 @@ class OpgIncident(BotPlugin):
         # The living document, and Slack's request URLs in HTTP mode, on the bot's own web server.
         app = web_app()
         register_routes(app, lambda: self.service, lambda: self.settings.current, config)
+        register_ops_routes(app, readiness_checks=[
+            ("database", database_check(self.service.now)), ("chat", chat_check(self._bot)),
+            ("outbox", outbox_check(self.service.now, 600))], metrics=process_metrics(self.service.now,
+                                                                                   lambda: self.settings.current))
+        if _ack_seconds not in getattr(self._bot, "ack_observers", [_ack_seconds]):
+            self._bot.ack_observers.append(_ack_seconds)
         if getattr(self._bot, "serves_http", False):
             register_slack_http(app, self._bot.HTTP_PATHS, self._bot.handle_http)
         start_web_server(app, config)
@@ -182,6 +191,11 @@ class OpgIncident(BotPlugin):
         guess = REGISTRY.suggest(word[1] if len(word) > 1 and word[0].startswith("<@") else (word[0] if word else ""))
         hint = f" Did you mean `{guess}`?" if guess else ""
         return f"I don't know that command.{hint} `help` shows the incident process and its commands."
+
+
+def _ack_seconds(kind: str, seconds: float) -> None:
+    """How long Slack waited for an ack (the backend times them), to the metrics."""
+    telemetry.emit("ack", kind=kind, seconds=seconds)
 
 
 def _registered(cmd: Command, name: str, hidden: bool):

@@ -9,6 +9,7 @@ import re
 from contextvars import ContextVar
 
 from .commands import ADMINS, IN_CHANNEL, REGISTRY, RESPONDERS, Command, Permissions, command  # noqa: F401
+from . import backup
 from .chat_base import LEADING_NUMBER, NUMBER, USAGE, Caller, Reply  # noqa: F401 (re-exported)
 from .chat_comms import CommsCommands
 from .chat_roles import RoleCommands
@@ -26,8 +27,9 @@ FREE_TEXT = ("summary", "impact", "note", "decision", "action", "update", "ask")
 
 
 class ChatCommands(RoleCommands, CommsCommands):
-    def __init__(self, service: IncidentService, document_url: str = "", settings_store=None):
+    def __init__(self, service: IncidentService, document_url: str = "", settings_store=None, data_dir: str = "data"):
         self.service = service
+        self.data_dir = data_dir
         self.document_url = document_url
         self.settings_store = settings_store
         self.permissions = Permissions(lambda: service.settings.permissions, service.is_admin)
@@ -82,6 +84,11 @@ class ChatCommands(RoleCommands, CommsCommands):
     def reload(self, args: str, caller: Caller) -> Reply:
         changes = self.service.reload_settings(self.settings_store, caller.user)
         return Reply("Settings reloaded. " + ("Changed: " + "; ".join(changes) if changes else "Nothing changed."))
+
+    @command("incident backup", usage="incident backup", help="A consistent copy of the SQLite database in "
+             "BOT_DATA_DIR/backups (on PostgreSQL: use pg_dump).", group="admins", may=ADMINS, incident=False)
+    def backup(self, args: str, caller: Caller) -> Reply:
+        return Reply(backup.take(self.data_dir, self.service.now()).describe())
 
     @command("help", usage="help [command]", help="How the incident process runs, and every command.",
              incident=False)

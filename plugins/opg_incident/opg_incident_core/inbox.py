@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-
 import threading
 from collections import OrderedDict
 
 from peewee import IntegrityError
 
-from . import outbox, storage
+from . import outbox, storage, telemetry
 
 _RECENT = 4096  # keys this process recorded lately: Slack's redeliveries of them need no database write
 
@@ -43,16 +42,19 @@ class InboxMixin:
         key = key[:200]
         recorded = self.__dict__.setdefault("_recorded_inputs", _RecentKeys(_RECENT))
         if key in recorded:
+            telemetry.emit("input", key=key, kind=kind, outcome="duplicate")
             return False
         try:
             with storage.write(urgent=True):  # before Slack's ack: ahead of the handling of earlier inputs
                 storage.InboxEntry.create(key=key, kind=kind[:40], received_at=self.now(),
                                           payload=json.dumps(payload) if payload is not None else None)
             recorded.add(key)
-            return True
         except IntegrityError:
             recorded.add(key)
+            telemetry.emit("input", key=key, kind=kind, outcome="duplicate")
             return False
+        telemetry.emit("input", key=key, kind=kind, outcome="received")
+        return True
 
     def prune(self, days: int = 14) -> int:
         """Housekeeping: forget handled inputs and sent outbox items older than `days` (the record stays)."""
@@ -66,8 +68,11 @@ class InboxMixin:
         """Mark an input handled; False when it was marked before (or there is none)."""
         if not key:
             return False
-        return bool(storage.InboxEntry.update(processed_at=self.now(), payload=None)
-                    .where(storage.InboxEntry.key == key[:200], storage.InboxEntry.processed_at.is_null()).execute())
+        marked = bool(storage.InboxEntry.update(processed_at=self.now(), payload=None)
+                      .where(storage.InboxEntry.key == key[:200], storage.InboxEntry.processed_at.is_null()).execute())
+        if marked:
+            telemetry.emit("input_handled", key=key)
+        return marked
 
     def take_over_inputs(self, received_before: dt.datetime, max_age_minutes: int = 15) -> list[tuple]:
         """Inputs recorded before `received_before` and not handled (the process that acked them died):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from . import storage
+from . import storage, telemetry
 from .errors import InvalidInput, NotAllowed
 from .storage import Incident, ReminderState
 from .text import mention
@@ -100,6 +100,7 @@ class ReminderSchedule:
             state.save()
             if reminder.key == "checkin":
                 self.service._log(row, "checkin", "system", "Check-in prompt sent")
+        telemetry.emit("reminder_sent", key=reminder.key)
 
     def _working_hours(self, now: dt.datetime) -> bool:
         hours = self.service.settings.reminders.working_hours

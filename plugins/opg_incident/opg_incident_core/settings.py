@@ -5,6 +5,7 @@ Errors name the file, the line and the field, and say what is allowed.
 from __future__ import annotations
 
 import re
+import sys
 import threading
 from pathlib import Path
 from typing import Annotated, Literal
@@ -389,3 +390,9 @@ def describe_changes(old: Settings, new: Settings) -> list[str]:
         if field not in ("roles", "severities") and getattr(old, field) != getattr(new, field):
             changes.append(f"changed {field}")
     return changes
+
+
+if __name__ == "__main__":  # python -m opg_incident_core.settings check [FILE ...]
+    from opg_incident_core.settings_check import main
+
+    sys.exit(main(sys.argv[1:]))

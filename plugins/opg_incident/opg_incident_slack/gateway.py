@@ -8,6 +8,8 @@ import time
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from opg_incident_core import telemetry
+
 log = logging.getLogger(__name__)
 
 LOOKUP_TTL = 600.0  # seconds a user or channel look-up is trusted
@@ -65,10 +67,13 @@ class SlackGateway:
                 headers = {k.lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
                 value = headers.get("retry-after")
                 retry_after = float(value[0] if isinstance(value, list) else value or 1)
+            telemetry.emit("slack_call", method=method, error=code)
             raise SlackError(method, code, retry_after) from None
         except (SlackClientError, OSError) as exc:
             log.warning("Slack %s: %s", method, type(exc).__name__)
+            telemetry.emit("slack_call", method=method, error="network")
             raise SlackError(method, "network") from None
+        telemetry.emit("slack_call", method=method, error=None)
         return response.data if hasattr(response, "data") else response
 
     # -- exactly once -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import random
 import socket
 import threading
 
+import opg_incident_logs
 from opg_incident_core import IncidentError, outbox, storage
 
 from .gateway import SlackError
@@ -58,7 +59,8 @@ class OutboxWorker(threading.Thread):
         for item in items:
             if self._stopping.is_set():
                 break
-            self.send(item)
+            with opg_incident_logs.about(item.number):  # its log lines name the incident
+                self.send(item)
         return bool(items)
 
     def send(self, item: outbox.Item) -> None:
