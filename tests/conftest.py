@@ -3,7 +3,7 @@
 The `db` fixture runs each test twice: on a temporary SQLite file and on a fresh PostgreSQL database
 (created once per session on INCIDENT_TEST_POSTGRES_URL's server, default
 postgresql://postgres@127.0.0.1:5432/test, and dropped afterwards). When PostgreSQL cannot be
-reached those runs are skipped, or fail when CI=true.
+reached those runs are skipped, saying why and how to get it, or fail when CI=true (see `require`).
 """
 from __future__ import annotations
 
@@ -33,32 +33,46 @@ def shipped_settings():
     return load_settings(SHIPPED_SETTINGS)
 
 
+# -- what some tests need from the machine ----------------------------------------------------------
+
+def require(missing: str, how: str) -> None:
+    """Something a test needs is missing: skip it saying what and how to get it, or fail when CI=true
+    (CI runs every test)."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{missing}; required when CI=true. {how}", pytrace=False)
+    pytest.skip(f"{missing}. {how}")
+
+
 # -- PostgreSQL -------------------------------------------------------------------------------------
 
 def _postgres_unavailable(reason: str):
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"PostgreSQL is required when CI=true: {reason}")
-    pytest.skip(f"PostgreSQL not reachable ({reason}); set INCIDENT_TEST_POSTGRES_URL or start it")
+    require(f"PostgreSQL is not available ({' '.join(reason.split())})",
+            "To run the PostgreSQL tests: start a server (e.g. `apt-get install postgresql`, user postgres "
+            f"with trust auth on 127.0.0.1:5432) or set INCIDENT_TEST_POSTGRES_URL (default {DEFAULT_POSTGRES_URL}) "
+            "to a server where that user may create databases")
 
 
 @contextlib.contextmanager
 def fresh_postgres(prefix: str = "opg_test"):
     """A new database on INCIDENT_TEST_POSTGRES_URL's server, dropped afterwards; skipped when the server
     cannot be reached, failed when CI=true."""
-    import psycopg2
-    from psycopg2 import sql
+    try:
+        import psycopg2
+        from psycopg2 import sql
+    except ImportError as exc:
+        _postgres_unavailable(f"psycopg2 cannot be imported: {exc}; `pip install -r requirements-test.txt`")
 
     base = os.environ.get("INCIDENT_TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
     parts = urlsplit(base)
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         admin = psycopg2.connect(base, connect_timeout=3)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        admin.close()
     except psycopg2.Error as exc:
         _postgres_unavailable(f"{parts.hostname}:{parts.port or 5432}: {str(exc).strip()}")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    admin.close()
     try:
         yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
     finally:

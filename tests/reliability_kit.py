@@ -9,8 +9,10 @@ import contextlib
 import json
 import os
 import random
+import re
 import sqlite3
 import time
+from pathlib import Path
 
 from fake_slack import events
 from slack_bot import ALICE, BOB, CAROL
@@ -25,11 +27,22 @@ def report(name: str, **figures) -> None:
     print(f"\n[{name}] " + " ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
 
 
+_SEED: list = []
+
+
+def seed() -> int:
+    """The run's seed: RELIABILITY_SEED, or one drawn once per test session (printed by rng())."""
+    if not _SEED:
+        _SEED.append(int(os.environ.get("RELIABILITY_SEED") or random.SystemRandom().randrange(1, 10**6)))
+    return _SEED[0]
+
+
 def rng(name: str) -> random.Random:
-    """A random source for one test: a new seed each run (printed), or RELIABILITY_SEED to replay one."""
-    seed = int(os.environ.get("RELIABILITY_SEED") or random.SystemRandom().randrange(1, 10**6))
-    print(f"\n[{name}] seed={seed} (RELIABILITY_SEED={seed} replays it)", flush=True)
-    return random.Random(seed)
+    """A random source for one test or one thread of a test, derived from the run's seed and `name` (a
+    string seed hashes the same in every process). Each thread takes its own, so that a thread's draws do
+    not depend on how the threads interleave: RELIABILITY_SEED=<seed> replays the run's choices exactly."""
+    print(f"\n[{name}] seed={seed()} (RELIABILITY_SEED={seed()} replays it)", flush=True)
+    return random.Random(f"{seed()}/{name}")
 
 
 # -- the database, read from outside the bot -----------------------------------------------------------
@@ -59,6 +72,35 @@ def timeline(database_url: str, kind: str) -> collections.Counter:
 def unprocessed_inputs(database_url: str) -> int:
     return query(database_url, "SELECT COUNT(*) FROM inbox_entry WHERE processed_at IS NULL "
                                "AND payload IS NOT NULL")[0][0]
+
+
+def unhandled_keys(database_url: str) -> set:
+    """Keys of the inputs recorded (and maybe acked) but not handled: a process that dies now leaves them
+    for a replay (kit.unprocessed_inputs counts the same rows)."""
+    return {k for k, in query(database_url, "SELECT key FROM inbox_entry WHERE processed_at IS NULL "
+                                            "AND payload IS NOT NULL")}
+
+
+def connections_of(fake, bot) -> set:
+    """Ids of the Socket Mode connections `bot`'s process opened (those opened since it started)."""
+    since = time.time() - (time.monotonic() - bot.started_at)
+    return {c.id for c in fake.connections if c.opened_at >= since}
+
+
+def left_unhandled(fake, database_url: str, connections: set) -> set:
+    """Inputs recorded and not handled whose latest delivery went over `connections`: what the process
+    that owns those connections leaves for a takeover if it dies now."""
+    keys = unhandled_keys(database_url)
+    return {d.event_id for d in fake.deliveries(kind="events_api") if d.event_id in keys
+            and any(a.target in connections for a in d.attempts[-1:])} if keys else set()
+
+
+REPLAYED = re.compile(r"Replaying event (\S+) that a previous process recorded")
+
+
+def replayed_keys(*logs) -> set:
+    """Keys the bot logged as replayed (or taken over from a dead replica), from its log files."""
+    return {key for log in logs for key in REPLAYED.findall(Path(log).read_text(errors="replace"))}
 
 
 def pending_outbox(database_url: str) -> int:

@@ -1,6 +1,8 @@
 """The OPGSlack backend relies on private parts of errbot-backend-slackv3: these tests fail when they change.
 
-They also drive the subclass's Socket Mode and HTTP entry points without any network.
+They also drive the subclass's Socket Mode and HTTP entry points without any network, with the plugin's
+real inbox (OpgIncident.callback_slack_input on a real database, SQLite and PostgreSQL) deciding what is a
+redelivery.
 """
 import hashlib
 import hmac
@@ -21,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backends" / "opg_s
 import opg_slack  # noqa: E402
 import slackv3.slackv3 as slackv3_module  # noqa: E402
 from opg_incident_web import register_slack_http  # noqa: E402
+from opg_incident import OpgIncident  # noqa: E402  the real plugin: its inbox is the dedupe under test
 
 
 def test_pinned_versions():
@@ -69,16 +72,15 @@ def test_only_one_errbot_subclass_in_the_backend_module():
 
 # -- the subclass's entry points, without a network ------------------------------------------------
 class Plugin:
+    """Stands in for the OpgIncident plugin with the plugin's own inbox callbacks (record an input once,
+    refuse a redelivery, mark it handled) on a real database, and keeps what the backend routes to it."""
     name = "Probe"
+    callback_slack_input = OpgIncident.callback_slack_input
+    callback_slack_processed = OpgIncident.callback_slack_processed
 
-    def __init__(self):
-        self.inputs, self.events, self.interactions = set(), [], []
-
-    def callback_slack_input(self, key, kind, payload=None):
-        if key in self.inputs:
-            return False
-        self.inputs.add(key)
-        return True
+    def __init__(self, service, ready=True):
+        self.service, self._ready = service, ready
+        self.events, self.interactions = [], []
 
     def callback_slack_event(self, event):
         self.events.append(event)
@@ -86,6 +88,13 @@ class Plugin:
     def callback_slack_interaction(self, kind, payload):
         self.interactions.append((kind, payload))
         return {"response_action": "errors", "errors": {"title": "no"}} if kind == "interactive" else None
+
+
+def inbox() -> dict:
+    """The plugin's inbox: key -> handled?"""
+    from opg_incident_core import storage
+
+    return {row.key: row.processed_at is not None for row in storage.InboxEntry.select()}
 
 
 class Manager:
@@ -105,12 +114,12 @@ class Client:
 
 
 @pytest.fixture
-def backend():
+def backend(service):
     class Probe(opg_slack.OPGSlackBackend):
         plugin_manager = None  # errbot sets it in __init__, which this test skips
 
     bot = object.__new__(Probe)
-    bot.plugin = Plugin()
+    bot.plugin = Plugin(service)
     bot.plugin_manager = Manager(bot.plugin)
     bot.signing_secret = "secret"
     bot.bot_config = type("Config", (), {"BOT_PREFIX": "!"})()
@@ -128,6 +137,7 @@ def test_socket_mode_interaction_acks_with_the_plugins_answer(backend):
     backend._sm_generic_event_handler(client, req)  # redelivered: acked, not handled again
     assert len(backend.plugin.interactions) == 1
     assert client.responses[-1] == {"envelope_id": "env-1"}
+    assert inbox() == {"t1": True}
 
 
 def test_socket_mode_pin_event_is_routed_once(backend):
@@ -139,6 +149,7 @@ def test_socket_mode_pin_event_is_routed_once(backend):
                                                                     payload=payload, retry_attempt=attempt))
     assert [e["type"] for e in backend.plugin.events] == ["pin_added"]
     assert [r["envelope_id"] for r in client.responses] == ["e0", "e1", "e2"]
+    assert inbox() == {"Ev1": True}
 
 
 def test_edits_go_to_the_plugin_not_to_the_command_parser(backend):
@@ -198,6 +209,7 @@ def test_http_url_verification_and_event(http, backend):
     assert http.post("/slack/events", data=body, headers=_signed(body)).status_code == 200
     assert http.post("/slack/events", data=body, headers=_signed(body)).status_code == 200  # a retry
     assert [e["type"] for e in backend.plugin.events] == ["pin_removed"]
+    assert inbox() == {"Ev7": True}
 
 
 def test_repeated_lookups_are_answered_from_memory_and_the_base_url_is_used():
@@ -216,9 +228,8 @@ def test_repeated_lookups_are_answered_from_memory_and_the_base_url_is_used():
         assert len(fake.calls_of("chat.postMessage")) == 3  # never cached
 
 
-def test_an_interaction_before_the_plugin_is_ready_asks_to_try_again(backend):
-    backend.plugin_manager = Manager(type("NotReady", (), {"name": "x", "callback_slack_input":
-                                                           lambda self, *a: None})())
+def test_an_interaction_before_the_plugin_is_ready_asks_to_try_again(backend, service):
+    backend.plugin_manager = Manager(Plugin(service, ready=False))  # errbot is still activating it
     client = Client()
     backend._sm_generic_event_handler(client, SocketModeRequest(
         type="slash_commands", envelope_id="e1", payload={"trigger_id": "t1", "command": "/opg-incident"}))
@@ -226,3 +237,4 @@ def test_an_interaction_before_the_plugin_is_ready_asks_to_try_again(backend):
         type="interactive", envelope_id="e2", payload={"type": "view_submission", "trigger_id": "t2"}))
     assert "try again" in client.responses[0]["payload"]["text"]
     assert client.responses[1]["payload"]["response_action"] == "errors"
+    assert inbox() == {} and backend.plugin_manager.plugin.interactions == []

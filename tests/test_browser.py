@@ -2,7 +2,8 @@
 pre-filled through the core, and headless Debian chromium shows what a person sees.
 
 Screenshots of the incident page (desktop and phone), the index and /stats go to artifacts/.
-Without chromium the test is skipped, or fails when CI=true.
+Without chromium (CHROMIUM, default /usr/bin/chromium) the tests are skipped saying how to get it, or fail
+when CI=true.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require
 from opg_incident_core import IncidentService, load_settings, open_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,11 +31,10 @@ ATTACK = ("<script>document.title='pwned';"
 pytestmark = pytest.mark.e2e
 
 
-def _need(condition: bool, why: str) -> None:
-    if not condition:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{why} (required when CI=true)")
-        pytest.skip(why)
+def _need_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        require(f"chromium is not installed at {CHROMIUM}", "To run the browser tests: `apt-get install "
+                "chromium` (Debian; `.ci/run` does it), or set CHROMIUM to a Chromium binary")
 
 
 def _free_port() -> int:
@@ -79,8 +80,11 @@ def _prefill(url: str) -> int:
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory):
     """The real bot, on the Text backend, serving the living document on a free port."""
+    _need_chromium()  # before starting the bot
     errbot = Path(sys.executable).with_name("errbot")
-    _need(bool(errbot.exists() or shutil.which("errbot")), "the errbot command is not installed")
+    if not (errbot.exists() or shutil.which("errbot")):
+        require(f"the errbot command is not installed (not beside {sys.executable} nor on PATH)",
+                "To run the browser tests: `pip install -r requirements-test.txt` in this environment")
     tmp = tmp_path_factory.mktemp("browser")
     url = f"sqlite:///{tmp / 'incidents.sqlite'}"
     number = _prefill(url)
@@ -121,7 +125,7 @@ def bot(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    _need(Path(CHROMIUM).exists(), f"chromium is not installed at {CHROMIUM}")
+    _need_chromium()
     from chromium_cdp import Chromium
 
     tmp = tmp_path_factory.mktemp("chromium")

@@ -123,8 +123,10 @@ def test_r1_redelivered_inputs_take_effect_once(either_bot):
 def test_r2_kill_9_in_a_storm_loses_and_duplicates_nothing(tmp_path):
     """A storm of 500 inputs (300 `note` mentions, 200 pins) while the bot is killed with SIGKILL 2-3 times
     at random moments and started again on the same database (a new process): every note and pin is on
-    the timeline exactly once, no reply is repeated."""
-    rng = kit.rng("R2")
+    the timeline exactly once, no reply is repeated. A kill counts only when it leaves inputs recorded (and
+    acked) but not handled, which the next process must replay: the test waits for such a moment before
+    each kill, kills again (up to 6 times) while no kill has hit one, and fails if none did."""
+    rng, storm_rng = kit.rng("R2"), kit.rng("R2/storm")  # one per thread: RELIABILITY_SEED replays both
     # Slack redelivers what is not acked, here every second up to 30 times: the next process gets it.
     with FakeSlack("socket", ack_timeout=1.0, max_retries=30) as fake:
         channels = seed(fake)
@@ -139,20 +141,23 @@ def test_r2_kill_9_in_a_storm_loses_and_duplicates_nothing(tmp_path):
             def storm():  # people go on typing and pinning while the bot is down
                 for kind, i in work:
                     if kind == "note":
-                        kit.mention(fake, channel_id, rng.choice((ALICE, BOB)), f"note crash-{i}")
+                        kit.mention(fake, channel_id, storm_rng.choice((ALICE, BOB)), f"note crash-{i}")
                     else:
-                        fake.pin(channel_id, pinned_ts[i], rng.choice((ALICE, BOB, CAROL)))
+                        fake.pin(channel_id, pinned_ts[i], storm_rng.choice((ALICE, BOB, CAROL)))
                     time.sleep(0.008)
 
             sender = threading.Thread(target=storm, name="storm")
             started = time.time()
             sender.start()
             kills, restarts, killed_at, at = rng.choice((2, 3)), [], [], 0.3
-            for _ in range(kills):
+            left_behind = []  # per kill: the inputs recorded and not handled when the process died
+            while len(killed_at) < kills or (not any(left_behind) and len(killed_at) < 6):
                 at += rng.uniform(0.3, 1.2)
                 time.sleep(max(0.0, started + at - time.time()))
+                busy_moment(fake, bots[-1].database_url)
                 bots[-1].stop(kill=True)
                 killed_at.append(time.time() - started)
+                left_behind.append(kit.unhandled_keys(bots[-1].database_url))
                 down = time.monotonic()
                 bots.append(SlackBot(fake, tmp_path, env=kit.LEASE).start())
                 restarts.append(time.monotonic() - down)
@@ -166,8 +171,11 @@ def test_r2_kill_9_in_a_storm_loses_and_duplicates_nothing(tmp_path):
             on_pins = kit.timeline(bot.database_url, "pin")
             replies = kit.note_replies(fake, channel_id)
             log = bot.log_file.read_text(errors="replace")  # every process of this test writes it
+            unhandled_at_kills = set().union(*left_behind)
+            replayed = kit.replayed_keys(bot.log_file)
             report("R2", inputs=len(work), deliveries=len(kit.input_deliveries(fake, since=started)),
-                   kills=kills, killed_at_s="/".join(f"{t:.1f}" for t in killed_at),
+                   kills=len(killed_at), killed_at_s="/".join(f"{t:.1f}" for t in killed_at),
+                   unhandled_at_kill="/".join(str(len(k)) for k in left_behind),
                    restart_s="/".join(f"{r:.1f}" for r in restarts), redeliveries=kit.redeliveries(fake),
                    replayed_after_ack=log.count("Replaying event "),
                    changes_rolled_back=log.count("was handled already"),
@@ -176,6 +184,9 @@ def test_r2_kill_9_in_a_storm_loses_and_duplicates_nothing(tmp_path):
                    pins=sum(on_pins.values()), dup_pins=sum(n - 1 for n in on_pins.values()),
                    note_replies=replies, replies_lost_in_kills=notes - replies,
                    storm_s=f"{storm_s:.1f}", settle_s=f"{settle:.1f}")
+            assert unhandled_at_kills, f"all {len(killed_at)} kills came at idle moments: nothing was replayed"
+            assert unhandled_at_kills <= replayed, ("inputs left unhandled by a killed process were never "
+                                                    f"replayed: {sorted(unhandled_at_kills - replayed)[:5]}")
             lost = sorted({f"crash-{i}" for i in range(notes)} - set(on_notes))
             assert not lost, f"lost notes: {lost[:10]}"
             assert set(on_pins) == set(pinned_ts), "a pin is missing"
@@ -190,6 +201,15 @@ def test_r2_kill_9_in_a_storm_loses_and_duplicates_nothing(tmp_path):
         finally:
             for b in bots:
                 b.stop()
+
+
+def busy_moment(fake, database_url: str, timeout: float = 5.0) -> None:
+    """Until some input is recorded and not handled yet (the bot is busy), or `timeout` s: a kill now
+    leaves work for a replay."""
+    try:
+        fake.wait_for(lambda: kit.unprocessed_inputs(database_url) > 0, timeout=timeout, interval=0.01)
+    except TimeoutError:
+        pass
 
 
 def test_r2_a_restart_does_not_answer_again(tmp_path):
