@@ -38,7 +38,7 @@ USAGE = {
     "invite": "invite <@user|@group> ...",
     "ask": "ask <text>",
     "escalate": "escalate [team]",
-    "rca": "rca [ready|share]",
+    "rca": "rca [ready|share|publish [--force]]",
 }
 
 

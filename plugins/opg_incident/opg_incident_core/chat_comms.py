@@ -74,8 +74,14 @@ class CommsCommands:
         number, team = self._incident(args, caller, usage=USAGE["escalate"])
         return number if not team.strip() and self.service.settings.specialists else None
 
+    # More `rca` subcommands from adapters, {word: handler(number, rest, caller) -> Reply}; assign, never mutate.
+    rca_subcommands: dict = {}
+
     def rca(self, args: str, caller: Caller, document_url: str = "") -> Reply:
         number, word = self._incident(args, caller, usage=USAGE["rca"])
+        first, _, rest = word.strip().partition(" ")
+        if first.lower() in self.rca_subcommands:  # e.g. `rca publish [--force]` (Confluence)
+            return self.rca_subcommands[first.lower()](number, rest, caller)
         word = word.strip().lower()
         if word == "ready":
             out = self.service.mark_rca_ready(number, caller.user)
@@ -86,5 +92,7 @@ class CommsCommands:
             return Reply(f"Sharing the analysis of incident {number} in {where}.", out)
         if word:
             raise InvalidInput(f"Usage: `{USAGE['rca']}`.")
-        return Reply(f"The root-cause analysis draft of incident {number}: {document_url}/incidents/{number}/rca.md"
-                     if document_url else f"The root-cause analysis draft: /incidents/{number}/rca.md")
+        draft = (f"The root-cause analysis draft of incident {number}: {document_url}/incidents/{number}/rca.md"
+                 if document_url else f"The root-cause analysis draft: /incidents/{number}/rca.md")
+        published = self.service.get(number).rca_url
+        return Reply(f"{draft}\nPublished: {published}" if published else draft)
