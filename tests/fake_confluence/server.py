@@ -93,6 +93,11 @@ class FakeConfluence:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/wiki"
 
+    def bot_env(self, space: str = "OPG") -> dict:
+        """The environment that points opg-incident at this Confluence."""
+        return {"CONFLUENCE_URL": self.url, "CONFLUENCE_USER": self.user or "", "CONFLUENCE_TOKEN": self.token,
+                "CONFLUENCE_SPACE": space}
+
     # -- test helpers -------------------------------------------------------------------------------
     def add_page(self, space: str, title: str, body: str = "<p>by hand</p>", parent: str | None = None,
                  by: str = "Someone Else") -> Page:
