@@ -12,7 +12,7 @@ import pytest
 
 from fake_confluence import FakeConfluence
 from fake_confluence.server import TOKEN, USER
-from opg_incident_confluence import KIND, ConfluenceAdapter, ConfluenceError
+from opg_incident_confluence import ConfluenceAdapter, ConfluenceError
 from opg_incident_confluence import store
 from opg_incident_confluence.publisher import Publisher
 from opg_incident_core import outbox

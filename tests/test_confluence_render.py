@@ -66,7 +66,8 @@ def test_the_page_has_the_record_and_the_sections_to_fill_in(service, shipped_se
                         "Why it happened: five whys", "What went well", "What could be improved",
                         "Follow-up actions"]
     assert [li.text for li in root.find("ol")] == ["Why? "] * 5
-    facts = {tr.find("th").findtext("strong"): "".join(tr.find("td").itertext()) for tr in root.find("table").iter("tr")}
+    facts = {tr.find("th").findtext("strong"): "".join(tr.find("td").itertext())
+             for tr in root.find("table").iter("tr")}
     assert facts["Status"] == "Resolved" and facts["Severity"] == "Major"
     assert facts["Declared"] == "5 Mar 2024, 10:00 GMT" and facts["Resolved"] == "5 Mar 2024, 10:35 GMT"
     tables = root.findall("table")

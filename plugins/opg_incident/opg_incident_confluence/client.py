@@ -7,6 +7,7 @@ Retry-After), Confluence's own errors (5xx) and an unreachable site. Rate limits
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
@@ -173,7 +174,6 @@ def _retry_after(value: str | None) -> float:
     except ValueError:
         pass
     try:
-        import datetime as dt
         return min(3600.0, max(0.0, (parsedate_to_datetime(value) - dt.datetime.now(dt.timezone.utc)).total_seconds()))
     except (TypeError, ValueError):
         return 30.0
