@@ -88,3 +88,9 @@ INCIDENT_PUBLIC_URL = env("INCIDENT_PUBLIC_URL", f"http://localhost:{INCIDENT_WE
 # authenticating reverse proxy such as oauth2-proxy (X-Forwarded-Email). Neither: open to whoever reaches it.
 INCIDENT_WEB_TOKEN = env("INCIDENT_WEB_TOKEN", "")
 INCIDENT_WEB_TRUSTED_HEADER = env("INCIDENT_WEB_TRUSTED_HEADER", "")
+# Confluence, for `rca publish` (README: Publishing to Confluence). Cloud: https://<site>.atlassian.net/wiki, the
+# account's e-mail and an API token; Data Center: the site's address and a personal access token (no user).
+CONFLUENCE_URL = env("CONFLUENCE_URL", "")
+CONFLUENCE_USER = env("CONFLUENCE_USER", "")
+CONFLUENCE_TOKEN = env("CONFLUENCE_TOKEN", "")
+CONFLUENCE_SPACE = env("CONFLUENCE_SPACE", "")  # overrides confluence.space in the settings

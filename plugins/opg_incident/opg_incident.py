@@ -15,6 +15,7 @@ from opg_incident_core.chat import REGISTRY, Caller, ChatCommands, Reply
 from opg_incident_core.commands import Command
 from opg_incident_core.errors import AlreadyHandled
 from opg_incident_core.reminders import ReminderSchedule
+from opg_incident_confluence import ConfluenceAdapter
 from opg_incident_slack import Effects, SlackGateway, SlackInteractions
 from opg_incident_core import telemetry
 from opg_incident_web import register_routes, register_slack_http, start_web_server, web_app
@@ -44,6 +45,7 @@ class OpgIncident(BotPlugin):
             if hasattr(self._bot, "replay_inputs"):
                 threading.Thread(target=self._replay_inputs, args=(self.service.now(),), daemon=True,
                                  name="opg-replay").start()
+        self._start_confluence(config)
         self.reminders = ReminderSchedule(
             self.service, bot_name=(str(self._bot.bot_identifier) if self.effects is not None else "@opg-incident"),
             minute_seconds=float(getattr(config, "INCIDENT_MINUTE_SECONDS", 60) or 60))
@@ -64,9 +66,26 @@ class OpgIncident(BotPlugin):
 
     def deactivate(self):
         self._ready = False
+        if getattr(self, "confluence", None) is not None:
+            self.confluence.shutdown()
         if self.effects is not None:
             self.effects.shutdown()
         super().deactivate()
+
+    # -- Confluence: `rca publish` (issue 15) -------------------------------------------------------
+    def _start_confluence(self, config):
+        """The job runs on the Slack worker, or on a worker of its own on the Text console."""
+        self.confluence = ConfluenceAdapter(self.service, lambda: self.settings.current, config,
+                                            effects=self.effects, send=self._send_to)
+        self.chat.rca_subcommands = {"publish": self.confluence.command}
+        if self.effects is not None:
+            from opg_incident_slack.effects import JOBS
+            self.confluence.register(JOBS)
+        else:
+            self.confluence.start(lease_seconds=float(getattr(config, "INCIDENT_OUTBOX_LEASE_SECONDS", 30) or 30))
+
+    def _send_to(self, user: str, text: str) -> None:
+        self.send(self.build_identifier(user if user.startswith("@") else "@" + user), text)
 
     # -- Slack inputs errbot does not route (from the OPGSlack backend) -----------------------------
     def callback_slack_input(self, key, kind, payload=None):

@@ -77,10 +77,16 @@ class CommsCommands:
         out = self.service.page_specialist(number, team.strip().split()[0], caller.user)
         return Reply(f"Paging {self.service.settings.specialist(team.strip().split()[0]).name}.", out)
 
-    @command("rca", usage="rca [ready|share]", help="The root-cause analysis draft; `rca ready` when it is done, `rca share` to share it.", group="lead", may=RESPONDERS)
+    # More `rca` subcommands from adapters, {word: handler(number, rest, caller) -> Reply}; assign, never mutate.
+    rca_subcommands: dict = {}
+
+    @command("rca", usage="rca [ready|share|publish [--force]]", help="The root-cause analysis draft; `rca ready` when it is done, `rca share` to share it, `rca publish` to put it on Confluence.", group="lead", may=RESPONDERS)
     def rca(self, args: str, caller: Caller, document_url: str = "") -> Reply:
         number, word = self._incident(args, caller, usage=USAGE["rca"])
         document_url = document_url or self.document_url
+        first, _, rest = word.strip().partition(" ")
+        if first.lower() in self.rca_subcommands:  # e.g. `rca publish [--force]` (Confluence)
+            return self.rca_subcommands[first.lower()](number, rest, caller)
         word = word.strip().lower()
         if word == "ready":
             out = self.service.mark_rca_ready(number, caller.user)
@@ -91,5 +97,7 @@ class CommsCommands:
             return Reply(f"Sharing the analysis of incident {number} in {where}.", out)
         if word:
             raise InvalidInput(f"Usage: `{USAGE['rca']}`.")
-        return Reply(f"The root-cause analysis draft of incident {number}: {document_url}/incidents/{number}/rca.md"
-                     if document_url else f"The root-cause analysis draft: /incidents/{number}/rca.md")
+        draft = (f"The root-cause analysis draft of incident {number}: {document_url}/incidents/{number}/rca.md"
+                 if document_url else f"The root-cause analysis draft: /incidents/{number}/rca.md")
+        published = self.service.get(number).rca_url
+        return Reply(f"{draft}\nPublished: {published}" if published else draft)

@@ -158,3 +158,14 @@ class CommsMixin:
             where = ", ".join("#" + c for c in self.settings.stakeholders.share_channels)
             self._log(row, "rca", by, f"Root-cause analysis shared in {where}")
             return self._outcome(row, [Happened("rca_shared", by)])
+
+    def record_rca_published(self, number: int, url: str, by: str, version: int | None = None) -> Outcome:
+        """The analysis is published at `url` (an adapter did it): its link goes on the record, the timeline
+        says so, and the headline shows it."""
+        with storage.write():
+            row = self._incident(number, lock=True)
+            row.rca_url = url
+            row.save()
+            shown = f" (version {version})" if version else ""
+            self._log(row, "rca_published", by, f"Root-cause analysis published{shown}: {url}")
+            return self._outcome(row, [Happened("rca_published", by, new=url)])

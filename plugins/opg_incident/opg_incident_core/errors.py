@@ -23,3 +23,13 @@ class AlreadyHandled(IncidentError):
 
 class SettingsError(IncidentError):
     """The settings file is invalid; the message names file, line and field."""
+
+
+class OutsideError(Exception):
+    """An outside service (Confluence, ...) failed; the message is fit to show to people. `transient`: worth
+    trying again later (the outbox does, after `retry_after` seconds when the service said how long)."""
+
+    def __init__(self, message: str, *, transient: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.transient = transient
+        self.retry_after = retry_after

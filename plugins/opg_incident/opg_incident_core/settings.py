@@ -76,6 +76,7 @@ PATTERN_HELP = {
     SLACK_GROUP_ID: "a Slack user group ID such as S0123ABC",
     KEY: "a key: lowercase letters, digits, - and _, starting with a letter, at most 31 characters",
     r"^[a-z0-9_-]{1,80}$": "a Slack channel name: lowercase letters, digits, - and _, at most 80 characters",
+    r"^[a-z0-9][a-z0-9_-]{0,99}$": "a Confluence label: lowercase letters, digits, - and _, no spaces",
 }
 REMINDER_PLACEHOLDERS = {"bot": "@opg-incident", "number": 1, "role": "Incident Scribe", "key": "scribe",
                          "lead": "@lead", "minutes": 30}
@@ -131,6 +132,31 @@ class Archive(_Frozen):
     delay_minutes: int = Field(default=1440, ge=0)
 
 
+RCA_TITLE_PLACEHOLDERS = {"number": 1, "title": "Payments are failing", "date": "2024-03-05"}
+
+
+class Confluence(_Frozen):
+    """Where `rca publish` puts the root-cause analysis (the URL, user and token come from the environment)."""
+
+    space: str = Field(default="", pattern=r"^[^\s/]{0,255}$")  # a space key such as OPG; CONFLUENCE_SPACE overrides
+    parent: str = Field(default="", max_length=255)  # the parent page: its id (digits) or its title in the space
+    title_pattern: str = Field(default="Incident {number}: {title} — root cause analysis", min_length=1,
+                               max_length=255)
+    labels: tuple[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,99}$")], ...] = ("incident", "rca")
+
+    @field_validator("title_pattern")
+    @classmethod
+    def _title_formats(cls, value: str) -> str:
+        try:
+            value.format(**RCA_TITLE_PLACEHOLDERS)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"cannot fill in this title ({type(exc).__name__}: {exc}); placeholders: {{number}}, "
+                             "{title}, {date}; write {{ and }} for a literal brace") from None
+        if "{number}" not in value:
+            raise ValueError("must contain {number} so that every incident gets its own page")
+        return value
+
+
 class Team(_Frozen):
     name: str = Field(min_length=1)
     members: tuple[Annotated[str, Field(pattern=SLACK_USER_ID)], ...] = ()
@@ -178,6 +204,7 @@ class Settings(_Frozen):
     reminders: Reminders = Reminders()
     paging: Paging = Paging()
     archive: Archive = Archive()
+    confluence: Confluence = Confluence()
     nudges: tuple[Nudge, ...] = ()
     # Optional: who is in which team, so the bot can say when a proposed lead is in the reporter's team.
     teams: tuple[Team, ...] = ()

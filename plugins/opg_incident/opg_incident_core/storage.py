@@ -76,6 +76,7 @@ class Incident(BaseModel):
     call_url = TextField(null=True)
     rca_ready_at = DateTimeField(null=True)
     rca_shared_at = DateTimeField(null=True)
+    rca_url = TextField(null=True)  # where the analysis is published (a Confluence page); NULL until then
 
     class Meta:
         # (status, number, drill): pages filtered by status come in number order without sorting every

@@ -46,6 +46,7 @@ class IncidentView:
     roles: dict[str, str] = field(default_factory=dict)  # role key -> holder, current holders only
     call_url: str | None = None
     rca_ready: bool = False
+    rca_url: str | None = None  # the published analysis (a Confluence page), once published
 
     @property
     def is_open(self) -> bool:
@@ -72,7 +73,7 @@ class IncidentView:
             channel_archived=row.channel_archived_at is not None,
             headline_channel_id=row.headline_channel_id, headline_ts=row.headline_ts,
             roles={"reporter": row.reporter, **roles}, call_url=row.call_url,
-            rca_ready=row.rca_ready_at is not None,
+            rca_ready=row.rca_ready_at is not None, rca_url=row.rca_url,
         )
 
 

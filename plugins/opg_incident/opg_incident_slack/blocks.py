@@ -40,6 +40,11 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED
 
 
+def link_safe(url: str | None) -> bool:
+    """A URL that can go inside Slack's <url|label> as it is."""
+    return bool(url) and url.startswith(("https://", "http://")) and not any(c in url for c in "<>| \n")
+
+
 def plain(text: str, limit: int = MAX_SECTION) -> PlainTextObject:
     return PlainTextObject(text=clip(text, limit) or " ", emoji=True)
 
@@ -143,6 +148,8 @@ def headline(incident, settings, document_url: str, pending=()) -> tuple[str, li
         facts.append(f"🗣 Comms channel: <#{incident.channel_id}>")
     if incident.call_url:
         facts.append(f"📞 Call: <{incident.call_url}>")
+    if link_safe(getattr(incident, "rca_url", None)):
+        facts.append(f"📖 Root-cause analysis: <{incident.rca_url}|in Confluence>")
     blocks = [
         HeaderBlock(text=plain(f"Incident {incident.number}{label}: {incident.title}", MAX_HEADER)),
         SectionBlock(text=mrkdwn("\n".join(people))),

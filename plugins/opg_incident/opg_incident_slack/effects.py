@@ -19,7 +19,7 @@ from .gateway import SlackError
 log = logging.getLogger(__name__)
 HEADLINE_KINDS = {"declared", "summary", "impact", "severity", "role", "closed", "reopened", "channel", "edited",
                   "call", "offered", "handover_accepted", "handover_declined", "handover_expired",
-                  "handover_withdrawn"}
+                  "handover_withdrawn", "rca_published"}
 ANNOUNCED = {"declared", "role", "closed", "reopened", "offered", "handover_accepted", "handover_declined",
              "handover_expired", "handover_withdrawn", "archived"}
 

@@ -149,7 +149,7 @@ class CommsEffects:
     def _share_rca(self, inc, happened) -> None:
         text = (f"📖 The root-cause analysis of incident {inc.number}: {defuse(inc.title)}\n"
                 f"Summary: {defuse(inc.summary) or 'not set'}\n"
-                f"Read it: {self.document_url(inc.number)}/rca.md")
+                f"Read it: {inc.rca_url or self.document_url(inc.number) + '/rca.md'}")
         failed = self._post_everywhere(self.settings.stakeholders.share_channels, text)
         if failed:
             self._post_for(inc, "⚠️ Could not share in " + ", ".join("#" + f for f in failed) + ".")

@@ -12,6 +12,7 @@ import threading
 
 import opg_incident_logs
 from opg_incident_core import IncidentError, outbox, storage
+from opg_incident_core.errors import OutsideError
 
 from .gateway import SlackError
 
@@ -77,14 +78,15 @@ class OutboxWorker(threading.Thread):
                 log.warning("Outbox item %s (%s): the lease ran out; another worker has it", item.id, item.kind)
                 return
             try:
-                with self._lease_kept(item.id, index), self.effects.slack.once(f"{item.id}.{index}", verify):
+                with self._lease_kept(item.id, index), self._once(f"{item.id}.{index}", verify):
                     steps[index]()
-            except SlackError as exc:
+            except (SlackError, OutsideError) as exc:  # Slack, or another service (Confluence)
                 if exc.transient:
                     delay = exc.retry_after or min(300.0, 2.0 ** item.attempts) * (0.5 + random.random())
                     if outbox.retry(item.id, self.effects.service.now(), delay, str(exc), self.max_attempts,
                                     owner=self.owner):
-                        log.info("Outbox item %s (%s): %s; again in %.1f s", item.id, item.kind, exc.code, delay)
+                        log.info("Outbox item %s (%s): %s; again in %.1f s", item.id, item.kind,
+                                 getattr(exc, "code", exc), delay)
                     else:
                         log.error("Outbox item %s (%s) failed for good: %s", item.id, item.kind, exc)
                     return
@@ -94,6 +96,11 @@ class OutboxWorker(threading.Thread):
             if not outbox.advanced(item.id, index + 1, owner=self.owner):
                 return
         outbox.done(item.id, self.effects.service.now(), owner=self.owner)
+
+    def _once(self, key: str, verify: bool):
+        """Slack posts of a step carry its key (see SlackGateway.once); the Text console has no Slack."""
+        slack = getattr(self.effects, "slack", None)
+        return slack.once(key, verify) if slack is not None else contextlib.nullcontext()
 
     @contextlib.contextmanager
     def _lease_kept(self, item_id: int, step: int):

@@ -20,6 +20,7 @@ KIND_LABELS = {
     "impact": "Impact", "action": "Action", "action_done": "Action done", "note": "Note",
     "decision": "Decision", "pin": "Pinned message", "closed": "Closed", "reopened": "Reopened",
     "channel": "Comms channel", "handover": "Handover", "checkin": "Check-in",
+    "rca_published": "Analysis published",
 }
 SCRIBE_KINDS = ("note", "decision", "action")
 
@@ -211,4 +212,5 @@ def incident_document(inc, timeline, actions, history, settings, *, url: str, sl
                      "url": message_url(slack_base, inc.headline_channel_id, inc.headline_ts)}
         if inc.headline_ts else None,
         "url": url,
+        "rca_url": safe_url(inc.rca_url),  # the published analysis (Confluence), once published
     }

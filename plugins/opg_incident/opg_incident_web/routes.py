@@ -176,9 +176,7 @@ class BadChoice(ValueError):
 
 
 def _record(state: WebState, number: int):
-    service = state.service()
-    inc = service.get(number)
-    return inc, service.timeline(number), service.actions(number), service.role_history(number)
+    return rca.gather(state.service(), number)
 
 
 # -- views ------------------------------------------------------------------------------------------
