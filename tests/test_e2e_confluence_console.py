@@ -124,7 +124,7 @@ def test_publish_again_refuse_force_and_each_failure_on_the_console(tmp_path, wi
 
         # not the lead, the scribe or an admin
         console.say("!asuser bob", "You are now")
-        console.say("!rca 1 publish", "or a bot admin publishes the analysis of incident 1")
+        console.say("!rca 1 publish", "rca of incident 1 is for the incident's role holders, its reporter and bot admins")
         console.say("!asadmin", "You are now an admin")
 
         # Confluence rate-limits: told, and the update goes through after Retry-After

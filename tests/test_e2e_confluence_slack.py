@@ -49,7 +49,7 @@ def test_publish_update_refuse_force_share_and_failures_in_slack(setup):
     after(fake, channel, mention(fake, channel, ALICE, "summary Card payments fail <!channel>"), "The summary")
     after(fake, channel, mention(fake, channel, ALICE, "close"), "is closed")
 
-    after(fake, channel, mention(fake, channel, CAROL, "rca publish"), "or a bot admin publishes the analysis")
+    after(fake, channel, mention(fake, channel, CAROL, "rca publish"), "is for the incident's role holders, its reporter and bot admins")
     asked = mention(fake, channel, ALICE, "rca publish")
     after(fake, channel, asked, "Publishing the root-cause analysis of incident 1 to Confluence (space OPG)")
     done = after(fake, channel, asked, "is in Confluence (version 1)")
