@@ -102,7 +102,7 @@ class Config:
 def slack(service, settings_box):
     gateway = RecordingGateway()
     effects = Effects(gateway, service, lambda: settings_box[0], Config())
-    yield SlackInteractions(service, effects, gateway, lambda: settings_box[0])
+    yield SlackInteractions(service, effects, gateway, lambda: settings_box[0], ChatCommands(service))
     effects.shutdown()
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from opg_incident_core.chat import ChatCommands
 from opg_incident_slack import Effects, SlackInteractions, blocks
 from opg_incident_slack.gateway import SlackError
 
@@ -44,7 +45,7 @@ def slack(service, settings_box):
     effects = Effects(gateway, service, lambda: settings_box[0], Config())
     number = service.declare("Payments are failing", ALICE, lead=ALICE).incident.number
     service.attach_channel(number, CHANNEL, "inc-1-payments", ALICE)
-    return SlackInteractions(service, effects, gateway, lambda: settings_box[0]), gateway, number
+    return SlackInteractions(service, effects, gateway, lambda: settings_box[0], ChatCommands(service)), gateway, number
 
 
 def test_pin_without_the_message_fetches_it_and_records_author_time_and_link(slack, service):

@@ -40,7 +40,7 @@ class OpgIncident(BotPlugin):
             gateway = SlackGateway(self._bot.slack_web)
             self.effects = Effects(gateway, self.service, lambda: self.settings.current, config)
             self.interactions = SlackInteractions(self.service, self.effects, gateway,
-                                                  lambda: self.settings.current)
+                                                  lambda: self.settings.current, self.chat)
             self.effects.start(lease_seconds=float(getattr(config, "INCIDENT_OUTBOX_LEASE_SECONDS", 30) or 30))
             if hasattr(self._bot, "replay_inputs"):
                 threading.Thread(target=self._replay_inputs, args=(self.service.now(),), daemon=True,

@@ -14,16 +14,18 @@ from opg_incident_core.service import MAX_TITLE
 
 from . import blocks
 from .gateway import SlackError
+from .slash import SlashCommand
 
 log = logging.getLogger(__name__)
 
 
 class SlackInteractions:
-    def __init__(self, service, effects, gateway, settings):
+    def __init__(self, service, effects, gateway, settings, chat):
         self.service = service
         self.effects = effects
         self.slack = gateway
         self._settings = settings
+        self.slash_command = SlashCommand(chat, effects, gateway, settings)
 
     @property
     def settings(self):
@@ -34,7 +36,7 @@ class SlackInteractions:
         if not isinstance(payload, dict):
             return None
         if kind == "slash_commands":
-            return self._slash_command(payload)
+            return self.slash_command(payload)
         if payload.get("type") == "block_actions":
             actions = payload.get("actions")
             for action in actions if isinstance(actions, list) else []:
@@ -68,18 +70,6 @@ class SlackInteractions:
                 self.service.rename_channel(_text(channel.get("id")), _text(channel.get("name")))
         except IncidentError as exc:
             log.debug("Event %s not for an incident: %s", kind, exc)
-
-    # -- /opg-incident ------------------------------------------------------------------------------
-    def _slash_command(self, payload: dict) -> dict | None:
-        title = (payload.get("text") or "").strip()
-        view = blocks.incident_modal(self.settings, title=title,
-                                     metadata=json.dumps({"channel": payload.get("channel_id", "")}))
-        try:
-            self.slack.open_view(payload.get("trigger_id", ""), view)
-        except SlackError as exc:
-            return {"response_type": "ephemeral", "text": f"Sorry, I could not open the form: {exc}. "
-                    f"You can also type `incident declare {title or '<what happened>'}` to me."}
-        return None
 
     # -- the modal ----------------------------------------------------------------------------------
     def _view_submission(self, payload: dict) -> dict | None:
