@@ -1,7 +1,7 @@
 """The OPGSlack backend relies on private parts of errbot-backend-slackv3: these tests fail when they change.
 
 They also drive the subclass's Socket Mode and HTTP entry points without any network, with the plugin's
-real inbox (OpgIncident.callback_slack_input on a real database, SQLite and PostgreSQL) deciding what is a
+real input handler (SlackInputs over a real database, SQLite and PostgreSQL) deciding what is a
 redelivery.
 """
 import hashlib
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backends" / "opg_s
 import opg_slack  # noqa: E402
 import slackv3.slackv3 as slackv3_module  # noqa: E402
 from opg_incident_web import register_slack_http  # noqa: E402
-from opg_incident import OpgIncident  # noqa: E402  the real plugin: its inbox is the dedupe under test
+from opg_incident_slack.inputs import SlackInputs  # noqa: E402  the plugin's handler: its inbox dedupes
 
 
 def test_pinned_versions():
@@ -71,21 +71,17 @@ def test_only_one_errbot_subclass_in_the_backend_module():
 
 
 # -- the subclass's entry points, without a network ------------------------------------------------
-class Plugin:
-    """Stands in for the OpgIncident plugin with the plugin's own inbox callbacks (record an input once,
-    refuse a redelivery, mark it handled) on a real database, and keeps what the backend routes to it."""
-    name = "Probe"
-    callback_slack_input = OpgIncident.callback_slack_input
-    callback_slack_processed = OpgIncident.callback_slack_processed
+class Interactions:
+    """Stands in for the plugin's Slack interactions behind its real input handler (SlackInputs: record an
+    input once on a real database, refuse a redelivery, mark it handled once), and keeps what it is given."""
 
-    def __init__(self, service, ready=True):
-        self.service, self._ready = service, ready
+    def __init__(self):
         self.events, self.interactions = [], []
 
-    def callback_slack_event(self, event):
+    def on_event(self, event):
         self.events.append(event)
 
-    def callback_slack_interaction(self, kind, payload):
+    def on_interaction(self, kind, payload):
         self.interactions.append((kind, payload))
         return {"response_action": "errors", "errors": {"title": "no"}} if kind == "interactive" else None
 
@@ -95,14 +91,6 @@ def inbox() -> dict:
     from opg_incident_core import storage
 
     return {row.key: row.processed_at is not None for row in storage.InboxEntry.select()}
-
-
-class Manager:
-    def __init__(self, plugin):
-        self.plugin = plugin
-
-    def get_all_active_plugins(self):
-        return [self.plugin]
 
 
 class Client:
@@ -119,8 +107,8 @@ def backend(service):
         plugin_manager = None  # errbot sets it in __init__, which this test skips
 
     bot = object.__new__(Probe)
-    bot.plugin = Plugin(service)
-    bot.plugin_manager = Manager(bot.plugin)
+    bot.plugin = Interactions()
+    bot.register_inputs(SlackInputs(service, bot.plugin))
     bot.signing_secret = "secret"
     bot.bot_config = type("Config", (), {"BOT_PREFIX": "!"})()
     bot.bot_alt_prefixes = ("<@u0bot>",)
@@ -229,7 +217,7 @@ def test_repeated_lookups_are_answered_from_memory_and_the_base_url_is_used():
 
 
 def test_an_interaction_before_the_plugin_is_ready_asks_to_try_again(backend, service):
-    backend.plugin_manager = Manager(Plugin(service, ready=False))  # errbot is still activating it
+    backend.register_inputs(None)  # errbot is still activating the plugin
     client = Client()
     backend._sm_generic_event_handler(client, SocketModeRequest(
         type="slash_commands", envelope_id="e1", payload={"trigger_id": "t1", "command": "/opg-incident"}))
@@ -237,4 +225,4 @@ def test_an_interaction_before_the_plugin_is_ready_asks_to_try_again(backend, se
         type="interactive", envelope_id="e2", payload={"type": "view_submission", "trigger_id": "t2"}))
     assert "try again" in client.responses[0]["payload"]["text"]
     assert client.responses[1]["payload"]["response_action"] == "errors"
-    assert inbox() == {} and backend.plugin_manager.plugin.interactions == []
+    assert inbox() == {} and backend.plugin.interactions == []

@@ -2,10 +2,8 @@
 modals), exactly-once delivery, and a configurable Web API base URL.
 
 It relies on private parts of errbot-backend-slackv3 0.3.2 (pinned); tests/test_backend_contract.py
-fails when they change. Plugins receive:
-  callback_slack_input(key, kind) -> bool          record the input durably; False for a redelivery
-  callback_slack_event(event)                      pin_added/pin_removed/message_changed/... events
-  callback_slack_interaction(kind, payload) -> ack slash_commands / interactive; the ack goes back to Slack
+fails when they change. A plugin takes Slack's inputs by registering one `InputHandler` (below) with
+`register_inputs`; the backend imports nothing of it.
 """
 import json
 import logging
@@ -13,6 +11,7 @@ import queue
 import socket
 import threading
 import time
+from typing import Protocol
 from urllib.parse import parse_qs
 
 import slackv3.slackv3 as _slackv3  # the module, not the class: one ErrBot subclass per backend module
@@ -24,7 +23,7 @@ from slack_sdk.web import WebClient as _SdkWebClient
 
 log = logging.getLogger(__name__)
 
-# Events errbot's backend does not route; they go to callback_slack_event.
+# Events errbot's backend does not route; they go to InputHandler.handle_event.
 ROUTED_EVENTS = ("pin_added", "pin_removed", "channel_rename")
 # Message subtypes that are not chat: edits and deletions of (maybe pinned) messages, pin notices.
 ROUTED_SUBTYPES = ("message_changed", "message_deleted")
@@ -35,6 +34,35 @@ HTTP_PATHS = {"/slack/events": "events", "/slack/commands": "commands", "/slack/
 EVENT_WORKERS = 8
 # Who wants to know how long Slack waited for each ack (the plugin's metrics register here): f(kind, seconds).
 ACK_OBSERVERS: list = []
+
+
+NEW, DUPLICATE, NOT_READY = "new", "duplicate", "not_ready"
+
+
+class InputHandler(Protocol):
+    """The one contract between this backend and the plugin that handles Slack's inputs.
+
+    Every input (an event, a slash command, a click or form) is `record`ed under its key before Slack gets
+    its ack: "new" (ack, then handle), "duplicate" (a redelivery: ack only) or "not_ready" (no ack: Slack
+    delivers it again). A new input is then handled once, and marked handled once:
+    - `handle_event(key, event)`: pins, renames, edits and deletions of messages; the handler marks it.
+    - `handle_interaction(key, kind, payload) -> ack body or None`: slash commands ("slash_commands") and
+      clicks and forms ("interactive"); the handler marks it.
+    - a message goes through errbot: a command of the handler's runs with `msg.extras["opg_input"]` and the
+      handler marks it; `handled(key)` says so. Any other message (chat, another plugin's command, a command
+      the ACLs refused) is marked by the backend with `processed(key)`.
+    The handler marks an input in the transaction of the change it makes, or after handling when it made
+    none: exactly once either way."""
+
+    def record(self, key: str, kind: str, payload: dict | None) -> str: ...
+
+    def handle_event(self, key: str | None, event: dict) -> None: ...
+
+    def handle_interaction(self, key: str | None, kind: str, payload: dict) -> dict | None: ...
+
+    def handled(self, key: str) -> bool: ...
+
+    def processed(self, key: str) -> None: ...
 
 
 # Look-ups errbot's backend repeats for every message (users.info and team.info for each sender,
@@ -115,27 +143,17 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             prefixes = [p.lower() for p in prefixes]
         self.bot_alt_prefixes = tuple(prefixes)
 
-    # -- plugin dispatch ----------------------------------------------------------------------------
-    def _ask_plugins(self, method: str, *args):
-        """Call `method` on every active plugin that has it; return the first non-None answer."""
-        answer = None
-        for plugin in self.plugin_manager.get_all_active_plugins():
-            handler = getattr(plugin, method, None)
-            if handler is None:
-                continue
-            try:
-                result = handler(*args)
-            except Exception:
-                log.exception("%s of %s failed", method, plugin.name)
-                continue
-            if answer is None:
-                answer = result
-        return answer
+    # -- the input handler ----------------------------------------------------------------------------
+    _inputs: InputHandler | None = None
+
+    def register_inputs(self, handler: InputHandler | None) -> None:
+        """The plugin's handler of Slack's inputs (None when it deactivates: inputs wait, unacked)."""
+        self._inputs = handler
 
     def _interaction(self, key: str | None, kind: str, payload: dict):
-        """The ack of a slash command or interaction: the plugin's, or "try again" while none is ready."""
+        """The ack of a slash command or interaction: the handler's, or "try again" while none is ready."""
         recorded = self._record(key, kind)
-        if recorded is None:  # at start-up, before the plugin is active: nothing may be lost silently
+        if recorded == NOT_READY:  # at start-up, before the plugin is active: nothing may be lost silently
             log.warning("A %s arrived before the bot was ready; the person is asked to try again", kind)
             if kind == "slash_commands":
                 return {"response_type": "ephemeral", "text": "I am just starting up: try again in a few seconds."}
@@ -143,24 +161,33 @@ class OPGSlackBackend(_slackv3.SlackBackend):
                 return {"response_action": "errors",
                         "errors": {"title": "I am just starting up: press the button again in a few seconds."}}
             return None
-        if not recorded:
+        if recorded == DUPLICATE:
             return None  # a redelivery: handled once already
         try:
-            return self._ask_plugins("callback_slack_interaction", kind, payload)
-        finally:
-            self._processed(key)
+            return self._inputs.handle_interaction(key, kind, payload)
+        except Exception:
+            log.exception("Handling a Slack %s failed", kind)
+            return None
 
-    def _record(self, key: str | None, kind: str, payload: dict | None = None) -> bool | None:
-        """True: recorded now; False: recorded before (a redelivery); None: not recorded (no plugin ready
-        yet, as while errbot activates them at start-up, or the database failed)."""
+    def _record(self, key: str | None, kind: str, payload: dict | None = None) -> str:
+        """NEW: recorded now; DUPLICATE: recorded before (a redelivery); NOT_READY: not recorded (no handler
+        yet, as while errbot activates the plugins at start-up, or the database failed)."""
+        handler = self._inputs
+        if handler is None:
+            return NOT_READY
         if not key:
-            return True
-        answer = self._ask_plugins("callback_slack_input", key, kind, payload)
-        return answer if isinstance(answer, bool) else None
+            return NEW
+        try:
+            return handler.record(key, kind, payload)
+        except Exception:
+            log.exception("Recording Slack input %s failed", key)
+            return NOT_READY
 
     def _processed(self, key: str | None) -> None:
-        if key:
-            self._ask_plugins("callback_slack_processed", key)
+        """Mark an input the handler did not handle (and so did not mark)."""
+        handler = self._inputs
+        if key and handler is not None and not handler.handled(key):
+            handler.processed(key)
 
     # -- events (both transports arrive here) -------------------------------------------------------
     def _receive_event(self, event_data) -> bool | None:
@@ -174,12 +201,12 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             return False
         key = event_data.get("event_id")
         recorded = self._record(key, "events_api", event_data)
-        if recorded is None:
+        if recorded == NOT_READY:
             log.warning("Event %s could not be recorded yet; not acked, Slack delivers it again", key)
             return None
-        if not recorded:
+        if recorded == DUPLICATE:
             log.info("Ignoring redelivered event %s", key)
-        return recorded
+        return recorded == NEW
 
     def _not_for_us(self, event: dict) -> bool:
         """Events nobody acts on (pin notices, joins, the bot's own messages): acked, not even recorded."""
@@ -190,39 +217,43 @@ class OPGSlackBackend(_slackv3.SlackBackend):
         own = (getattr(self, "auth", None) or {}).get("user_id")
         return event.get("subtype") is None and own is not None and event.get("user") == own
 
+    _handling = threading.local()  # the key of the event this thread is dispatching
+
     def _dispatch_event(self, event_data: dict, key: str | None):
-        """Hand an event to the plugins. It counts as processed when this returns, except a command that
-        errbot queued for its pool: that one is marked when it has run (by the plugin, in the transaction
-        of its change, or in _execute_and_send)."""
+        """Hand a recorded event on: routed events to the handler, messages to errbot. A message that is not
+        the handler's command (chat, another plugin's command) is marked here when this returns; a command
+        errbot queued for its pool is marked once it has run."""
         event = event_data["event"]
-        if key:
-            event["_opg_input"] = key
+        self._handling.key, self._handling.command = key, False
         try:
             if event["type"] in ROUTED_EVENTS:
-                return self._ask_plugins("callback_slack_event", event)
+                return self._inputs.handle_event(key, event)
             return super()._generic_wrapper(event_data)
         finally:
-            if not event.get("_opg_command") and not event.get("_opg_marked"):  # not a command (an unknown one,
-                self._processed(key)  # `help`'s text, our own message), and no change marked it already
+            queued = self._handling.command
+            self._handling.key = self._handling.command = None
+            if not queued:
+                self._processed(key)
 
     # errbot's command path: a message found to be a command is queued, run, then answered.
     def _process_command(self, msg, cmd, args, match):
-        event = msg.extras.get("slack_event")
-        if isinstance(event, dict):
-            event["_opg_command"] = True
+        key = getattr(self._handling, "key", None)
+        if key:
+            msg.extras["opg_input"] = key
+            self._handling.command = True
         return super()._process_command(msg, cmd, args, match)
 
     def _process_command_filters(self, msg, cmd, args, dry_run=False):
         result = super()._process_command_filters(msg, cmd, args, dry_run)
         if not dry_run and result[0] is None:  # blocked (ACLs): it will not run
-            self._processed((msg.extras.get("slack_event") or {}).get("_opg_input"))
+            self._processed(msg.extras.get("opg_input"))
         return result
 
     def _execute_and_send(self, cmd, args, match, msg, template_name=None):
         try:
             return super()._execute_and_send(cmd, args, match, msg, template_name)
         finally:
-            self._processed((msg.extras.get("slack_event") or {}).get("_opg_input"))
+            self._processed(msg.extras.get("opg_input"))  # unless the handler's command marked it
 
     def replay_inputs(self, inputs) -> int:
         """Handle events a previous process recorded but never handled (it died after the ack)."""
@@ -238,8 +269,8 @@ class OPGSlackBackend(_slackv3.SlackBackend):
 
     def _handle_message(self, webclient, event):
         subtype = event.get("subtype")
-        if subtype in ROUTED_SUBTYPES:
-            return self._ask_plugins("callback_slack_event", event)  # never re-run an edited command
+        if subtype in ROUTED_SUBTYPES:  # never re-run an edited command
+            return self._inputs.handle_event(getattr(self._handling, "key", None), event)
         if subtype in IGNORED_SUBTYPES:
             return None
         return super()._handle_message(webclient, event)

@@ -17,6 +17,7 @@ from opg_incident_core.errors import AlreadyHandled
 from opg_incident_core.reminders import ReminderSchedule
 from opg_incident_confluence import ConfluenceAdapter
 from opg_incident_slack import Effects, SlackGateway, SlackInteractions
+from opg_incident_slack.inputs import SlackInputs
 from opg_incident_core import telemetry
 from opg_incident_web import register_routes, register_slack_http, start_web_server, web_app
 from opg_incident_web.metrics import process_metrics
@@ -35,16 +36,14 @@ class OpgIncident(BotPlugin):
         self.service = IncidentService(lambda: self.settings.current, admins=config.BOT_ADMINS)
         self.chat = ChatCommands(self.service, document_url=getattr(config, "INCIDENT_PUBLIC_URL", ""),
                                  settings_store=self.settings, data_dir=config.BOT_DATA_DIR)
-        self.effects = self.interactions = None
+        self.effects = self.interactions = self.inputs = None
         if self._bot.mode == "slackv3":
             gateway = SlackGateway(self._bot.slack_web)
             self.effects = Effects(gateway, self.service, lambda: self.settings.current, config)
             self.interactions = SlackInteractions(self.service, self.effects, gateway,
                                                   lambda: self.settings.current, self.chat)
+            self.inputs = SlackInputs(self.service, self.interactions)
             self.effects.start(lease_seconds=float(getattr(config, "INCIDENT_OUTBOX_LEASE_SECONDS", 30) or 30))
-            if hasattr(self._bot, "replay_inputs"):
-                threading.Thread(target=self._replay_inputs, args=(self.service.now(),), daemon=True,
-                                 name="opg-replay").start()
         self._start_confluence(config)
         self.reminders = ReminderSchedule(
             self.service, bot_name=(str(self._bot.bot_identifier) if self.effects is not None else "@opg-incident"),
@@ -62,10 +61,14 @@ class OpgIncident(BotPlugin):
         if getattr(self._bot, "serves_http", False):
             register_slack_http(app, self._bot.HTTP_PATHS, self._bot.handle_http)
         start_web_server(app, config)
-        self._ready = True  # from now on Slack inputs are recorded (and acked); before, Slack redelivers them
+        if self.inputs is not None:  # from now on Slack inputs are recorded (and acked); before, Slack redelivers
+            self._bot.register_inputs(self.inputs)
+            threading.Thread(target=self._replay_inputs, args=(self.service.now(),), daemon=True,
+                             name="opg-replay").start()
 
     def deactivate(self):
-        self._ready = False
+        if self.inputs is not None:
+            self._bot.register_inputs(None)
         if getattr(self, "confluence", None) is not None:
             self.confluence.shutdown()
         if self.effects is not None:
@@ -87,16 +90,7 @@ class OpgIncident(BotPlugin):
     def _send_to(self, user: str, text: str) -> None:
         self.send(self.build_identifier(user if user.startswith("@") else "@" + user), text)
 
-    # -- Slack inputs errbot does not route (from the OPGSlack backend) -----------------------------
-    def callback_slack_input(self, key, kind, payload=None):
-        """Record a Slack input durably; False when Slack delivers it again; None while activating."""
-        if not getattr(self, "_ready", False):
-            return None
-        return self.service.record_input(key, kind, payload)
-
-    def callback_slack_processed(self, key):
-        self.service.mark_processed(key)
-
+    # -- Slack inputs errbot does not route: the OPGSlack backend hands them to self.inputs -------------
     def _replay_inputs(self, received_before):
         """Events a process recorded and acked but never handled (it died: a previous run, or another
         replica), received before `received_before`: take them over and handle them now."""
@@ -107,18 +101,6 @@ class OpgIncident(BotPlugin):
                 self._bot.replay_inputs(inputs)
         except Exception:
             log.exception("Replaying unfinished inputs failed")
-
-    def callback_slack_event(self, event):
-        if self.interactions is not None:
-            with outbox.origin(None, event.get("_opg_input")):
-                self.interactions.on_event(event)
-                # A change marked the input handled in its own transaction: nothing left to mark.
-                event["_opg_marked"] = outbox.current_input() is not None and outbox.input_to_mark() is None
-
-    def callback_slack_interaction(self, kind, payload):
-        if self.interactions is not None:
-            return self.interactions.on_interaction(kind, payload)
-        return None
 
     def callback_message(self, msg):
         """Keyword nudges: a helpful note when a keyword (e.g. "runbook") is said in an incident's channel."""
@@ -138,7 +120,7 @@ class OpgIncident(BotPlugin):
             log.info("Housekeeping: forgot %d old inputs and sent messages", self.service.prune())
         if self.effects is None:
             return  # the Text console has no channels to remind
-        if hasattr(self._bot, "replay_inputs"):  # inputs of a replica that died (held longer than a lease)
+        if self.inputs is not None:  # inputs of a replica that died (held longer than a lease)
             lease = float(getattr(self.bot_config, "INCIDENT_OUTBOX_LEASE_SECONDS", 30) or 30)
             self._replay_inputs(self.service.now() - dt.timedelta(seconds=lease))
         for reminder in self.reminders.due():
@@ -166,17 +148,16 @@ class OpgIncident(BotPlugin):
         """Run a registered command: the core checks who may, records the change (marking the input handled
         in its transaction) and answers; the answer goes back through errbot."""
         caller = self._caller(msg)
-        input_key = (msg.extras.get("slack_event") or {}).get("_opg_input")
+        input_key = msg.extras.get("opg_input")  # a Slack input: marked handled once, by its change or after
+        handling = self.inputs.handling if self.inputs is not None else outbox.origin
         try:
-            with outbox.origin(caller.channel, input_key):
+            with handling(caller.channel, input_key):
                 reply: Reply = self.chat.run(cmd, args or "", caller)
         except AlreadyHandled:
             log.info("Input %s was handled already (by another process); not again", input_key)
             return None
         except IncidentError as exc:
             raise CommandError(str(exc)) from None
-        finally:
-            self.service.mark_processed(input_key)  # a change marked it already, with the change itself
         event = msg.extras.get("slack_event") or {}
         if self.effects is not None:
             if reply.menu is not None and event.get("channel"):

@@ -16,7 +16,7 @@ class RoleCommands:
     # -- roles --------------------------------------------------------------------------------------
     @command("role", usage="role <role> <@user|me|none>", help="Fill any role from the settings "
              "(`role scribe 4 @gina` or `role 4 scribe @gina` outside the incident's channel).",
-             group="lead", may=RESPONDERS)
+             group="lead", may=IN_CHANNEL)
     def role_command(self, args: str, caller: Caller) -> Reply:
         words = (args or "").split()
         if len(words) >= 2 and NUMBER.match(words[0]) and not NUMBER.match(words[1]):
@@ -62,7 +62,7 @@ class RoleCommands:
         lines.extend(out.warnings)
         return Reply("\n".join(lines), out)
 
-    @command("handover", usage="handover <role> <@user> [note]", help="Hand a role over; it moves when they accept. `handover <role> withdraw` takes the offer back.", group="lead", may=RESPONDERS)
+    @command("handover", usage="handover <role> <@user> [note]", help="Hand a role over; it moves when they accept. `handover <role> withdraw` takes the offer back.", group="lead", may=IN_CHANNEL)
     def handover(self, args: str, caller: Caller) -> Reply:
         number, rest = self._incident(args, caller, usage=USAGE["handover"])
         key, _, rest = rest.strip().partition(" ")
@@ -160,5 +160,6 @@ class RoleCommands:
 
 
 for _key, _name in (("lead", "Incident Lead"), ("scribe", "Incident Scribe"), ("comms", "Communications Lead")):
-    command(_key, usage=f"{_key} <@user|me|none>", help=f"Name the {_name}.", group="lead", may=RESPONDERS,
+    command(_key, usage=f"{_key} <@user|me|none>", help=f"Name the {_name} (a role someone holds moves when they "
+            "accept).", group="lead", may=IN_CHANNEL,
             run=lambda chat, args, caller, key=_key: chat.role(key, args, caller))(None)

@@ -28,8 +28,8 @@ class RolesMixin:
         with storage.write():
             row = self._incident(number, lock=True)
             current = self._holders(row).get(role.key)
-            if current is not None and current != holder:
-                return self._offer(row, role, holder, by, note)
+            if current is not None and current != holder and not self.is_admin(by):
+                return self._offer(row, role, holder, by, note)  # a bot admin takes over from an absent holder
             happened: list[Happened] = []
             warnings = self._assign(row, role.key, holder, by, happened, note)
             stale = self._pending(row, role.key)  # an offer of the role it had while empty

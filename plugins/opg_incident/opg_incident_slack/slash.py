@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 
-from opg_incident_core import IncidentError, outbox
+from opg_incident_core import IncidentError
 from opg_incident_core.chat import REGISTRY, Caller, refuse
 from opg_incident_core.errors import AlreadyHandled
 
@@ -48,9 +48,8 @@ class SlashCommand:
         if cmd is None or cmd.name == "incident declare":
             return self.open_form(payload, rest if cmd is not None else text)
         caller = Caller(user=user, channel=channel or None)
-        try:
-            with outbox.origin(channel or None, payload.get("trigger_id")):
-                reply = self.chat.run(cmd, rest, caller)
+        try:  # (the input handler runs this inside the input's origin: its change marks it)
+            reply = self.chat.run(cmd, rest, caller)
         except AlreadyHandled:
             return None
         except IncidentError as exc:
