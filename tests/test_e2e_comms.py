@@ -92,8 +92,8 @@ def test_update_goes_to_the_headline_thread_and_the_stakeholder_channels_then_cl
 
     # Not the lead (and there is no comms lead): refused with a clear reply, nothing posted.
     refused = mention(fake, channel_id, BOB, "update All fixed, go home")
-    after(fake, channel_id, refused, "Stakeholder updates come from the Incident Lead (there is no Communications "
-                                     f"Lead): <@{ALICE}>")
+    after(fake, channel_id, refused, "update` of incident 1 is for the incident's role holders, its reporter and "
+                                     "bot admins")
     assert "white_check_mark" not in {r["name"] for r in fake.message(channel_id, refused["ts"]).get("reactions", [])}
     assert timeline(bot, "update") == []
 
@@ -215,12 +215,14 @@ def test_invite_ask_and_call(slack):
     after(fake, channel_id, command, "Who?")
 
     # ask: a request with a link to the incident in every help channel (joining the one it is not in).
-    command = mention(fake, channel_id, BOB, "ask Has anyone seen card payments fail with a 502 from the PSP?")
+    refused = mention(fake, channel_id, BOB, "ask Anyone?")  # in the channel, but no role: not for him
+    after(fake, channel_id, refused, "ask` of incident 1 is for the incident's role holders")
+    command = mention(fake, channel_id, ALICE, "ask Has anyone seen card payments fail with a 502 from the PSP?")
     after(fake, channel_id, command, "Asked for help in #opg-all-team-digital, #opg-webops-community, "
                                      "#opg-developers")
     for name in HELP:
         asked = fake.wait_for_message(channels[name], lambda m: "Incident 1 needs help" in m.get("text", ""))
-        for part in ("a 502 from the PSP", f"<#{channel_id}>", f"{bot.url}/incidents/1", f"<@{BOB}>"):
+        for part in ("a 502 from the PSP", f"<#{channel_id}>", f"{bot.url}/incidents/1", f"<@{ALICE}>"):
             assert part in asked["text"], (name, part)
     assert [t for t in timeline(bot, "ask") if "a 502 from the PSP" in t]
 
@@ -266,12 +268,12 @@ def test_rca_share_after_the_lead_marks_it_ready(slack):
     early = mention(fake, channel_id, ALICE, "rca share")
     after(fake, channel_id, early, "The lead marks the analysis ready first: `rca ready`")
     not_lead = mention(fake, channel_id, BOB, "rca ready")
-    after(fake, channel_id, not_lead, "Only the Incident Lead")
+    after(fake, channel_id, not_lead, "rca` of incident 1 is for the incident's role holders")
     assert not any(with_text(fake, channels[name], "root-cause analysis") for name in SHARE)
 
     ready = mention(fake, channel_id, ALICE, "rca ready")
     after(fake, channel_id, ready, "The analysis of incident 1 is ready; share it with `rca share`")
-    share = mention(fake, channel_id, BOB, "rca share")
+    share = mention(fake, channel_id, ALICE, "rca share")
     after(fake, channel_id, share, "Sharing the analysis of incident 1 in #opg-delivery, #opg-all-staff, "
                                    "#opg-leadership")
     for name in SHARE:

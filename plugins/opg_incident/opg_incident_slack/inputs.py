@@ -31,9 +31,9 @@ class SlackInputs:
             self.interactions.on_event(event)
 
     def handle_interaction(self, key: str | None, kind: str, payload: dict) -> dict | None:
-        where = payload.get("channel")
-        channel = payload.get("channel_id") or (where.get("id") if isinstance(where, dict) else None) or None
-        with self.handling(channel, key):
+        # No origin channel: a click or a slash command gets no reply in the channel (a slash command's answer
+        # is for the person alone), so what it causes is announced there as usual.
+        with self.handling(None, key):
             return self.interactions.on_interaction(kind, payload)
 
     def handled(self, key: str) -> bool:
