@@ -97,3 +97,12 @@ def test_declare_and_other_text_open_the_declare_form(incident):
         forms = len(declare_forms(fake))
     assert slash(fake, channels["general"], ALICE, "") == {}  # bare, outside an incident channel: the form
     fake.wait_for(lambda: len(declare_forms(fake)) > forms, timeout=10)
+
+
+def test_without_bot_admins_the_bot_says_so_at_start_and_in_help(tmp_path):
+    with FakeSlack("socket") as fake:
+        channels = seed(fake)
+        with SlackBot(fake, tmp_path, env={"BOT_ADMINS": ""}) as bot:
+            fake.wait_for(lambda: bot.log_has("BOT_ADMINS is empty"), timeout=10)
+            answer = slash(fake, channels["general"], ALICE, "help")
+            assert "No bot admins are set (BOT_ADMINS)" in answer["text"]

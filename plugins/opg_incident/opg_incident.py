@@ -37,6 +37,9 @@ class OpgIncident(BotPlugin):
         self.chat = ChatCommands(self.service, document_url=getattr(config, "INCIDENT_PUBLIC_URL", ""),
                                  settings_store=self.settings, data_dir=config.BOT_DATA_DIR)
         self.effects = self.interactions = self.inputs = None
+        if self._bot.mode == "slackv3" and not config.BOT_ADMINS:
+            log.warning("BOT_ADMINS is empty: nobody can reload the settings, take a backup, or take over a role "
+                        "whose holder is away. Set BOT_ADMINS to the Slack user IDs of the bot's admins.")
         if self._bot.mode == "slackv3":
             gateway = SlackGateway(self._bot.slack_web)
             self.effects = Effects(gateway, self.service, lambda: self.settings.current, config)
