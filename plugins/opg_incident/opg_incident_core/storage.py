@@ -374,6 +374,23 @@ def insert(model, values: dict) -> int:
     return cursor.lastrowid if is_sqlite(db) else cursor.fetchone()[0]
 
 
+def save_fields(row, *fields) -> None:
+    """Write these fields of `row` (UPDATE ... SET them WHERE id = row's), compiled once per database and
+    set of fields: `row.save()` builds the SQL of every column anew on each call."""
+    db, model = database.obj, type(row)
+    pk = model._meta.primary_key
+    compiled = _COMPILED.setdefault(db, {})
+    key = ("update", model.__name__, tuple(f.name for f in fields))
+    sql = compiled.get(key)
+    if sql is None:
+        query = model.update({f: getattr(row, f.name) for f in fields}).where(pk == row.id)
+        sql, built = db.get_sql_context().sql(query).query()
+        if len(built) != len(fields) + 1:
+            raise ValueError(f"update {model.__name__}: {len(built)} parameters for {len(fields)} fields and the id")
+        compiled[key] = sql
+    db.execute_sql(sql, [f.db_value(getattr(row, f.name)) for f in fields] + [pk.db_value(row.id)])
+
+
 def first(query, lock: bool = False):
     """The first row of `query`, locked for this transaction when asked (SQLite's write lock already
     serialises writers; elsewhere SELECT ... FOR UPDATE)."""
