@@ -129,43 +129,6 @@ def bare_target(tmp: Path) -> Target:
 
 # -- --slack: the OPGSlack backend against the fake Slack (tests/fake_slack), Socket Mode ------------------
 
-BARE_SLACK_BACKEND = """\
-import slackv3.slackv3 as _slackv3
-from slack_sdk.web import WebClient as _WebClient
-
-
-class BareSlackBackend(_slackv3.SlackBackend):
-    \"\"\"errbot's own SlackV3 backend, only pointed at BOT_IDENTITY["base_url"] (the fake Slack).\"\"\"
-
-    def __init__(self, config):
-        super().__init__(config)
-        base_url = config.BOT_IDENTITY["base_url"]
-
-        class WebClient(_WebClient):
-            def __init__(self, *args, **kwargs):
-                kwargs.setdefault("base_url", base_url)
-                super().__init__(*args, **kwargs)
-
-        _slackv3.WebClient = WebClient
-"""
-BARE_SLACK_PLUG = "[Core]\nName = BareSlack\nModule = bare_slack\n\n[Documentation]\nDescription = SlackV3 at a base URL.\n"
-BARE_SLACK_CONFIG = """\
-import logging
-BACKEND = "BareSlack"
-BOT_EXTRA_BACKEND_DIR = {backends!r}
-BOT_IDENTITY = {{"token": {token!r}, "app_token": {app_token!r}, "base_url": {base_url!r}}}
-BOT_DATA_DIR = {data!r}
-BOT_EXTRA_PLUGIN_DIR = None
-BOT_LOG_FILE = {log!r}
-BOT_LOG_LEVEL = logging.WARNING
-BOT_ADMINS = ("U0ADMIN01",)
-BOT_PREFIX = "!"
-AUTOINSTALL_DEPS = False
-STORAGE = "Shelf"
-CORE_PLUGINS = ("ACLs", "Health", "Plugins", "Utils", "TextCmds")
-"""
-
-
 def slack_target(tmp: Path) -> Target:
     """--slack runs through run_slack_once (the process talks to the fake Slack, not to stdin)."""
     raise NotImplementedError("use run_slack_once")
@@ -190,16 +153,7 @@ def run_slack_once(tmp: Path, bare: bool = False) -> dict:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         if bare:
-            backends = tmp / "backends" / "bare_slack"
-            backends.mkdir(parents=True, exist_ok=True)
-            (backends / "bare_slack.py").write_text(BARE_SLACK_BACKEND, encoding="utf-8")
-            (backends / "bare_slack.plug").write_text(BARE_SLACK_PLUG, encoding="utf-8")
-            data = tmp / "bare-data"
-            data.mkdir(parents=True, exist_ok=True)
-            config = tmp / "bare_slack_config.py"
-            config.write_text(BARE_SLACK_CONFIG.format(
-                backends=str(backends.parent), token=fake.bot_token, app_token=fake.app_token,
-                base_url=fake.api_url, data=str(data), log=str(data / "errbot.log")), encoding="utf-8")
+            config = _slack.write_bare_errbot(fake, tmp, "WARNING")
             argv, probe_text, web_url = [str(ERRBOT), "-c", str(config)], "!echo ready-marker-42", None
         else:
             env.update(BOT_DATA_DIR=str(tmp / "data"), INCIDENT_WEB_PORT=str(port), BOT_LOG_LEVEL="WARNING",
