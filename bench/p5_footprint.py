@@ -10,7 +10,7 @@ Reference, measured in the same run: bare errbot 6.2.1 on the Text backend with 
 and no opg-incident (a generated minimal config), time to answer `!echo` and its VmHWM. The ratios
 ours/bare show what opg-incident adds on top of errbot itself.
 
-    /work/venv/bin/python bench/p5_footprint.py [--quick] [--runs N] [--no-reference]
+    .venv/bin/python bench/p5_footprint.py [--quick] [--runs N] [--no-reference]
 
 --slack: the OPGSlack backend against the fake Slack (tests/fake_slack) in Socket Mode instead of the Text
 console: start -> connected (`hello`), -> first envelope acknowledged, -> first mention answered (target
@@ -18,7 +18,7 @@ console: start -> connected (`hello`), -> first envelope acknowledged, -> first 
 reference is errbot's own SlackV3 backend (pointed at the fake; same core plugins, no opg-incident)
 answering `!echo`. See run_slack_once.
 
-    /work/venv/bin/python bench/p5_footprint.py --slack [--quick] [--runs N] [--no-reference]
+    .venv/bin/python bench/p5_footprint.py --slack [--quick] [--runs N] [--no-reference]
 """
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ import _common  # noqa: E402
 NAME = "p5_footprint"
 ERRBOT = Path(sys.executable).parent / "errbot"
 TARGET_READY_S = 3.0
+TARGET_REPLY_RATIO = 1.3  # --slack: first reply within 1.3x of bare errbot + SlackV3
 TARGET_RSS_MB = 150.0
 TIMEOUT_S = 60.0
 COMMAND = "!incident list all"
@@ -357,7 +358,7 @@ def main(argv=None) -> int:
             if not args.no_reference:
                 bare.append(run_once(bare_target(Path(tmp) / f"bare-{i}")))
 
-    result = {"mode": mode, "runs": runs, "ours": _medians(ours), "ours_runs": ours}
+    result = {"quick": args.quick, "mode": mode, "runs": runs, "ours": _medians(ours), "ours_runs": ours}
     o = result["ours"]
     ready_key = "reply_s" if args.slack else "web_ready_s"  # Slack: connected and answering a mention
     result["targets"] = {ready_key: TARGET_READY_S, "peak_rss_mb": TARGET_RSS_MB}
@@ -387,6 +388,9 @@ def main(argv=None) -> int:
                             "peak_rss_mb": round(o["peak_rss_mb"] / b["peak_rss_mb"], 3)}
         if args.slack:
             result["ratios"]["connected_s"] = round(o["connected_s"] / b["connected_s"], 3)
+            result["targets"]["reply_ratio_to_bare"] = TARGET_REPLY_RATIO
+            result["verdict"]["reply_ratio_to_bare"] = _common.verdict(result["ratios"]["reply_s"],
+                                                                       TARGET_REPLY_RATIO, higher_is_better=False)
         print(f"  reference: bare errbot first reply {b['reply_s']:.2f} s"
               + (f" (connected {b['connected_s']:.2f} s)" if args.slack else "")
               + f", peak RSS {b['peak_rss_mb']:.1f} MB;"
