@@ -25,7 +25,7 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 from fake_slack import FakeSlack  # noqa: E402
-from slack_bot import ADMIN, ALICE, BOB, CAROL, ONCALL, PEOPLE, SlackBot, seed  # noqa: E402,F401
+from slack_bot import ADMIN, ALICE, BOB, CAROL, ERRBOT, ONCALL, PEOPLE, SlackBot, seed  # noqa: E402,F401
 
 from opg_incident_slack import blocks  # noqa: E402,F401
 
@@ -259,3 +259,79 @@ def vm(pid: int) -> dict:
     except OSError:
         pass
     return out
+
+
+# -- the reference: stock errbot with its own SlackV3 backend, pointed at the fake ---------------------
+
+BARE_SLACK_BACKEND = """\
+import slackv3.slackv3 as _slackv3
+from slack_sdk.web import WebClient as _WebClient
+
+
+class BareSlackBackend(_slackv3.SlackBackend):
+    \"\"\"errbot's own SlackV3 backend, only pointed at BOT_IDENTITY["base_url"] (the fake Slack).\"\"\"
+
+    def __init__(self, config):
+        super().__init__(config)
+        base_url = config.BOT_IDENTITY["base_url"]
+
+        class WebClient(_WebClient):
+            def __init__(self, *args, **kwargs):
+                kwargs.setdefault("base_url", base_url)
+                super().__init__(*args, **kwargs)
+
+        _slackv3.WebClient = WebClient
+"""
+BARE_SLACK_PLUG = "[Core]\nName = BareSlack\nModule = bare_slack\n\n[Documentation]\nDescription = SlackV3 at a base URL.\n"
+BARE_SLACK_CONFIG = """\
+import logging
+BACKEND = "BareSlack"
+BOT_EXTRA_BACKEND_DIR = {backends!r}
+BOT_IDENTITY = {{"token": {token!r}, "app_token": {app_token!r}, "base_url": {base_url!r}}}
+BOT_DATA_DIR = {data!r}
+BOT_EXTRA_PLUGIN_DIR = None
+BOT_LOG_FILE = {log!r}
+BOT_LOG_LEVEL = logging.{level}
+BOT_ADMINS = ("U0ADMIN01",)
+BOT_PREFIX = "!"
+AUTOINSTALL_DEPS = False
+STORAGE = "Shelf"
+CORE_PLUGINS = ("ACLs", "Health", "Plugins", "Utils", "TextCmds")
+"""
+
+
+def write_bare_errbot(fake, tmp: Path, level: str = "INFO") -> Path:
+    """Stock errbot 6.2.1 with its own SlackV3 backend (a generated backend module that only points
+    slack_sdk's client at the fake), the core plugins and no opg-incident: its config file in tmp."""
+    backends = tmp / "backends" / "bare_slack"
+    backends.mkdir(parents=True, exist_ok=True)
+    (backends / "bare_slack.py").write_text(BARE_SLACK_BACKEND, encoding="utf-8")
+    (backends / "bare_slack.plug").write_text(BARE_SLACK_PLUG, encoding="utf-8")
+    data = tmp / "bare-data"
+    data.mkdir(parents=True, exist_ok=True)
+    config = tmp / "bare_slack_config.py"
+    config.write_text(BARE_SLACK_CONFIG.format(
+        backends=str(backends.parent), token=fake.bot_token, app_token=fake.app_token, base_url=fake.api_url,
+        data=str(data), log=str(data / "errbot.log"), level=level), encoding="utf-8")
+    return config
+
+
+@contextmanager
+def bare_errbot(fake, level: str = "INFO", timeout: float = 60.0):
+    """Stock errbot + SlackV3 connected to `fake` (Socket Mode); yields the process."""
+    import subprocess
+    with tempfile.TemporaryDirectory(prefix="bench-bare-") as tmp:
+        config = write_bare_errbot(fake, Path(tmp), level)
+        proc = subprocess.Popen([str(ERRBOT), "-c", str(config)], cwd=_common.ROOT, env=fake.bot_env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            fake.wait_until_connected(timeout=timeout)
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(2)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)

@@ -9,22 +9,26 @@ Then people pin all N as fast as the bot takes them: Slack delivers each pin as 
 sampler reads the SQLite file every 10 ms (a read-only connection; WAL) and the run ends when all N pins
 are timeline entries. Rate = N / (last entry in the database - first pin sent).
 
-Reference, in the same run, alternating with the pins: the same number of envelopes (2 N) that the bot
-receives and drops: people's reactions in the same channel (each is recorded durably in the inbox,
-acknowledged, handed to errbot, marked handled). Its rate, in pins' terms (envelopes/s / 2), is the
-ceiling of the transport and the inbox on this machine; the ratio pins/ceiling says what recording the
-pins costs on top. Target: >= 500 pins/s.
+Reference, in the same run, after each round: a bound. The very envelopes of that round (2 N: every
+`pin_added` and notice, as the fake delivered them) recorded with Python's sqlite3 into a copy of the
+bot's inbox table, one transaction each, with the bot's durability (WAL, synchronous=FULL): what merely
+writing down what Slack sends costs on this disk, with no transport, no errbot, no timeline. The bot
+records only the `pin_added` envelopes (the notices are dropped unrecorded) but then adds each pin to the
+timeline and marks it handled, so the reference is faster than the bot can be; the ratio pins/reference
+says how close the whole path comes to it. Target: >= 500 pins/s.
 
---writer-lock then runs the same against a second bot process whose SQLite writers queue on one Python
-lock (bench/_whatif/writer_lock; a what-if for the owners of the storage, not the product as shipped).
+--writer-lock is gone: the lock it tried is what the product does (storage.WriterLock).
 
-    /work/venv/bin/python bench/p2a_ingest.py [--quick] [--pins N] [--rounds R] [--mode socket|http] [--writer-lock]
-      full:  3 rounds of 2,000 pins and their reference (about 1 minute)
-      quick: 1 round of 500 (about 15 s)
+    .venv/bin/python bench/p2a_ingest.py [--quick] [--pins N] [--rounds R] [--mode socket|http]
+      full:  3 rounds of 2,000 pins and their reference (about 40 s)
+      quick: 1 round of 500 (about 10 s)
 """
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
+import sqlite3
 import statistics
 import sys
 import time
@@ -41,8 +45,8 @@ TARGET_PINS_PER_S = 500.0
 
 def burst(fake, bot, db, kind: str, number: int, channel: str, messages: list[str], window: int,
           timeout: float) -> dict:
-    """Pin every message (kind "pins") or react to each twice (kind "reactions": the same 2 N envelopes),
-    then wait until the database has them all."""
+    """Pin every message (kind "pins"), then wait until the database has them all on the timeline."""
+    assert kind == "pins"
     n = len(messages)
     people = (ALICE, BOB, CAROL)
     settled, last = time.monotonic(), db.processed_inputs()
@@ -51,12 +55,8 @@ def burst(fake, bot, db, kind: str, number: int, channel: str, messages: list[st
         now = db.processed_inputs()
         if now != last:
             settled, last = time.monotonic(), now
-    if kind == "pins":
-        base = db.pins(number)
-        goal, count = base + n, lambda: db.pins(number)
-    else:
-        base = db.processed_inputs()
-        goal, count = base + 2 * n, db.processed_inputs
+    base = db.pins(number)
+    goal, count = base + n, lambda: db.pins(number)
     envelopes = _slack.Envelopes(fake)
     sampler = _slack.Sampler(count, 0.01, until=goal)
     try:
@@ -65,11 +65,7 @@ def burst(fake, bot, db, kind: str, number: int, channel: str, messages: list[st
         t0 = time.perf_counter()
         for i, ts in enumerate(messages):
             person = people[i % 3]
-            if kind == "pins":
-                fake.pin(channel, ts, person)
-            else:
-                fake.react(channel, ts, "eyes", person)
-                fake.react(channel, ts, "white_check_mark", person)
+            fake.pin(channel, ts, person)
             envelopes.throttle(window)
         sent_s = time.perf_counter() - t0
         envelopes.drain()
@@ -84,10 +80,9 @@ def burst(fake, bot, db, kind: str, number: int, channel: str, messages: list[st
     done_at = sampler.first_at(goal) if reached else None
     offset = t0 - sampler.t0
     done_s = (done_at - offset) if done_at is not None else None
-    # processed inputs also count the bot's own messages' echoes: none are expected in a burst; the goal
-    # is "at least", and the pins' own inputs are checked separately below.
     latency = [a.latency for a in envelopes.acks()]
     return {"kind": kind, "items": n, "envelopes": len(envelopes.ids), "window": window,
+            "envelope_ids": list(envelopes.ids),
             "sent_s": round(sent_s, 3), "all_acked_s": round(acked_s, 3),
             "in_database_s": round(done_s, 3) if done_s is not None else None,
             "complete": reached, "final_count": count() - base,
@@ -99,49 +94,72 @@ def burst(fake, bot, db, kind: str, number: int, channel: str, messages: list[st
             "fake_slack_cpu_utilisation": round(own / wall, 2)}  # this process: the fake, the burst, the sampler
 
 
-WRITER_LOCK = Path(__file__).resolve().parent / "_whatif" / "writer_lock"  # sitecustomize for --writer-lock
+def raw_recording(payloads: list[dict], path: Path, table_sql: str, rounds_done: int) -> dict:
+    """The reference: the round's envelopes written down with sqlite3, one transaction each, WAL and
+    synchronous=FULL, into a copy of the bot's inbox table."""
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        for pragma in ("journal_mode = wal", "synchronous = full", "foreign_keys = 1"):
+            conn.execute(f"PRAGMA {pragma}")
+        if rounds_done == 0:
+            conn.execute(table_sql)
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None).isoformat(" ")
+        t0 = time.perf_counter()
+        for i, payload in enumerate(payloads):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO inbox_entry (key, kind, received_at, payload) VALUES (?, ?, ?, ?)",
+                         (f"{rounds_done}:{payload.get('event_id') or i}", "events_api", now, json.dumps(payload)))
+            conn.execute("COMMIT")
+        seconds = time.perf_counter() - t0
+    finally:
+        conn.close()
+    return {"envelopes": len(payloads), "seconds": round(seconds, 3),
+            "envelopes_per_s": round(len(payloads) / seconds, 1),
+            "pin_equivalents_per_s": round(len(payloads) / seconds / 2, 1)}
 
 
-def measure(mode: str, n: int, rounds: int, window: int, env: dict | None = None, label: str = "") -> dict:
-    """Rounds of pins and reactions against one bot process; medians and every run."""
+def measure(mode: str, n: int, rounds: int, window: int) -> dict:
+    """Rounds of pins against one bot process, each followed by its reference; medians and every run."""
     timeout = 60 + n / 20
-    runs = {"pins": [], "reactions": []}
-    with _slack.slack_and_bot(mode, env) as (fake, bot, channels):
+    runs, references = [], []
+    with _slack.slack_and_bot(mode) as (fake, bot, channels):
         inc = _slack.open_incident(fake, bot, channels, "Payments are failing", 1)
         channel = inc["channel"]
         db = _slack.Database(bot)
-        # warm up both paths
-        warm = _slack.add_messages(fake, channel, CAROL, 20, "Warm-up")
-        burst(fake, bot, db, "pins", 1, channel, warm[:10], window, timeout)
-        burst(fake, bot, db, "reactions", 1, channel, warm[10:], window, timeout)
+        table_sql = db.scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'inbox_entry'")
+        raw_path = Path(bot.database_url.removeprefix("sqlite:///")).parent / "raw-reference.sqlite"
+        warm = _slack.add_messages(fake, channel, CAROL, 10, "Warm-up")
+        burst(fake, bot, db, "pins", 1, channel, warm, window, timeout)
         _slack.wait_quiet(fake, 0.5)
-        print(f"{label}{rounds} round(s) of {n} pins ({2 * n} envelopes) and {2 * n} reactions, "
-              f"at most {window} unacknowledged, {mode} mode ...", flush=True)
+        print(f"{rounds} round(s) of {n} pins ({2 * n} envelopes), at most {window} unacknowledged, {mode} mode, "
+              f"each followed by its reference ...", flush=True)
         for r in range(rounds):
-            for kind in ("pins", "reactions") if r % 2 == 0 else ("reactions", "pins"):
-                messages = _slack.add_messages(fake, channel, (ALICE, BOB, CAROL)[r % 3], n, f"Round {r} {kind}")
-                run = burst(fake, bot, db, kind, 1, channel, messages, window, timeout)
-                runs[kind].append(run)
-                print(f"  round {r + 1} {kind:9}: {run['per_s']} /s in {run['in_database_s']} s "
-                      f"(acks p50 {run['ack']['p50_ms']} ms p99 {run['ack']['p99_ms']} ms, "
-                      f"redeliveries {run['redeliveries']}; bot CPU {run['bot_cpu_ms_per_item']} ms per item, "
-                      f"{run['bot_cpu_utilisation']:.0%} of a core; fake Slack {run['fake_slack_cpu_utilisation']:.0%})",
-                      flush=True)
-                _slack.wait_quiet(fake, 0.5)
+            messages = _slack.add_messages(fake, channel, (ALICE, BOB, CAROL)[r % 3], n, f"Round {r} pins")
+            run = burst(fake, bot, db, "pins", 1, channel, messages, window, timeout)
+            payloads = [fake.delivery(e).payload for e in run.pop("envelope_ids")]
+            _slack.wait_quiet(fake, 0.5)
+            reference = raw_recording(payloads, raw_path, table_sql, r)
+            runs.append(run)
+            references.append(reference)
+            print(f"  round {r + 1}: {run['per_s']} pins/s in {run['in_database_s']} s "
+                  f"(acks p50 {run['ack']['p50_ms']} ms p99 {run['ack']['p99_ms']} ms, "
+                  f"redeliveries {run['redeliveries']}; bot CPU {run['bot_cpu_ms_per_item']} ms per pin, "
+                  f"{run['bot_cpu_utilisation']:.0%} of a core; fake Slack {run['fake_slack_cpu_utilisation']:.0%});"
+                  f"  reference {reference['pin_equivalents_per_s']} pin-equivalents/s", flush=True)
         pins_total = db.pins(1)
         db.close()
         errors = _slack.log_errors(bot)[:10]
-    pins_per_s = round(statistics.median(r["per_s"] or 0.0 for r in runs["pins"]), 1)
-    # the reference in pins' terms: two envelopes per pin
-    ceiling_per_s = round(statistics.median((r["envelopes_per_s"] or 0.0) / 2 for r in runs["reactions"]), 1)
+    pins_per_s = round(statistics.median(r["per_s"] or 0.0 for r in runs), 1)
+    ceiling = round(statistics.median(r["pin_equivalents_per_s"] for r in references), 1)
     return {"pins_per_s": pins_per_s,
-            "reference": {"what": "the same number of envelopes (reactions) received, recorded and dropped",
-                          "pin_equivalents_per_s": ceiling_per_s,
-                          "envelopes_per_s": round(statistics.median(r["envelopes_per_s"] or 0
-                                                                     for r in runs["reactions"]), 1)},
-            "ratio_to_reference": round(pins_per_s / ceiling_per_s, 3) if ceiling_per_s else None,
+            "reference": {"what": "the same envelopes (pin_added and notices) recorded with sqlite3 into the "
+                                  "inbox table, one transaction each, WAL, synchronous=FULL",
+                          "pin_equivalents_per_s": ceiling,
+                          "envelopes_per_s": round(statistics.median(r["envelopes_per_s"] for r in references), 1),
+                          "runs": references},
+            "ratio_to_reference": round(pins_per_s / ceiling, 3) if ceiling else None,
             "all_pins_on_timeline": pins_total == 10 + n * rounds,
-            "runs": runs, "bot_log_errors": errors}
+            "runs": {"pins": runs}, "bot_log_errors": errors}
 
 
 def main(argv=None) -> int:
@@ -151,39 +169,27 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, help="rounds of pins + reference (default 3, quick 1)")
     parser.add_argument("--window", type=int, default=200, help="unacknowledged envelopes at most (200)")
     parser.add_argument("--mode", default="socket", choices=("socket", "http"))
-    parser.add_argument("--writer-lock", action="store_true",
-                        help="what-if: then the same again with SQLite writers queued on one Python lock "
-                             "(bench/_whatif/writer_lock on the bot's PYTHONPATH)")
     parser.add_argument("--out", help="results JSON (default bench/results/p2a_ingest.json)")
     args = parser.parse_args(argv)
     n = args.pins or (500 if args.quick else 2000)
     rounds = args.rounds or (1 if args.quick else 3)
 
     result = measure(args.mode, n, rounds, args.window)
-    what_if = None
-    if args.writer_lock:
-        what_if = measure(args.mode, n, rounds, args.window, {"PYTHONPATH": str(WRITER_LOCK)},
-                          label="what-if writer lock: ")
     pins_per_s = result["pins_per_s"]
-    doc = {"loadavg_at_end": _slack.loadavg(),
+    doc = {"loadavg_at_end": _slack.loadavg(), "quick": args.quick,
            "config": {"pins": n, "rounds": rounds, "window": args.window, "mode": args.mode,
                       "envelopes_per_pin": 2, "bot_env": _slack.BENCH_ENV},
            "pins_per_s": pins_per_s, "target_pins_per_s": TARGET_PINS_PER_S,
            "verdict": _common.verdict(pins_per_s, TARGET_PINS_PER_S, higher_is_better=True),
            **{k: v for k, v in result.items() if k != "pins_per_s"}}
-    if what_if:
-        doc["what_if_writer_lock"] = what_if
+    r = result
     print(f"\nP2a timeline ingest end to end ({args.mode} mode), median of {rounds} round(s) of {n} pins")
-    for name, r in (("", result), ("what-if writer lock: ", what_if)):
-        if r is None:
-            continue
-        verdict = _common.verdict(r["pins_per_s"], TARGET_PINS_PER_S, higher_is_better=True)
-        print(f"  {name}pins -> timeline entries   {r['pins_per_s']:8.1f} pins/s (target >= {TARGET_PINS_PER_S:g})  "
-              f"{verdict}")
-        print(f"  {name}reference: dropped events  {r['reference']['pin_equivalents_per_s']:8.1f} pin-equivalents/s "
-              f"({r['reference']['envelopes_per_s']} envelopes/s);  ratio {r['ratio_to_reference']}")
-        print(f"  {name}sanity: all pins on the timeline {r['all_pins_on_timeline']}"
-              + (f";  errors in the bot's log: {len(r['bot_log_errors'])}" if r["bot_log_errors"] else ""))
+    print(f"  pins -> timeline entries   {r['pins_per_s']:8.1f} pins/s (target >= {TARGET_PINS_PER_S:g})  "
+          f"{doc['verdict']}")
+    print(f"  reference: the envelopes recorded with sqlite3  {r['reference']['pin_equivalents_per_s']:8.1f} "
+          f"pin-equivalents/s ({r['reference']['envelopes_per_s']} envelopes/s);  ratio {r['ratio_to_reference']}")
+    print(f"  sanity: all pins on the timeline {r['all_pins_on_timeline']}"
+          + (f";  errors in the bot's log: {len(r['bot_log_errors'])}" if r["bot_log_errors"] else ""))
     path = _common.write_results(NAME, doc, args.out)
     print(f"  -> {path}")
     return 0

@@ -18,25 +18,30 @@ and p50/p99 are reported per scale, with the ratio large/reference. Target: p99 
 --explain prints SQLite's EXPLAIN QUERY PLAN of every statement each operation runs (captured from
 Peewee), flagging full scans and temporary sorts; the plans always go into the JSON.
 
-    /work/venv/bin/python bench/p3_scale.py [--quick] [--explain]
-      full:  1 k / 10 k against 100 k / 1 M  (several minutes, ~1 GB of disk in a temporary directory)
-      quick: 1 k / 10 k against 10 k / 100 k (under a minute)
+--postgres runs the same on PostgreSQL too (fresh databases on the server, dropped afterwards; the
+reference and the large scale alike), reported beside SQLite; the verdict takes the worst of both.
+
+    .venv/bin/python bench/p3_scale.py [--quick] [--postgres [URL]] [--explain]
+      full:  1 k / 10 k against 100 k / 1 M  (SQLite several minutes and ~1 GB of temporary disk;
+             PostgreSQL as long again or longer)
+      quick: 1 k / 10 k against 10 k / 100 k (under a minute each)
 """
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gc
 import logging
-import random
 import sys
 import tempfile
 import time
 import types
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402  (sets sys.path for the core)
+import _p3_data  # noqa: E402
+from _p3_data import LEAD, OPEN, generate  # noqa: E402
 
 from flask import Flask  # noqa: E402
 
@@ -48,104 +53,7 @@ from opg_incident_web import register_routes  # noqa: E402
 
 NAME = "p3_scale"
 TARGET = 1.5
-OPEN = 20  # open incidents, whatever the size of the history
-SPACING = dt.timedelta(minutes=15)  # between two incidents' declarations
-LEAD, SCRIBE, REPORTER = "U02LEAD", "U03SCRIBE", "U01REPORT"
-TITLES = ["Payments are failing", "Sirius is slow", "Login page returns 500", "LPA search times out",
-          "Emails not sent", "Database CPU at 100%", "Document uploads stuck", "Case worker screens blank"]
 FILTERED = "/incidents?status=closed&drills=without&page=3"
-
-
-# -- generation -------------------------------------------------------------------------------------
-
-def generate(path: Path, incidents: int, entries: int, seed: int = 7, batch: int = 2000) -> dict:
-    """Fill a fresh database at `path` through the core's models; return what was made and how fast."""
-    t0 = time.perf_counter()
-    db = open_database(f"sqlite:///{path}")
-    rnd = random.Random(seed)
-    per = max(1, entries // incidents)
-    settings = load_settings(_common.SETTINGS)
-    sev_keys = [s.key for s in settings.severities]
-    end = storage.utcnow() - dt.timedelta(minutes=5)
-    start = end - SPACING * incidents
-    inc_fields = [storage.Incident.id, storage.Incident.number, storage.Incident.title, storage.Incident.report,
-                  storage.Incident.drill, storage.Incident.summary, storage.Incident.impact,
-                  storage.Incident.severity, storage.Incident.status, storage.Incident.reporter,
-                  storage.Incident.declared_at, storage.Incident.closed_at, storage.Incident.closed_by,
-                  storage.Incident.summary_updated_at, storage.Incident.channel_id, storage.Incident.channel_name,
-                  storage.Incident.channel_archived_at, storage.Incident.headline_channel_id,
-                  storage.Incident.headline_ts]
-    T = storage.TimelineEntry
-    tl_fields = [T.incident, T.kind, T.at, T.author, T.text, T.recorded_at, T.source_channel, T.source_ts,
-                 T.permalink, T.files]
-    R = storage.RoleAssignment
-    ra_fields = [R.incident, R.role, R.holder, R.assigned_by, R.assigned_at, R.released_at, R.released_by]
-    A = storage.Action
-    ac_fields = [A.incident, A.number, A.text, A.owner, A.created_at, A.done, A.done_at, A.done_by]
-    counts = {"incidents": 0, "timeline_entries": 0, "role_assignments": 0, "actions": 0}
-    inc_rows, tl_rows, ra_rows, ac_rows = [], [], [], []
-
-    def flush(force=False):
-        with db.atomic():
-            for model, fields, rows, key in ((storage.Incident, inc_fields, inc_rows, "incidents"),
-                                             (T, tl_fields, tl_rows, "timeline_entries"),
-                                             (R, ra_fields, ra_rows, "role_assignments"),
-                                             (A, ac_fields, ac_rows, "actions")):
-                if rows and (force or len(rows) >= batch):
-                    for i in range(0, len(rows), batch):
-                        model.insert_many(rows[i:i + batch], fields=fields).execute()
-                    counts[key] += len(rows)
-                    rows.clear()
-
-    for n in range(1, incidents + 1):
-        declared = start + SPACING * n + dt.timedelta(seconds=rnd.randint(0, 600))
-        is_open = n > incidents - OPEN
-        closed = None if is_open else declared + dt.timedelta(minutes=rnd.randint(10, 600))
-        title = f"{rnd.choice(TITLES)} ({n})"
-        channel = f"C{n:09d}"
-        drill, report = n % 20 == 0, n % 10 == 3
-        inc_rows.append((n, n, title, report, drill, f"Summary of incident {n}: " + "details " * 10,
-                         "Some users cannot do something for a while.", rnd.choice(sev_keys),
-                         "open" if is_open else "closed", REPORTER, declared, closed,
-                         None if is_open else LEAD, declared, channel, f"inc-{n}-{title[:20].lower()}",
-                         None if is_open else closed + dt.timedelta(hours=1), "C0HEADLINE",
-                         f"{declared.timestamp():.6f}"))
-        # Roles: lead and scribe held; every tenth incident had another lead first.
-        first_lead = declared + dt.timedelta(minutes=1)
-        if n % 10 == 0:
-            ra_rows.append((n, "lead", "U09OLDLEAD", REPORTER, first_lead, first_lead + dt.timedelta(minutes=5),
-                            "U09OLDLEAD"))
-            first_lead += dt.timedelta(minutes=5)
-        ra_rows.append((n, "lead", LEAD, REPORTER, first_lead, None, None))
-        ra_rows.append((n, "scribe", SCRIBE, LEAD, first_lead + dt.timedelta(minutes=1), None, None))
-        ac_rows.append((n, 1, "Write the runbook for this", LEAD, declared + dt.timedelta(minutes=20),
-                        not is_open, closed, LEAD if closed else None))
-        # Timeline: the bot's own entries, then pins and notes up to `per` entries.
-        bot = [("declared", REPORTER, f"<@{REPORTER}> declared an incident: {title}"),
-               ("role", REPORTER, f"<@{LEAD}> is now Incident Lead"),
-               ("role", LEAD, f"<@{SCRIBE}> is now Incident Scribe"),
-               ("severity", LEAD, "Severity set to Major"),
-               ("summary", LEAD, "Summary updated: something is wrong"),
-               ("action", LEAD, "Action 1: Write the runbook for this")]
-        if closed:
-            bot.append(("closed", LEAD, f"<@{LEAD}> closed the incident"))
-        kinds = bot[:per]
-        while len(kinds) < per:
-            kinds.append(("pin", SCRIBE, "Restarted the workers, error rate falling <https://grafana.example|graph>")
-                         if len(kinds) % 2 else ("note", SCRIBE, "Checked the logs: nothing unusual"))
-        for k, (kind, author, text) in enumerate(kinds):
-            at = declared + dt.timedelta(minutes=k)
-            ts = f"{at.timestamp():.6f}" if kind == "pin" else None
-            tl_rows.append((n, kind, at, author, text, at, channel if ts else None, ts,
-                            f"https://opg.slack.com/archives/{channel}/p{ts.replace('.', '')}" if ts else None,
-                            "[]"))
-        if len(tl_rows) >= 50 * batch:
-            flush(force=True)
-    flush(force=True)
-    db.execute_sql("PRAGMA optimize")
-    db.close()
-    took = time.perf_counter() - t0
-    return {**counts, "seconds": round(took, 1), "db_mb": round(path.stat().st_size / 2**20, 1)}
 
 
 # -- the operations ---------------------------------------------------------------------------------
@@ -153,8 +61,8 @@ def generate(path: Path, incidents: int, entries: int, seed: int = 7, batch: int
 class Bench:
     """The core, the chat commands and the living document on one database."""
 
-    def __init__(self, path: Path):
-        self.db = open_database(f"sqlite:///{path}")
+    def __init__(self, url: str):
+        self.db = open_database(url)
         self.settings = load_settings(_common.SETTINGS)
         self.service = IncidentService(lambda: self.settings, admins={"@admin"})
         self.chat = ChatCommands(self.service)
@@ -266,10 +174,15 @@ def explain(bench: Bench) -> dict:
             if head not in ("SELECT", "UPDATE", "DELETE", "INSERT") or sql in seen:
                 continue
             seen.add(sql)
-            rows = bench.db.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()
-            detail = [r[-1] for r in rows]
-            subqueries = {d.split()[-1] for d in detail if d.startswith(("CO-ROUTINE", "MATERIALIZE"))}
-            flags = sorted({f for d in detail if (f := _flag(d, subqueries))})
+            if storage.is_sqlite(bench.db):
+                rows = bench.db.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+                detail = [r[-1] for r in rows]
+                subqueries = {d.split()[-1] for d in detail if d.startswith(("CO-ROUTINE", "MATERIALIZE"))}
+                flags = sorted({f for d in detail if (f := _flag(d, subqueries))})
+            else:  # PostgreSQL: a sequential scan of a table, or a sort node
+                detail = [r[0] for r in bench.db.execute_sql("EXPLAIN " + sql, params).fetchall()]
+                flags = sorted({"full scan" if "Seq Scan" in d else "temp sort" for d in detail
+                                if "Seq Scan" in d or d.strip(" ->").startswith("Sort ")})
             out.append({"sql": sql, "plan": detail, "flags": flags})
         plans[name] = out
     return plans
@@ -311,6 +224,55 @@ def measure(benches: dict[str, Bench], reps: int, warmup: int, rounds: int) -> d
     return {label: {name: _common.summary_ms(s) for name, s in by_op.items()} for label, by_op in samples.items()}
 
 
+def run_database(kind: str, scales: dict, per: int, reps: int, warmup: int, rounds: int, tmp: str,
+                 postgres_url: str) -> dict:
+    """Generate both scales on one kind of database, time the operations, compare."""
+    out = {"generation": {}, "scales": {}, "ratios": {}, "plans": {}}
+    t0 = time.perf_counter()
+    with ExitStack() as stack:
+        urls = {}
+        for label, n in scales.items():
+            urls[label] = (f"sqlite:///{Path(tmp) / f'{label}.sqlite'}" if kind == "sqlite"
+                           else stack.enter_context(_p3_data.postgres_database(postgres_url)))
+            print(f"[{kind}] generating {label}: {n:,} incidents, {n * per:,} timeline entries ...", flush=True)
+            out["generation"][label] = gen = generate(urls[label], n, n * per)
+            print(f"  {gen['seconds']} s, {gen['db_mb']} MB", flush=True)
+        benches = {}
+        try:
+            for label in scales:
+                benches[label] = Bench(urls[label])
+                out["plans"][label] = explain(benches[label])
+            print(f"[{kind}] measuring ({reps} runs of each operation on each database, in {rounds} alternating "
+                  f"rounds) ...", flush=True)
+            out["scales"] = measure(benches, reps, warmup, rounds)
+        finally:
+            for bench in benches.values():
+                bench.close()
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    ref, big = out["scales"]["reference"], out["scales"]["large"]
+    worst, worst_op = 0.0, None
+    print(f"\nP3 cost at scale on {kind}: {scales['large']:,} incidents / {scales['large'] * per:,} entries vs "
+          f"{scales['reference']:,} / {scales['reference'] * per:,}")
+    print(f"  {'operation':<20} {'ref p50':>8} {'ref p99':>8} {'big p50':>8} {'big p99':>8}  {'p50 x':>6} {'p99 x':>6}")
+    for name in ref:
+        r50 = big[name]["p50_ms"] / ref[name]["p50_ms"]
+        r99 = big[name]["p99_ms"] / ref[name]["p99_ms"]
+        if r99 > worst:
+            worst, worst_op = r99, name
+        out["ratios"][name] = {"p50": round(r50, 3), "p99": round(r99, 3),
+                               "verdict": _common.verdict(r99, TARGET, higher_is_better=False)}
+        print(f"  {name:<20} {ref[name]['p50_ms']:>8.2f} {ref[name]['p99_ms']:>8.2f} {big[name]['p50_ms']:>8.2f} "
+              f"{big[name]['p99_ms']:>8.2f}  {r50:>6.2f} {r99:>6.2f}  {out['ratios'][name]['verdict']}")
+    out.update(worst_p99_ratio=round(worst, 3), worst_operation=worst_op,
+               verdict=_common.verdict(worst, TARGET, higher_is_better=False))
+    flagged = {f"{name}: {p['sql'][:90]}...": p["plan"] for name, plans in out["plans"]["large"].items()
+               for p in plans if "full scan" in p["flags"] or "temp sort" in p["flags"]}
+    out["flagged_plans"] = sorted(flagged)
+    print(f"  worst p99 ratio {worst:.2f} ({worst_op}; target <= {TARGET})  {out['verdict']};  "
+          f"statements with a full scan or a sort: {len(flagged)}")
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="10 k incidents / 100 k entries for the large scale")
@@ -319,8 +281,11 @@ def main(argv=None) -> int:
     parser.add_argument("--entries-per-incident", type=int, default=10)
     parser.add_argument("--reps", type=int, help="timed runs of each operation per scale (default 1000, quick 300)")
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds (default 4)")
+    parser.add_argument("--postgres", nargs="?", const=_p3_data.POSTGRES_URL, metavar="URL",
+                        help="also on PostgreSQL: fresh databases on URL's server (default "
+                             "INCIDENT_TEST_POSTGRES_URL or postgresql://postgres@127.0.0.1:5432/test)")
     parser.add_argument("--explain", action="store_true", help="print the query plans of every operation")
-    parser.add_argument("--dir", help="where to put the databases (default: a temporary directory)")
+    parser.add_argument("--dir", help="where to put the SQLite databases (default: a temporary directory)")
     parser.add_argument("--out", help="results JSON (default bench/results/p3_scale.json)")
     args = parser.parse_args(argv)
     large = args.large or (10_000 if args.quick else 100_000)
@@ -329,60 +294,33 @@ def main(argv=None) -> int:
     warmup = max(3, min(50, reps // 10))
     per = args.entries_per_incident
     scales = {"reference": args.small, "large": large}
+    kinds = ["sqlite"] + (["postgresql"] if args.postgres else [])
 
-    result = {"config": {"incidents": scales, "timeline_entries": {k: v * per for k, v in scales.items()},
-                         "open_incidents": OPEN, "reps": reps, "rounds": rounds, "warmup": warmup, "filtered_page": FILTERED,
-                         "durability": "WAL, synchronous=FULL (open_database)"},
-              "generation": {}, "scales": {}, "ratios": {}, "plans": {}}
+    result = {"quick": args.quick,
+              "config": {"incidents": scales, "timeline_entries": {k: v * per for k, v in scales.items()},
+                         "open_incidents": OPEN, "reps": reps, "rounds": rounds, "warmup": warmup,
+                         "filtered_page": FILTERED, "databases": kinds,
+                         "durability": "SQLite: WAL, synchronous=FULL (open_database); PostgreSQL: its defaults"},
+              "databases": {}}
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-p3-", dir=args.dir) as tmp:
-        for label, n in scales.items():
-            path = Path(tmp) / f"{label}.sqlite"
-            print(f"generating {label}: {n:,} incidents, {n * per:,} timeline entries ...", flush=True)
-            result["generation"][label] = gen = generate(path, n, n * per)
-            print(f"  {gen['seconds']} s, {gen['db_mb']} MB", flush=True)
-        benches = {}
-        try:
-            for label in scales:
-                benches[label] = Bench(Path(tmp) / f"{label}.sqlite")
-                result["plans"][label] = explain(benches[label])
-            print(f"measuring ({reps} runs of each operation on each database, in {rounds} alternating rounds) ...",
-                  flush=True)
-            result["scales"] = measure(benches, reps, warmup, rounds)
-        finally:
-            for bench in benches.values():
-                bench.close()
+        for kind in kinds:
+            result["databases"][kind] = run_database(kind, scales, per, reps, warmup, rounds, tmp, args.postgres)
     result["seconds"] = round(time.perf_counter() - t_all, 1)
-
-    ref, big = result["scales"]["reference"], result["scales"]["large"]
-    worst = 0.0
-    print(f"\nP3 cost at scale: {large:,} incidents / {large * per:,} entries vs {args.small:,} / {args.small * per:,}")
-    print(f"  {'operation':<20} {'ref p50':>8} {'ref p99':>8} {'big p50':>8} {'big p99':>8}  {'p50 x':>6} {'p99 x':>6}")
-    for name in ref:
-        r50 = big[name]["p50_ms"] / ref[name]["p50_ms"]
-        r99 = big[name]["p99_ms"] / ref[name]["p99_ms"]
-        worst = max(worst, r99)
-        result["ratios"][name] = {"p50": round(r50, 3), "p99": round(r99, 3),
-                                  "verdict": _common.verdict(r99, TARGET, higher_is_better=False)}
-        print(f"  {name:<20} {ref[name]['p50_ms']:>8.2f} {ref[name]['p99_ms']:>8.2f} {big[name]['p50_ms']:>8.2f} "
-              f"{big[name]['p99_ms']:>8.2f}  {r50:>6.2f} {r99:>6.2f}  {result['ratios'][name]['verdict']}")
-    result["worst_p99_ratio"] = round(worst, 3)
-    result["target_ratio"] = TARGET
-    result["verdict"] = _common.verdict(worst, TARGET, higher_is_better=False)
-    flagged = {f"{name}: {p['sql'][:90]}...": p["plan"] for name, plans in result["plans"]["large"].items()
-               for p in plans if "full scan" in p["flags"] or "temp sort" in p["flags"]}
-    result["flagged_plans"] = sorted(flagged)
-    print(f"  worst p99 ratio {worst:.2f} (target <= {TARGET})  {result['verdict']};  "
-          f"statements with a full scan or temporary sort: {len(flagged)}")
+    worst = max(d["worst_p99_ratio"] for d in result["databases"].values())
+    result.update(worst_p99_ratio=worst, target_ratio=TARGET,
+                  verdict=_common.verdict(worst, TARGET, higher_is_better=False))
+    print(f"\nP3 worst p99 ratio over {', '.join(kinds)}: {worst:.2f} (target <= {TARGET})  {result['verdict']}")
     if args.explain:
-        print_plans(result["plans"]["large"])
+        for kind in kinds:
+            print_plans(result["databases"][kind]["plans"]["large"], kind)
     path = _common.write_results(NAME, result, args.out)
     print(f"  -> {path}  ({result['seconds']} s)")
     return 0
 
 
-def print_plans(plans: dict) -> None:
-    print("\nEXPLAIN QUERY PLAN (large database), per operation:")
+def print_plans(plans: dict, kind: str = "sqlite") -> None:
+    print(f"\nQuery plans on {kind} (large database), per operation:")
     for name, statements in plans.items():
         print(f"\n[{name}]")
         for p in statements:

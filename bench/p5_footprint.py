@@ -10,7 +10,7 @@ Reference, measured in the same run: bare errbot 6.2.1 on the Text backend with 
 and no opg-incident (a generated minimal config), time to answer `!echo` and its VmHWM. The ratios
 ours/bare show what opg-incident adds on top of errbot itself.
 
-    /work/venv/bin/python bench/p5_footprint.py [--quick] [--runs N] [--no-reference]
+    .venv/bin/python bench/p5_footprint.py [--quick] [--runs N] [--no-reference]
 
 --slack: the OPGSlack backend against the fake Slack (tests/fake_slack) in Socket Mode instead of the Text
 console: start -> connected (`hello`), -> first envelope acknowledged, -> first mention answered (target
@@ -18,7 +18,7 @@ console: start -> connected (`hello`), -> first envelope acknowledged, -> first 
 reference is errbot's own SlackV3 backend (pointed at the fake; same core plugins, no opg-incident)
 answering `!echo`. See run_slack_once.
 
-    /work/venv/bin/python bench/p5_footprint.py --slack [--quick] [--runs N] [--no-reference]
+    .venv/bin/python bench/p5_footprint.py --slack [--quick] [--runs N] [--no-reference]
 """
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ import _common  # noqa: E402
 NAME = "p5_footprint"
 ERRBOT = Path(sys.executable).parent / "errbot"
 TARGET_READY_S = 3.0
+TARGET_REPLY_RATIO = 1.3  # --slack: first reply within 1.3x of bare errbot + SlackV3
 TARGET_RSS_MB = 150.0
 TIMEOUT_S = 60.0
 COMMAND = "!incident list all"
@@ -129,43 +130,6 @@ def bare_target(tmp: Path) -> Target:
 
 # -- --slack: the OPGSlack backend against the fake Slack (tests/fake_slack), Socket Mode ------------------
 
-BARE_SLACK_BACKEND = """\
-import slackv3.slackv3 as _slackv3
-from slack_sdk.web import WebClient as _WebClient
-
-
-class BareSlackBackend(_slackv3.SlackBackend):
-    \"\"\"errbot's own SlackV3 backend, only pointed at BOT_IDENTITY["base_url"] (the fake Slack).\"\"\"
-
-    def __init__(self, config):
-        super().__init__(config)
-        base_url = config.BOT_IDENTITY["base_url"]
-
-        class WebClient(_WebClient):
-            def __init__(self, *args, **kwargs):
-                kwargs.setdefault("base_url", base_url)
-                super().__init__(*args, **kwargs)
-
-        _slackv3.WebClient = WebClient
-"""
-BARE_SLACK_PLUG = "[Core]\nName = BareSlack\nModule = bare_slack\n\n[Documentation]\nDescription = SlackV3 at a base URL.\n"
-BARE_SLACK_CONFIG = """\
-import logging
-BACKEND = "BareSlack"
-BOT_EXTRA_BACKEND_DIR = {backends!r}
-BOT_IDENTITY = {{"token": {token!r}, "app_token": {app_token!r}, "base_url": {base_url!r}}}
-BOT_DATA_DIR = {data!r}
-BOT_EXTRA_PLUGIN_DIR = None
-BOT_LOG_FILE = {log!r}
-BOT_LOG_LEVEL = logging.WARNING
-BOT_ADMINS = ("U0ADMIN01",)
-BOT_PREFIX = "!"
-AUTOINSTALL_DEPS = False
-STORAGE = "Shelf"
-CORE_PLUGINS = ("ACLs", "Health", "Plugins", "Utils", "TextCmds")
-"""
-
-
 def slack_target(tmp: Path) -> Target:
     """--slack runs through run_slack_once (the process talks to the fake Slack, not to stdin)."""
     raise NotImplementedError("use run_slack_once")
@@ -190,16 +154,7 @@ def run_slack_once(tmp: Path, bare: bool = False) -> dict:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         if bare:
-            backends = tmp / "backends" / "bare_slack"
-            backends.mkdir(parents=True, exist_ok=True)
-            (backends / "bare_slack.py").write_text(BARE_SLACK_BACKEND, encoding="utf-8")
-            (backends / "bare_slack.plug").write_text(BARE_SLACK_PLUG, encoding="utf-8")
-            data = tmp / "bare-data"
-            data.mkdir(parents=True, exist_ok=True)
-            config = tmp / "bare_slack_config.py"
-            config.write_text(BARE_SLACK_CONFIG.format(
-                backends=str(backends.parent), token=fake.bot_token, app_token=fake.app_token,
-                base_url=fake.api_url, data=str(data), log=str(data / "errbot.log")), encoding="utf-8")
+            config = _slack.write_bare_errbot(fake, tmp, "WARNING")
             argv, probe_text, web_url = [str(ERRBOT), "-c", str(config)], "!echo ready-marker-42", None
         else:
             env.update(BOT_DATA_DIR=str(tmp / "data"), INCIDENT_WEB_PORT=str(port), BOT_LOG_LEVEL="WARNING",
@@ -403,7 +358,7 @@ def main(argv=None) -> int:
             if not args.no_reference:
                 bare.append(run_once(bare_target(Path(tmp) / f"bare-{i}")))
 
-    result = {"mode": mode, "runs": runs, "ours": _medians(ours), "ours_runs": ours}
+    result = {"quick": args.quick, "mode": mode, "runs": runs, "ours": _medians(ours), "ours_runs": ours}
     o = result["ours"]
     ready_key = "reply_s" if args.slack else "web_ready_s"  # Slack: connected and answering a mention
     result["targets"] = {ready_key: TARGET_READY_S, "peak_rss_mb": TARGET_RSS_MB}
@@ -433,6 +388,9 @@ def main(argv=None) -> int:
                             "peak_rss_mb": round(o["peak_rss_mb"] / b["peak_rss_mb"], 3)}
         if args.slack:
             result["ratios"]["connected_s"] = round(o["connected_s"] / b["connected_s"], 3)
+            result["targets"]["reply_ratio_to_bare"] = TARGET_REPLY_RATIO
+            result["verdict"]["reply_ratio_to_bare"] = _common.verdict(result["ratios"]["reply_s"],
+                                                                       TARGET_REPLY_RATIO, higher_is_better=False)
         print(f"  reference: bare errbot first reply {b['reply_s']:.2f} s"
               + (f" (connected {b['connected_s']:.2f} s)" if args.slack else "")
               + f", peak RSS {b['peak_rss_mb']:.1f} MB;"

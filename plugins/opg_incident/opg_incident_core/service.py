@@ -98,7 +98,7 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, PinsMixin, InboxMix
             if old == title:
                 return self._outcome(row, [])
             row.title = title
-            row.save()
+            storage.save_fields(row, Incident.title)
             self._log(row, "title", by, f"Title changed from {old!r} to {title!r}")
             return self._outcome(row, [Happened("edited", by, old=old, new=title)])
 
@@ -119,7 +119,7 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, PinsMixin, InboxMix
                 return self._outcome(row, [])
             setattr(row, field, text)
             row.summary_updated_at = self.now()
-            row.save()
+            storage.save_fields(row, getattr(Incident, field), Incident.summary_updated_at)
             self._log(row, field, by, f"{field.capitalize()} updated: {text}")
             return self._outcome(row, [Happened(field, by, old=old, new=text)])
 
@@ -131,7 +131,7 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, PinsMixin, InboxMix
             if row.severity == sev.key:
                 return self._outcome(row, [])
             row.severity = sev.key
-            row.save()
+            storage.save_fields(row, Incident.severity)
             change = f"changed from {old.name} to {sev.name}" if old else f"set to {sev.name}"
             self._log(row, "severity", by, f"Severity {change}")
             return self._outcome(row, [Happened("severity", by, old=old.key if old else None, new=sev.key)])
@@ -283,8 +283,12 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, PinsMixin, InboxMix
         return self._view(self._incident(number))
 
     def for_channel(self, channel_id: str | None) -> IncidentView | None:
-        row = Incident.get_or_none(Incident.channel_id == channel_id) if channel_id else None
-        return self._view(row) if row else None
+        if not channel_id:
+            return None
+        try:
+            return self._view(self._incident_for_channel(channel_id))
+        except NotFound:
+            return None
 
     def list(self, which: str = "open", limit: int = 50, offset: int = 0) -> list[IncidentView]:
         query = Incident.select()

@@ -258,35 +258,45 @@ def open_database(url: str | None, data_dir: str | Path = "data"):
 
 class WriterLock:
     """The SQLite writers of this process, one at a time, first come first served, except that an urgent
-    writer (recording an input before Slack's 3 s ack) goes before every waiting ordinary one. Reentrant."""
+    writer (recording an input before Slack's 3 s ack) goes before every waiting ordinary one. Reentrant.
+
+    A release wakes one waiting writer (an urgent one if any), not all of them: waking every waiting
+    thread on every commit, most of them only to wait again, cost about a millisecond of CPU per Slack
+    event on a busy bot (P2a, bench/README.md)."""
 
     def __init__(self):
-        self._cond = threading.Condition(threading.Lock())
+        mutex = threading.Lock()
+        self._mutex = mutex
+        self._turn = {True: threading.Condition(mutex), False: threading.Condition(mutex)}  # urgent, ordinary
+        self._waiting = {True: 0, False: 0}
         self._owner: int | None = None
         self._depth = 0
-        self._urgent_waiting = 0
 
     @contextlib.contextmanager
     def held(self, urgent: bool = False):
+        urgent = bool(urgent)
         me = threading.get_ident()
-        with self._cond:
+        with self._mutex:
             if self._owner != me:
-                self._urgent_waiting += urgent
+                self._waiting[urgent] += 1
                 try:
-                    while self._owner is not None or (not urgent and self._urgent_waiting):
-                        self._cond.wait()
+                    while self._owner is not None or (not urgent and self._waiting[True]):
+                        self._turn[urgent].wait()
                 finally:
-                    self._urgent_waiting -= urgent
+                    self._waiting[urgent] -= 1
                 self._owner = me
             self._depth += 1
         try:
             yield
         finally:
-            with self._cond:
+            with self._mutex:
                 self._depth -= 1
                 if not self._depth:
                     self._owner = None
-                    self._cond.notify_all()
+                    if self._waiting[True]:
+                        self._turn[True].notify()
+                    elif self._waiting[False]:
+                        self._turn[False].notify()
 
 
 _SQLITE_WRITER = WriterLock()
@@ -362,6 +372,23 @@ def insert(model, values: dict) -> int:
         compiled[key] = sql
     cursor = db.execute_sql(sql, [f.db_value(values[f.name]) for f in fields])
     return cursor.lastrowid if is_sqlite(db) else cursor.fetchone()[0]
+
+
+def save_fields(row, *fields) -> None:
+    """Write these fields of `row` (UPDATE ... SET them WHERE id = row's), compiled once per database and
+    set of fields: `row.save()` builds the SQL of every column anew on each call."""
+    db, model = database.obj, type(row)
+    pk = model._meta.primary_key
+    compiled = _COMPILED.setdefault(db, {})
+    key = ("update", model.__name__, tuple(f.name for f in fields))
+    sql = compiled.get(key)
+    if sql is None:
+        query = model.update({f: getattr(row, f.name) for f in fields}).where(pk == row.id)
+        sql, built = db.get_sql_context().sql(query).query()
+        if len(built) != len(fields) + 1:
+            raise ValueError(f"update {model.__name__}: {len(built)} parameters for {len(fields)} fields and the id")
+        compiled[key] = sql
+    db.execute_sql(sql, [f.db_value(getattr(row, f.name)) for f in fields] + [pk.db_value(row.id)])
 
 
 def first(query, lock: bool = False):
