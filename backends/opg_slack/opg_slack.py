@@ -124,7 +124,8 @@ if not getattr(_sm_connection._establish_new_socket_connection, "opg_nodelay", F
 
 class OPGSlackBackend(_slackv3.SlackBackend):
     HTTP_PATHS = tuple(HTTP_PATHS)
-    ack_observers = ACK_OBSERVERS  # the plugin appends f(kind, seconds) to time the acks    serves_http = False  # True in HTTP mode, once handle_http is ready
+    ack_observers = ACK_OBSERVERS  # the plugin appends f(kind, seconds) to time the acks
+    serves_http = False  # True in HTTP mode, once handle_http is ready
 
     def __init__(self, config):
         super().__init__(config)
