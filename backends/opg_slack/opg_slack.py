@@ -135,6 +135,10 @@ class OPGSlackBackend(_slackv3.SlackBackend):
     def _interaction(self, key: str | None, kind: str, payload: dict):
         """The ack of a slash command or interaction: the plugin's, or "try again" while none is ready."""
         recorded = self._record(key, kind)
+        if recorded is None:  # the database failed: the plugin tells the person (an ephemeral answer)
+            told = self._ask_plugins("callback_slack_unrecorded", kind, payload)
+            if told is not None:
+                return told or None
         if recorded is None:  # at start-up, before the plugin is active: nothing may be lost silently
             log.warning("A %s arrived before the bot was ready; the person is asked to try again", kind)
             if kind == "slash_commands":

@@ -4,13 +4,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import os
 import re
+import sys
 import threading
 import time
 
 from errbot import BotPlugin, CommandError, botcmd, cmdfilter, re_botcmd
+from peewee import DatabaseError
 
-from opg_incident_core import IncidentError, IncidentService, SettingsStore, open_database, outbox
+from opg_incident_core import IncidentError, IncidentService, SettingsStore, connection, open_database, outbox, storage
+from opg_incident_core.journal import Journal
 from opg_incident_core.chat import REGISTRY, Caller, ChatCommands, Reply
 from opg_incident_core.commands import Command
 from opg_incident_core.errors import AlreadyHandled
@@ -23,16 +27,43 @@ from opg_incident_web.metrics import process_metrics
 from opg_incident_web.ops import chat_check, database_check, outbox_check, register_ops_routes
 
 log = logging.getLogger(__name__)
+NOT_SAVED = "That was not saved: the database is unavailable. Try again in a minute."
 
 class OpgIncident(BotPlugin):
     """Runs the OPG incident response process."""
 
     def activate(self):
         super().activate()
-        config = self.bot_config
-        self.settings = SettingsStore(getattr(config, "INCIDENT_SETTINGS", "") or None)
-        open_database(getattr(config, "INCIDENT_DATABASE_URL", "") or None, config.BOT_DATA_DIR)
+        try:
+            self._activate(self.bot_config)
+        except Exception as exc:
+            if getattr(self, "_activated_once", False) or not getattr(self.bot_config, "INCIDENT_EXIT_ON_FAILED_START",
+                                                                       False):
+                raise
+            # errbot would log this and stay connected, ignoring everyone: fail loudly instead.
+            message = f"opg-incident cannot start: {connection.first_line(exc)}"
+            log.critical(message, exc_info=True)
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+            logging.shutdown()
+            os._exit(3)
+        self._activated_once = True
+
+    def _activate(self, config):
+        url = getattr(config, "INCIDENT_DATABASE_URL", "") or None
+        store = getattr(self, "settings", None)
+        if isinstance(store, SettingsStore) and getattr(self, "_database_url", False) == url:
+            # errbot's `plugin reload`: keep the last good settings (and the database) rather than stop.
+            kept = store.reload_or_keep()
+            if kept is not None:
+                log.warning("Plugin reloaded with the last good settings: %s", kept)
+                self.warn_admins(f"The incident settings were not reloaded; the old ones stay.\n{kept}")
+        else:
+            self.settings = SettingsStore(getattr(config, "INCIDENT_SETTINGS", "") or None)
+            open_database(url, config.BOT_DATA_DIR)
+            self._database_url = url
         self.service = IncidentService(lambda: self.settings.current, admins=config.BOT_ADMINS)
+        self.journal = self.service.journal = Journal(config.BOT_DATA_DIR)  # inputs while the database is down
         self.chat = ChatCommands(self.service, document_url=getattr(config, "INCIDENT_PUBLIC_URL", ""),
                                  settings_store=self.settings, data_dir=config.BOT_DATA_DIR)
         self.effects = self.interactions = None
@@ -45,6 +76,8 @@ class OpgIncident(BotPlugin):
             if hasattr(self._bot, "replay_inputs"):
                 threading.Thread(target=self._replay_inputs, args=(self.service.now(),), daemon=True,
                                  name="opg-replay").start()
+                self.journal.start(self.service.record_journaled,
+                                   lambda key, kind, payload: self._bot.replay_inputs([(key, kind, payload)]))
         self._start_confluence(config)
         self.reminders = ReminderSchedule(
             self.service, bot_name=(str(self._bot.bot_identifier) if self.effects is not None else "@opg-incident"),
@@ -66,6 +99,8 @@ class OpgIncident(BotPlugin):
 
     def deactivate(self):
         self._ready = False
+        if getattr(self, "journal", None) is not None:
+            self.journal.stop()
         if getattr(self, "confluence", None) is not None:
             self.confluence.shutdown()
         if self.effects is not None:
@@ -92,7 +127,35 @@ class OpgIncident(BotPlugin):
         """Record a Slack input durably; False when Slack delivers it again; None while activating."""
         if not getattr(self, "_ready", False):
             return None
-        return self.service.record_input(key, kind, payload)
+        try:
+            return self.service.record_input(key, kind, payload)
+        except connection.UNAVAILABLE as exc:  # not journaled (a click): the person is told (unrecorded below)
+            log.warning("A Slack %s could not be recorded: the database is unavailable (%s)", kind,
+                        connection.first_line(exc))
+            return None
+
+    def callback_slack_unrecorded(self, kind, payload):
+        """The ack of a click or slash command that could not be recorded: the person is told why."""
+        if not getattr(self, "_ready", False):
+            return None  # starting up: the backend says so
+        if kind == "slash_commands":
+            return {"response_type": "ephemeral", "text": NOT_SAVED}
+        if payload.get("type") == "view_submission":
+            inputs = [b.get("block_id") for b in (payload.get("view") or {}).get("blocks") or []
+                      if b.get("type") == "input" and b.get("block_id")]
+            return {"response_action": "errors", "errors": {(inputs or ["title"])[0]: NOT_SAVED}}
+        user = (payload.get("user") or {}).get("id")
+        channel = (payload.get("channel") or {}).get("id") or (payload.get("container") or {}).get("channel_id")
+        if user and self.effects is not None:
+            threading.Thread(target=self._tell_now, args=(user, channel, NOT_SAVED), daemon=True,
+                             name="opg-tell").start()  # not through the outbox: the database is down
+        return {}
+
+    def _tell_now(self, user, channel, text):
+        try:
+            self.effects.tell(user, channel, text)
+        except Exception as exc:
+            log.warning("Could not tell %s that their click was not saved: %s", user, exc)
 
     def callback_slack_processed(self, key):
         self.service.mark_processed(key)
@@ -110,10 +173,12 @@ class OpgIncident(BotPlugin):
 
     def callback_slack_event(self, event):
         if self.interactions is not None:
-            with outbox.origin(None, event.get("_opg_input")):
-                self.interactions.on_event(event)
-                # A change marked the input handled in its own transaction: nothing left to mark.
-                event["_opg_marked"] = outbox.current_input() is not None and outbox.input_to_mark() is None
+            def handle():  # again once on a new connection when PostgreSQL dropped it (safe: AlreadyHandled)
+                with outbox.origin(None, event.get("_opg_input")):
+                    self.interactions.on_event(event)
+                    # A change marked the input handled in its own transaction: nothing left to mark.
+                    event["_opg_marked"] = outbox.current_input() is not None and outbox.input_to_mark() is None
+            connection.retrying(storage.database.obj, handle, what="a Slack event")
 
     def callback_slack_interaction(self, kind, payload):
         if self.interactions is not None:
@@ -167,16 +232,29 @@ class OpgIncident(BotPlugin):
         in its transaction) and answers; the answer goes back through errbot."""
         caller = self._caller(msg)
         input_key = (msg.extras.get("slack_event") or {}).get("_opg_input")
-        try:
+
+        def run() -> Reply:  # again once on a new connection when PostgreSQL dropped it (safe: AlreadyHandled)
             with outbox.origin(caller.channel, input_key):
-                reply: Reply = self.chat.run(cmd, args or "", caller)
+                return self.chat.run(cmd, args or "", caller)
+        try:
+            reply: Reply = connection.retrying(storage.database.obj, run, what=f"the command {cmd.name}")
         except AlreadyHandled:
             log.info("Input %s was handled already (by another process); not again", input_key)
             return None
         except IncidentError as exc:
             raise CommandError(str(exc)) from None
+        except DatabaseError as exc:  # never errbot's "Computer says nooo" nor the exception's text
+            log.error("The command %s was not saved: the database failed: %s", cmd.name, connection.first_line(exc),
+                      exc_info=not isinstance(exc, connection.UNAVAILABLE))
+            return NOT_SAVED
+        except Exception:
+            log.exception("The command %s failed", cmd.name)
+            return "Sorry, that failed on my side (it is logged for the bot admins). Try again in a minute."
         finally:
-            self.service.mark_processed(input_key)  # a change marked it already, with the change itself
+            try:
+                self.service.mark_processed(input_key)  # a change marked it already, with the change itself
+            except DatabaseError as exc:
+                log.warning("Could not mark input %s handled: %s", input_key, connection.first_line(exc))
         event = msg.extras.get("slack_event") or {}
         if self.effects is not None:
             if reply.menu is not None and event.get("channel"):
