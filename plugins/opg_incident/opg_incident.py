@@ -178,7 +178,12 @@ class OpgIncident(BotPlugin):
                     self.interactions.on_event(event)
                     # A change marked the input handled in its own transaction: nothing left to mark.
                     event["_opg_marked"] = outbox.current_input() is not None and outbox.input_to_mark() is None
-            connection.retrying(storage.database.obj, handle, what="a Slack event")
+            try:
+                connection.retrying(storage.database.obj, handle, what="a Slack event")
+            except DatabaseError as exc:  # left unhandled in the inbox: taken over and replayed once it can be
+                event["_opg_marked"] = True  # (so the backend does not mark it handled)
+                log.warning("Event %s was not handled: the database failed (%s); it is replayed later",
+                            event.get("_opg_input"), connection.first_line(exc))
 
     def callback_slack_interaction(self, kind, payload):
         if self.interactions is not None:
@@ -257,12 +262,17 @@ class OpgIncident(BotPlugin):
                 log.warning("Could not mark input %s handled: %s", input_key, connection.first_line(exc))
         event = msg.extras.get("slack_event") or {}
         if self.effects is not None:
-            if reply.menu is not None and event.get("channel"):
-                self.effects.job("escalation_menu", reply.menu, {"channel": event["channel"]})
-                return None  # the list comes with a Page button per team
-            if event.get("ts") and event.get("channel"):
-                self.effects.job("react", None, {"channel": event["channel"], "ts": event["ts"],
-                                                 "name": "white_check_mark"})
+            try:
+                if reply.menu is not None and event.get("channel"):
+                    connection.retrying(storage.database.obj, lambda: self.effects.job(
+                        "escalation_menu", reply.menu, {"channel": event["channel"]}), what="the list of teams")
+                    return None  # the list comes with a Page button per team
+                if event.get("ts") and event.get("channel"):
+                    connection.retrying(storage.database.obj, lambda: self.effects.job(
+                        "react", None, {"channel": event["channel"], "ts": event["ts"], "name": "white_check_mark"}),
+                        what="a reaction")
+            except DatabaseError as exc:  # the change is saved: its answer still goes out
+                log.warning("The command %s is saved, its follow-up was not: %s", cmd.name, connection.first_line(exc))
             self.effects.wake()
         return reply.text
 

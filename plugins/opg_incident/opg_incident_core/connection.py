@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 from peewee import InterfaceError, OperationalError, PostgresqlDatabase
@@ -69,21 +70,23 @@ def forget(db) -> None:
         db._state.reset()
 
 
-def retrying(db, unit, *, what: str = "a unit of work"):
+def retrying(db, unit, *, what: str = "a unit of work", attempts: int = 3):
     """Run `unit()` (one or more whole transactions, idempotent); when PostgreSQL dropped the connection
-    under it, run it once more on a new connection. SQLite is not retried: its errors (locked, read-only,
-    disk full) would only come back, and its lock wait already used the ack's time."""
+    under it, run it again on a new connection, up to `attempts` times in all (a fail-over may drop the
+    new one too). SQLite is not retried: its errors (locked, read-only, disk full) would only come back,
+    and its lock wait already used the ack's time."""
     from .storage import is_sqlite
 
-    try:
-        return unit()
-    except UNAVAILABLE as exc:
-        if db is None or is_sqlite(db) or db.in_transaction():
-            raise
-        log.info("The database connection failed during %s (%s); trying once more on a new connection",
-                 what, first_line(exc))
-        forget(db)
-        return unit()
+    for attempt in range(1, attempts + 1):
+        try:
+            return unit()
+        except UNAVAILABLE as exc:
+            if attempt == attempts or db is None or is_sqlite(db) or db.in_transaction():
+                raise
+            log.info("The database connection failed during %s (%s); trying again on a new connection",
+                     what, first_line(exc))
+            forget(db)
+            time.sleep(0.05 * (attempt - 1))
 
 
 def redact(url: str) -> str:
