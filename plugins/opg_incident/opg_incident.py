@@ -173,14 +173,14 @@ class OpgIncident(BotPlugin):
 
     def callback_slack_event(self, event):
         if self.interactions is not None:
-            def handle():  # again once on a new connection when PostgreSQL dropped it (safe: AlreadyHandled)
+            def handle():  # again on a new connection when PostgreSQL dropped it (safe: AlreadyHandled)
                 with outbox.origin(None, event.get("_opg_input")):
                     self.interactions.on_event(event)
                     # A change marked the input handled in its own transaction: nothing left to mark.
                     event["_opg_marked"] = outbox.current_input() is not None and outbox.input_to_mark() is None
             try:
                 connection.retrying(storage.database.obj, handle, what="a Slack event")
-            except DatabaseError as exc:  # left unhandled in the inbox: taken over and replayed once it can be
+            except connection.UNAVAILABLE as exc:  # left unhandled in the inbox: taken over and replayed later
                 event["_opg_marked"] = True  # (so the backend does not mark it handled)
                 log.warning("Event %s was not handled: the database failed (%s); it is replayed later",
                             event.get("_opg_input"), connection.first_line(exc))
@@ -238,7 +238,7 @@ class OpgIncident(BotPlugin):
         caller = self._caller(msg)
         input_key = (msg.extras.get("slack_event") or {}).get("_opg_input")
 
-        def run() -> Reply:  # again once on a new connection when PostgreSQL dropped it (safe: AlreadyHandled)
+        def run() -> Reply:  # again on a new connection when PostgreSQL dropped it (safe: AlreadyHandled)
             with outbox.origin(caller.channel, input_key):
                 return self.chat.run(cmd, args or "", caller)
         try:

@@ -1,5 +1,5 @@
 """Database connections that survive the database: a PostgreSQL connection the server dropped is opened
-again, a unit of work cut off by that is run again once, and a database that is not there is said in one
+again, a unit of work cut off by that is run again, and a database that is not there is said in one
 line (its URL without the password).
 
 Why not playhouse.pool: a pooled connection goes back to the pool only when its thread closes it, and
@@ -7,7 +7,7 @@ ours (errbot's workers, the Socket Mode handlers, the outbox worker) keep theirs
 hand out the same dead connections. Peewee's ReconnectMixin reconnects, but only outside a transaction:
 that covers the BEGIN that starts every unit of work and the statements run on their own (reads), which
 is where a dropped connection is first seen. A unit of work that was inside its transaction when the
-server went away fails whole (rolled back by the server); `retrying` runs it once more on a new
+server went away fails whole (rolled back by the server); `retrying` runs it again (up to three times) on a new
 connection. That is safe because every unit that can be retried is idempotent: an input is recorded
 under its unique key, and a change marks its input handled in its own transaction (AlreadyHandled).
 """
