@@ -94,3 +94,25 @@ CONFLUENCE_URL = env("CONFLUENCE_URL", "")
 CONFLUENCE_USER = env("CONFLUENCE_USER", "")
 CONFLUENCE_TOKEN = env("CONFLUENCE_TOKEN", "")
 CONFLUENCE_SPACE = env("CONFLUENCE_SPACE", "")  # overrides confluence.space in the settings
+
+# A start that cannot work stops here, before errbot connects to Slack (where it would stay, ignoring
+# everyone, after the plugin failed to start): one line on standard error, exit status 2. The plugin
+# also exits (status 3) when its first start fails for another reason.
+INCIDENT_EXIT_ON_FAILED_START = True
+
+
+def _preflight() -> None:
+    from opg_incident_core import SettingsError, load_settings
+    from opg_incident_core.connection import UNAVAILABLE, check_database
+
+    try:
+        load_settings(INCIDENT_SETTINGS or None)
+        check_database(INCIDENT_DATABASE_URL or None, BOT_DATA_DIR)
+    except (SettingsError, *UNAVAILABLE) as exc:
+        line = " | ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        sys.stderr.write(f"opg-incident cannot start: {line}\n")
+        sys.stderr.flush()
+        raise SystemExit(2) from None
+
+
+_preflight()

@@ -83,6 +83,28 @@ def fresh_postgres(prefix: str = "opg_test"):
         admin.close()
 
 
+@contextlib.contextmanager
+def logged(name: str, level: int = 10):
+    """The messages logged by `name` (and below) meanwhile, as a list (the suite runs with -p no:logging)."""
+    import logging
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    logger, handler = logging.getLogger(name), Collect(level)
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(min(level, logger.getEffectiveLevel()))
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
     """The URL of a fresh PostgreSQL database for this session, dropped at the end."""

@@ -108,7 +108,8 @@ def pending_outbox(database_url: str) -> int:
 
 
 def failed_outbox(database_url: str) -> list:
-    return query(database_url, "SELECT kind, last_error FROM outbox_item WHERE status = 'failed'")
+    """Outbox items given up (parked: Slack refused them for good, or after every retry)."""
+    return query(database_url, "SELECT kind, last_error FROM outbox_item WHERE status IN ('failed', 'parked')")
 
 
 @contextlib.contextmanager

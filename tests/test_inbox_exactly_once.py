@@ -11,6 +11,8 @@ import pytest
 from opg_incident_core import outbox, storage
 from opg_incident_core.errors import AlreadyHandled
 
+from conftest import logged
+
 LEAD = "U0LEAD001"
 
 
@@ -42,9 +44,13 @@ def test_inputs_left_by_a_dead_process_are_taken_over_once(service, clock):
     assert [k for k, _, _ in service.take_over_inputs(clock() - dt.timedelta(seconds=30))] == ["Ev1"]
 
 
-def test_events_older_than_the_replay_window_are_left_alone(service, clock):
+def test_inputs_left_however_long_ago_are_taken_over_and_said(service, clock):
+    """No silent age cut-off: an input a crash left two days ago is handled, with a warning naming it."""
     old = clock().replace(tzinfo=dt.timezone.utc).timestamp() - 16 * 60
     service.record_input("Ev1", "events_api", payload("Ev1", old))
-    clock.advance(seconds=31)
-    assert service.take_over_inputs(clock()) == []
-    assert storage.InboxEntry.get(storage.InboxEntry.key == "Ev1").processed_at is None
+    clock.advance(days=2)
+    with logged("opg_incident_core.inbox") as lines:
+        assert [k for k, _, _ in service.take_over_inputs(clock())] == ["Ev1"]
+    assert "Input Ev1 (events_api) was recorded 2880 minutes ago and never handled: handling it now" in lines
+
+

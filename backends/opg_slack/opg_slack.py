@@ -47,7 +47,8 @@ class InputHandler(Protocol):
     delivers it again). A new input is then handled once, and marked handled once:
     - `handle_event(key, event)`: pins, renames, edits and deletions of messages; the handler marks it.
     - `handle_interaction(key, kind, payload) -> ack body or None`: slash commands ("slash_commands") and
-      clicks and forms ("interactive"); the handler marks it.
+      clicks and forms ("interactive"); the handler marks it. `unrecorded(kind, payload)`: the ack of one
+      the handler could not record (its database is down): the person is told.
     - a message goes through errbot: a command of the handler's runs with `msg.extras["opg_input"]` and the
       handler marks it; `handled(key)` says so. Any other message (chat, another plugin's command, a command
       the ACLs refused) is marked by the backend with `processed(key)`.
@@ -59,6 +60,8 @@ class InputHandler(Protocol):
     def handle_event(self, key: str | None, event: dict) -> None: ...
 
     def handle_interaction(self, key: str | None, kind: str, payload: dict) -> dict | None: ...
+
+    def unrecorded(self, kind: str, payload: dict) -> dict | None: ...
 
     def handled(self, key: str) -> bool: ...
 
@@ -154,6 +157,10 @@ class OPGSlackBackend(_slackv3.SlackBackend):
     def _interaction(self, key: str | None, kind: str, payload: dict):
         """The ack of a slash command or interaction: the handler's, or "try again" while none is ready."""
         recorded = self._record(key, kind)
+        if recorded == NOT_READY and self._inputs is not None:  # the database failed: the person is told
+            told = self._inputs.unrecorded(kind, payload)
+            if told is not None:
+                return told or None
         if recorded == NOT_READY:  # at start-up, before the plugin is active: nothing may be lost silently
             log.warning("A %s arrived before the bot was ready; the person is asked to try again", kind)
             if kind == "slash_commands":

@@ -4,13 +4,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import os
 import re
+import sys
 import threading
 import time
 
 from errbot import BotPlugin, CommandError, botcmd, cmdfilter, re_botcmd
+from peewee import DatabaseError
 
-from opg_incident_core import IncidentError, IncidentService, SettingsStore, open_database, outbox
+from opg_incident_core import IncidentError, IncidentService, SettingsStore, connection, open_database, outbox, storage
+from opg_incident_core.journal import Journal
 from opg_incident_core.chat import REGISTRY, Caller, ChatCommands, Reply
 from opg_incident_core.commands import Command
 from opg_incident_core.errors import AlreadyHandled
@@ -24,16 +28,43 @@ from opg_incident_web.metrics import process_metrics
 from opg_incident_web.ops import chat_check, database_check, outbox_check, register_ops_routes
 
 log = logging.getLogger(__name__)
+NOT_SAVED = connection.NOT_SAVED
 
 class OpgIncident(BotPlugin):
     """Runs the OPG incident response process."""
 
     def activate(self):
         super().activate()
-        config = self.bot_config
-        self.settings = SettingsStore(getattr(config, "INCIDENT_SETTINGS", "") or None)
-        open_database(getattr(config, "INCIDENT_DATABASE_URL", "") or None, config.BOT_DATA_DIR)
+        try:
+            self._activate(self.bot_config)
+        except Exception as exc:
+            if getattr(self, "_activated_once", False) or not getattr(self.bot_config, "INCIDENT_EXIT_ON_FAILED_START",
+                                                                       False):
+                raise
+            # errbot would log this and stay connected, ignoring everyone: fail loudly instead.
+            message = f"opg-incident cannot start: {connection.first_line(exc)}"
+            log.critical(message, exc_info=True)
+            sys.stderr.write(message + "\n")
+            sys.stderr.flush()
+            logging.shutdown()
+            os._exit(3)
+        self._activated_once = True
+
+    def _activate(self, config):
+        url = getattr(config, "INCIDENT_DATABASE_URL", "") or None
+        store = getattr(self, "settings", None)
+        if isinstance(store, SettingsStore) and getattr(self, "_database_url", False) == url:
+            # errbot's `plugin reload`: keep the last good settings (and the database) rather than stop.
+            kept = store.reload_or_keep()
+            if kept is not None:
+                log.warning("Plugin reloaded with the last good settings: %s", kept)
+                self.warn_admins(f"The incident settings were not reloaded; the old ones stay.\n{kept}")
+        else:
+            self.settings = SettingsStore(getattr(config, "INCIDENT_SETTINGS", "") or None)
+            open_database(url, config.BOT_DATA_DIR)
+            self._database_url = url
         self.service = IncidentService(lambda: self.settings.current, admins=config.BOT_ADMINS)
+        self.journal = self.service.journal = Journal(config.BOT_DATA_DIR)  # inputs while the database is down
         self.chat = ChatCommands(self.service, document_url=getattr(config, "INCIDENT_PUBLIC_URL", ""),
                                  settings_store=self.settings, data_dir=config.BOT_DATA_DIR)
         self.effects = self.interactions = self.inputs = None
@@ -45,7 +76,7 @@ class OpgIncident(BotPlugin):
             self.effects = Effects(gateway, self.service, lambda: self.settings.current, config)
             self.interactions = SlackInteractions(self.service, self.effects, gateway,
                                                   lambda: self.settings.current, self.chat)
-            self.inputs = SlackInputs(self.service, self.interactions)
+            self.inputs = SlackInputs(self.service, self.interactions, self.effects)
             self.effects.start(lease_seconds=float(getattr(config, "INCIDENT_OUTBOX_LEASE_SECONDS", 30) or 30))
         self._start_confluence(config)
         self.reminders = ReminderSchedule(
@@ -68,10 +99,14 @@ class OpgIncident(BotPlugin):
             self._bot.register_inputs(self.inputs)
             threading.Thread(target=self._replay_inputs, args=(self.service.now(),), daemon=True,
                              name="opg-replay").start()
+            self.journal.start(self.service.record_journaled,
+                               lambda key, kind, payload: self._bot.replay_inputs([(key, kind, payload)]))
 
     def deactivate(self):
         if self.inputs is not None:
             self._bot.register_inputs(None)
+        if getattr(self, "journal", None) is not None:
+            self.journal.stop()
         if getattr(self, "confluence", None) is not None:
             self.confluence.shutdown()
         if self.effects is not None:
@@ -149,26 +184,41 @@ class OpgIncident(BotPlugin):
 
     def _run(self, msg, cmd: Command, args) -> str | None:
         """Run a registered command: the core checks who may, records the change (marking the input handled
-        in its transaction) and answers; the answer goes back through errbot."""
+        in its transaction, or after when it changed nothing) and answers; the answer goes back through errbot."""
         caller = self._caller(msg)
-        input_key = msg.extras.get("opg_input")  # a Slack input: marked handled once, by its change or after
+        input_key = msg.extras.get("opg_input")  # a Slack input (see backends/opg_slack: InputHandler)
         handling = self.inputs.handling if self.inputs is not None else outbox.origin
-        try:
+
+        def run() -> Reply:  # again on a new connection when PostgreSQL dropped it (safe: AlreadyHandled)
             with handling(caller.channel, input_key):
-                reply: Reply = self.chat.run(cmd, args or "", caller)
+                return self.chat.run(cmd, args or "", caller)
+        try:
+            reply: Reply = connection.retrying(storage.database.obj, run, what=f"the command {cmd.name}")
         except AlreadyHandled:
             log.info("Input %s was handled already (by another process); not again", input_key)
             return None
         except IncidentError as exc:
             raise CommandError(str(exc)) from None
+        except DatabaseError as exc:  # never errbot's "Computer says nooo" nor the exception's text
+            log.error("The command %s was not saved: the database failed: %s", cmd.name, connection.first_line(exc),
+                      exc_info=not isinstance(exc, connection.UNAVAILABLE))
+            return NOT_SAVED
+        except Exception:
+            log.exception("The command %s failed", cmd.name)
+            return "Sorry, that failed on my side (it is logged for the bot admins). Try again in a minute."
         event = msg.extras.get("slack_event") or {}
         if self.effects is not None:
-            if reply.menu is not None and event.get("channel"):
-                self.effects.job("escalation_menu", reply.menu, {"channel": event["channel"]})
-                return None  # the list comes with a Page button per team
-            if event.get("ts") and event.get("channel"):
-                self.effects.job("react", None, {"channel": event["channel"], "ts": event["ts"],
-                                                 "name": "white_check_mark"})
+            try:
+                if reply.menu is not None and event.get("channel"):
+                    connection.retrying(storage.database.obj, lambda: self.effects.job(
+                        "escalation_menu", reply.menu, {"channel": event["channel"]}), what="the list of teams")
+                    return None  # the list comes with a Page button per team
+                if event.get("ts") and event.get("channel"):
+                    connection.retrying(storage.database.obj, lambda: self.effects.job(
+                        "react", None, {"channel": event["channel"], "ts": event["ts"], "name": "white_check_mark"}),
+                        what="a reaction")
+            except DatabaseError as exc:  # the change is saved: its answer still goes out
+                log.warning("The command %s is saved, its follow-up was not: %s", cmd.name, connection.first_line(exc))
             self.effects.wake()
         return reply.text
 

@@ -44,10 +44,11 @@ def database_writable(now: dt.datetime) -> None:
 
 def outbox_state(now: dt.datetime) -> QueueState:
     rows = (OutboxItem.select(OutboxItem.status, fn.COUNT(OutboxItem.id), fn.MIN(OutboxItem.created_at))
-            .where(OutboxItem.status.in_(["pending", "failed"])).group_by(OutboxItem.status).tuples())
+            .where(OutboxItem.status.in_(["pending", "failed", "parked"])).group_by(OutboxItem.status).tuples())
     found = {status: (count, oldest) for status, count, oldest in rows}
     count, oldest = found.get("pending", (0, None))
-    return QueueState(count, _age(now, oldest), found.get("failed", (0, None))[0])
+    given_up = found.get("failed", (0, None))[0] + found.get("parked", (0, None))[0]
+    return QueueState(count, _age(now, oldest), given_up)
 
 
 def inbox_state(now: dt.datetime, window_minutes: int = 60) -> QueueState:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 from collections import OrderedDict
 
 from peewee import IntegrityError
 
-from . import outbox, storage, telemetry
+from . import connection, outbox, storage, telemetry
+from .journal import JOURNALED_KINDS
+
+log = logging.getLogger(__name__)
 
 _RECENT = 4096  # keys this process recorded lately: Slack's redeliveries of them need no database write
 
@@ -36,25 +40,59 @@ class _RecentKeys:
 class InboxMixin:
     """Provides record_input, mark_processed, take_over_inputs, unprocessed_inputs and prune."""
 
+    journal = None  # a Journal (journal.py): where inputs go while the database cannot be written
+
     # -- inputs, exactly once ------------------------------------------------------------------------
     def record_input(self, key: str, kind: str, payload: dict | None = None) -> bool:
-        """Record an input under its unique key; False when it was recorded before (a redelivery)."""
+        """Record an input under its unique key; False when it was recorded before (a redelivery), or when
+        the database could not be written and it went to the journal instead (acked, handled once the
+        database is back). Raises a database error when neither could take it."""
         key = key[:200]
         recorded = self.__dict__.setdefault("_recorded_inputs", _RecentKeys(_RECENT))
         if key in recorded:
             telemetry.emit("input", key=key, kind=kind, outcome="duplicate")
             return False
+        journal = self.journal if kind in JOURNALED_KINDS else None
+        if journal is not None and journal.pending:  # older inputs wait there: this one must not overtake them
+            return self._journal(journal, key, kind, payload, None)
+        try:
+            new = connection.retrying(storage.database.obj, lambda: self._insert_input(key, kind, payload),
+                                      what=f"recording input {key}")
+        except connection.UNAVAILABLE as exc:
+            if journal is None:
+                raise
+            return self._journal(journal, key, kind, payload, exc)
+        recorded.add(key)
+        telemetry.emit("input", key=key, kind=kind, outcome="received" if new else "duplicate")
+        return new
+
+    def record_journaled(self, key: str, kind: str, payload) -> bool:
+        """The journal's replay: record an input it kept; True when the inbox did not have it yet."""
+        new = connection.retrying(storage.database.obj, lambda: self._insert_input(key[:200], kind, payload),
+                                  what=f"recording journaled input {key}")
+        self.__dict__.setdefault("_recorded_inputs", _RecentKeys(_RECENT)).add(key[:200])
+        telemetry.emit("input", key=key, kind=kind, outcome="received" if new else "duplicate")
+        return new
+
+    def _insert_input(self, key: str, kind: str, payload) -> bool:
         try:
             with storage.write(urgent=True):  # before Slack's ack: ahead of the handling of earlier inputs
                 storage.InboxEntry.create(key=key, kind=kind[:40], received_at=self.now(),
                                           payload=json.dumps(payload) if payload is not None else None)
-            recorded.add(key)
         except IntegrityError:
-            recorded.add(key)
-            telemetry.emit("input", key=key, kind=kind, outcome="duplicate")
             return False
-        telemetry.emit("input", key=key, kind=kind, outcome="received")
         return True
+
+    def _journal(self, journal, key: str, kind: str, payload, error) -> bool:
+        journal.append(key, kind, payload)  # raises (no ack) when even the local disk refuses it
+        self.__dict__.setdefault("_recorded_inputs", _RecentKeys(_RECENT)).add(key)
+        if error is not None:
+            log.warning("The database is unavailable (%s): input %s is kept in the journal, acked, and handled "
+                        "when the database is back", connection.first_line(error), key)
+        else:
+            log.info("Input %s is kept in the journal behind the inputs waiting there", key)
+        telemetry.emit("input", key=key, kind=kind, outcome="journaled")
+        return False
 
     def prune(self, days: int = 14) -> int:
         """Housekeeping: forget handled inputs and sent outbox items older than `days` (the record stays)."""
@@ -74,37 +112,34 @@ class InboxMixin:
             telemetry.emit("input_handled", key=key)
         return marked
 
-    def take_over_inputs(self, received_before: dt.datetime, max_age_minutes: int = 15) -> list[tuple]:
+    def take_over_inputs(self, received_before: dt.datetime) -> list[tuple]:
         """Inputs recorded before `received_before` and not handled (the process that acked them died):
-        claimed for this process, (key, kind, payload) oldest first. A claim moves received_at to now, so
-        that no other process takes the same input until it is that old again. Events older than
-        max_age_minutes (by Slack's event_time) are left alone."""
+        claimed for this process, (key, kind, payload) oldest first, however old (an input is never
+        skipped without a word: each one taken over is logged with its age by the caller). A claim moves
+        received_at to now, so that no other process takes the same input until it is that old again."""
         now, inbox = self.now(), storage.InboxEntry
-        too_old = now.replace(tzinfo=dt.timezone.utc).timestamp() - max_age_minutes * 60
         rows = (inbox.select(inbox.key, inbox.kind, inbox.payload, inbox.received_at)
                 .where(inbox.processed_at.is_null(), inbox.payload.is_null(False),
-                       inbox.received_at < received_before,
-                       inbox.received_at >= received_before - dt.timedelta(minutes=max_age_minutes))
+                       inbox.received_at < received_before)
                 .order_by(inbox.id))
         taken = []
         for row in rows:
-            payload = json.loads(row.payload)
-            event_time = payload.get("event_time") if isinstance(payload, dict) else None
-            if isinstance(event_time, (int, float)) and event_time < too_old:
-                continue
             claimed = (inbox.update(received_at=now)
                        .where(inbox.key == row.key, inbox.processed_at.is_null(), inbox.received_at == row.received_at)
                        .execute())
             if claimed:
+                payload = json.loads(row.payload)
+                age = (now - row.received_at).total_seconds()
+                if age > 15 * 60:
+                    log.warning("Input %s (%s) was recorded %.0f minutes ago and never handled: handling it now",
+                                row.key, row.kind, age / 60)
                 taken.append((row.key, row.kind, payload))
         return taken
 
-    def unprocessed_inputs(self, received_before: dt.datetime, max_age_minutes: int = 15) -> list[tuple]:
+    def unprocessed_inputs(self, received_before: dt.datetime) -> list[tuple]:
         """Inputs recorded but never handled (the process died first): (key, kind, payload), oldest first."""
-        since = received_before - dt.timedelta(minutes=max_age_minutes)
         rows = (storage.InboxEntry.select().where(storage.InboxEntry.processed_at.is_null(),
                                                   storage.InboxEntry.payload.is_null(False),
-                                                  storage.InboxEntry.received_at < received_before,
-                                                  storage.InboxEntry.received_at >= since)
+                                                  storage.InboxEntry.received_at < received_before)
                 .order_by(storage.InboxEntry.id))
         return [(r.key, r.kind, json.loads(r.payload)) for r in rows]

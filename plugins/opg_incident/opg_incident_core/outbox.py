@@ -162,13 +162,11 @@ def postpone(item_id: int, until: dt.datetime, owner: str) -> None:
 
 def retry(item_id: int, now: dt.datetime, delay_seconds: float, error: str, max_attempts: int = 12,
           owner: str | None = None) -> bool:
-    """Try again after `delay_seconds`; False (and failed) once `max_attempts` is reached."""
+    """Try again after `delay_seconds`; False once `max_attempts` is reached (the caller parks it)."""
     item = OutboxItem.get_by_id(item_id)
     if owner is not None and item.lease_owner != owner:
         return True  # another worker has it now
     if item.attempts >= max_attempts:
-        (OutboxItem.update(status="failed", last_error=error[:2000], lease_owner=None, lease_until=None)
-         .where(OutboxItem.id == item_id).execute())
         return False
     (OutboxItem.update(next_at=now + dt.timedelta(seconds=delay_seconds), last_error=error[:2000],
                        lease_owner=None, lease_until=None)
@@ -176,9 +174,32 @@ def retry(item_id: int, now: dt.datetime, delay_seconds: float, error: str, max_
     return True
 
 
+PARKED = "parked"
+
+
+def park(item_id: int, now: dt.datetime, error: str, *, owner: str | None = None,
+         tell: dict | None = None) -> bool:
+    """Give an item up for good (Slack will not change its mind, or it was tried long enough): it no longer
+    holds back its incident's later items, and it stays, with its error, for a person to see. `tell`: the
+    payload of a "tell" job (user, channel, text) queued in the same transaction, so that someone knows.
+    False when this worker no longer holds the item."""
+    with storage.write():
+        query = (OutboxItem.update(status=PARKED, last_error=error[:2000], lease_owner=None, lease_until=None,
+                                   inflight_step=None, done_at=now)
+                 .where(OutboxItem.id == item_id, OutboxItem.status == "pending"))
+        if owner is not None:
+            query = query.where(OutboxItem.lease_owner == owner)
+        if not query.execute():
+            return False
+        if tell is not None:
+            row = OutboxItem.get_by_id(item_id)
+            enqueue("tell", row.incident_id, dict(tell, about_parked=item_id, origin=None), now=now)
+    return True
+
+
 def prune(before: dt.datetime) -> int:
     """Forget items sent (or given up) before `before`; returns how many."""
-    return OutboxItem.delete().where(OutboxItem.status.in_(["done", "failed"]),
+    return OutboxItem.delete().where(OutboxItem.status.in_(["done", "failed", PARKED]),
                                      OutboxItem.created_at < before).execute()
 
 

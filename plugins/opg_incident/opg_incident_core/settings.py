@@ -401,6 +401,15 @@ class SettingsStore:
             self._current = new
             return changes
 
+    def reload_or_keep(self) -> SettingsError | None:
+        """Re-read the file, or keep the last good settings when it is not valid: None, or why they stay.
+        For errbot's `plugin reload`, which must never leave the bot without its incident plugin."""
+        try:
+            self.reload()
+        except SettingsError as exc:
+            return exc
+        return None
+
 
 def describe_changes(old: Settings, new: Settings) -> list[str]:
     changes: list[str] = []

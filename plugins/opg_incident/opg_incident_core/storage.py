@@ -7,16 +7,19 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
+import time
 import weakref
 from pathlib import Path
 
 from peewee import (
     AutoField, BooleanField, DatabaseProxy, DateTimeField, ForeignKeyField, IntegerField, Model,
-    SqliteDatabase,
+    OperationalError, SqliteDatabase,
 )
 from peewee import CharField as _CharField
 from peewee import TextField as _TextField
 from playhouse.db_url import connect, parse
+
+from . import connection
 
 database = DatabaseProxy()
 _CONTROL = dict.fromkeys(c for c in range(32) if chr(c) not in "\n\r\t")
@@ -235,7 +238,8 @@ MODELS = [SchemaVersion, Incident, RoleAssignment, TimelineEntry, Action, Handov
           StakeholderUpdate, StakeholderChannel, OutboxItem, InboxEntry]
 
 
-# How long SQLite waits for another process's write lock: well under Slack's 3 s ack.
+# How long SQLite waits for another process's write lock, and an input being recorded for the other
+# writers of this process: well under Slack's 3 s ack (then the input goes to the journal).
 SQLITE_BUSY_MS = 1500
 
 
@@ -249,6 +253,8 @@ def open_database(url: str | None, data_dir: str | Path = "data"):
     if url.startswith("sqlite:"):
         db = LockedSqliteDatabase(**parse(url), pragmas={"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": SQLITE_BUSY_MS,
                                    "synchronous": "full"})
+    elif url.split(":", 1)[0] in ("postgres", "postgresql"):
+        db = connection.postgresql(url, parse(url))  # a dropped connection is opened again
     else:
         db = connect(url)
     database.initialize(db)
@@ -273,17 +279,26 @@ class WriterLock:
         self._depth = 0
 
     @contextlib.contextmanager
-    def held(self, urgent: bool = False):
+    def held(self, urgent: bool = False, timeout: float | None = None):
+        """`timeout`: seconds to wait at most, then OperationalError (as SQLite's own busy timeout)."""
         urgent = bool(urgent)
+        deadline = None if timeout is None else time.monotonic() + timeout
         me = threading.get_ident()
         with self._mutex:
             if self._owner != me:
                 self._waiting[urgent] += 1
+                got = False
                 try:
                     while self._owner is not None or (not urgent and self._waiting[True]):
-                        self._turn[urgent].wait()
+                        left = None if deadline is None else deadline - time.monotonic()
+                        if left is not None and left <= 0:
+                            raise OperationalError("database is locked (by another writer of this process)")
+                        self._turn[urgent].wait(left)
+                    got = True
                 finally:
                     self._waiting[urgent] -= 1
+                    if not got:
+                        self._wake_next()  # a waiter that gives up hands its turn on
                 self._owner = me
             self._depth += 1
         try:
@@ -293,10 +308,15 @@ class WriterLock:
                 self._depth -= 1
                 if not self._depth:
                     self._owner = None
-                    if self._waiting[True]:
-                        self._turn[True].notify()
-                    elif self._waiting[False]:
-                        self._turn[False].notify()
+                    self._wake_next()
+
+    def _wake_next(self) -> None:
+        """With the mutex held: wake one waiting writer, an urgent one first, when the lock is free."""
+        if self._owner is None:
+            if self._waiting[True]:
+                self._turn[True].notify()
+            elif self._waiting[False]:
+                self._turn[False].notify()
 
 
 _SQLITE_WRITER = WriterLock()
@@ -321,8 +341,8 @@ def write(urgent: bool = False):
     idle; `urgent` ones first), and it takes the write lock at once, so that two threads never both read
     and then fail to upgrade. Elsewhere row locks (SELECT ... FOR UPDATE) do that job."""
     db = database.obj
-    if is_sqlite(db):
-        with _SQLITE_WRITER.held(urgent), db.atomic("IMMEDIATE"):
+    if is_sqlite(db):  # an urgent writer (before Slack's ack) waits as long as SQLite's busy timeout, no longer
+        with _SQLITE_WRITER.held(urgent, SQLITE_BUSY_MS / 1000 if urgent else None), db.atomic("IMMEDIATE"):
             yield
     else:
         with db.atomic():

@@ -5,30 +5,65 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections import OrderedDict
 
-from opg_incident_core import outbox
+import threading
+
+from opg_incident_core import connection, outbox, storage
 
 log = logging.getLogger(__name__)
-NEW, DUPLICATE = "new", "duplicate"
+NEW, DUPLICATE, NOT_READY = "new", "duplicate", "not_ready"
 REMEMBERED = 10_000  # inputs handled lately by this process (the backend asks before marking one)
 
 
 class SlackInputs:
-    def __init__(self, service, interactions):
+    def __init__(self, service, interactions, effects=None):
         self.service = service
         self.interactions = interactions
+        self.effects = effects
         self._done: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
 
     # -- the contract -------------------------------------------------------------------------------
     def record(self, key: str, kind: str, payload: dict | None) -> str:
-        return NEW if self.service.record_input(key, kind, payload) else DUPLICATE
+        """(An event the database cannot take goes to the local journal and counts as new.)"""
+        try:
+            return NEW if self.service.record_input(key, kind, payload) else DUPLICATE
+        except connection.UNAVAILABLE as exc:  # not journaled (a click): the person is told (`unrecorded`)
+            log.warning("A Slack %s could not be recorded: the database is unavailable (%s)", kind,
+                        connection.first_line(exc))
+            return NOT_READY
+
+    def unrecorded(self, kind: str, payload: dict) -> dict | None:
+        """The ack of a click or slash command that could not be recorded: the person is told why."""
+        if kind == "slash_commands":
+            return {"response_type": "ephemeral", "text": connection.NOT_SAVED}
+        if payload.get("type") == "view_submission":
+            inputs = [b.get("block_id") for b in (payload.get("view") or {}).get("blocks") or []
+                      if b.get("type") == "input" and b.get("block_id")]
+            return {"response_action": "errors", "errors": {(inputs or ["title"])[0]: connection.NOT_SAVED}}
+        user = (payload.get("user") or {}).get("id")
+        channel = (payload.get("channel") or {}).get("id") or (payload.get("container") or {}).get("channel_id")
+        if user and self.effects is not None:
+            threading.Thread(target=self._tell_now, args=(user, channel, connection.NOT_SAVED), daemon=True,
+                             name="opg-tell").start()  # not through the outbox: the database is down
+        return {}
+
+    def _tell_now(self, user, channel, text):
+        try:
+            self.effects.tell(user, channel, text)
+        except Exception as exc:
+            log.warning("Could not tell %s that their click was not saved: %s", user, exc)
 
     def handle_event(self, key: str | None, event: dict) -> None:
-        with self.handling(None, key):
-            self.interactions.on_event(event)
+        def handle():  # again on a new connection when PostgreSQL dropped it (safe: AlreadyHandled)
+            with self.handling(None, key):
+                self.interactions.on_event(event)
+        try:
+            connection.retrying(storage.database.obj, handle, what="a Slack event")
+        except connection.UNAVAILABLE as exc:  # left unhandled in the inbox: taken over and replayed later
+            log.warning("Event %s was not handled: the database failed (%s); it is replayed later", key,
+                        connection.first_line(exc))
 
     def handle_interaction(self, key: str | None, kind: str, payload: dict) -> dict | None:
         # No origin channel: a click or a slash command gets no reply in the channel (a slash command's answer
@@ -49,10 +84,12 @@ class SlackInputs:
         """Handle input `key` from `channel`: a change made inside marks it in its own transaction; when
         none did, it is marked on the way out (also after a refusal). Once either way."""
         with outbox.origin(channel, key):
+            failed = True
             try:
                 yield
+                failed = False
             finally:
-                if key:
+                if key and not (failed and _database_failed()):
                     if outbox.input_to_mark() is not None:  # no change took it
                         self.service.mark_processed(key)
                     self._remember(key)
@@ -62,3 +99,12 @@ class SlackInputs:
             self._done[key] = None
             if len(self._done) > REMEMBERED:
                 self._done.popitem(last=False)
+
+
+def _database_failed() -> bool:
+    """Inside a `finally`: is the exception on its way out a database failure? (The input then stays
+    unhandled in the inbox and is replayed, or the person was told it was not saved.)"""
+    import sys
+
+    exc = sys.exc_info()[1]
+    return isinstance(exc, connection.UNAVAILABLE)

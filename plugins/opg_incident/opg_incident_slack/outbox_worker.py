@@ -9,14 +9,23 @@ import os
 import random
 import socket
 import threading
+import time
+
+from peewee import DatabaseError, InterfaceError
 
 import opg_incident_logs
-from opg_incident_core import IncidentError, outbox, storage
+from opg_incident_core import IncidentError, connection, outbox, storage
 from opg_incident_core.errors import OutsideError
 
 from .gateway import SlackError
 
 log = logging.getLogger(__name__)
+DATABASE_ERRORS = (DatabaseError, InterfaceError)
+PARKED_WHAT = {"refresh": "update the headline", "create_channel": "set up the comms channel",
+               "page_oncall": "page the on-call lead", "post": "post a message", "tell": "send a message",
+               "react": "add a reaction", "remind": "send a reminder", "archive": "archive the comms channel",
+               "escalation_menu": "post the list of teams to page", "declared": "post the headline",
+               "closed": "announce the end of the incident", "role": "announce a role change"}
 
 
 class OutboxWorker(threading.Thread):
@@ -41,17 +50,28 @@ class OutboxWorker(threading.Thread):
             self.join(timeout)
 
     def run(self) -> None:
+        down_since = None
         while not self._stopping.is_set():
+            wait = self.poll_seconds
             try:
                 worked = self.run_once()
+                if down_since is not None:
+                    log.warning("The outbox goes on: the database is back after %.0f s", time.monotonic() - down_since)
+                    down_since = None
+            except DATABASE_ERRORS as exc:  # one line, not a traceback four times a second
+                if down_since is None:
+                    down_since = time.monotonic()
+                    log.warning("The outbox waits: the database is unavailable (%s)", connection.first_line(exc))
+                connection.forget(storage.database.obj)  # a fresh connection next time
+                worked, wait = False, min(5.0, max(self.poll_seconds, 1.0))
             except Exception:
                 log.exception("The outbox worker hit an error; it goes on")
-                storage.database.close()  # a fresh connection next time (kept open otherwise)
+                connection.forget(storage.database.obj)
                 worked = False
             if not worked:
-                self._wake.wait(self.poll_seconds)
+                self._wake.wait(wait)
                 self._wake.clear()
-        storage.database.close()
+        connection.forget(storage.database.obj)
 
     def run_once(self) -> bool:
         """Send what is due; True when something was claimed."""
@@ -65,6 +85,9 @@ class OutboxWorker(threading.Thread):
         return bool(items)
 
     def send(self, item: outbox.Item) -> None:
+        if item.attempts > self.max_attempts:  # claimed again and again and never finished (a crash each time?)
+            self._park(item, f"tried {item.attempts - 1} times without finishing")
+            return
         if item.kind == "refresh" and item.step == 0 and self._too_soon(item):
             return
         try:
@@ -81,21 +104,50 @@ class OutboxWorker(threading.Thread):
                 with self._lease_kept(item.id, index), self._once(f"{item.id}.{index}", verify):
                     steps[index]()
             except (SlackError, OutsideError) as exc:  # Slack, or another service (Confluence)
-                if exc.transient:
-                    delay = exc.retry_after or min(300.0, 2.0 ** item.attempts) * (0.5 + random.random())
-                    if outbox.retry(item.id, self.effects.service.now(), delay, str(exc), self.max_attempts,
-                                    owner=self.owner):
-                        log.info("Outbox item %s (%s): %s; again in %.1f s", item.id, item.kind,
-                                 getattr(exc, "code", exc), delay)
-                    else:
-                        log.error("Outbox item %s (%s) failed for good: %s", item.id, item.kind, exc)
+                if not exc.transient:  # Slack will not change its mind: not again, and not in silence
+                    self._park(item, _described(exc), index)
                     return
-                log.warning("Outbox item %s (%s) step %s: %s", item.id, item.kind, index, exc)
+                delay = exc.retry_after or min(300.0, 2.0 ** item.attempts) * (0.5 + random.random())
+                if outbox.retry(item.id, self.effects.service.now(), delay, str(exc), self.max_attempts,
+                                owner=self.owner):
+                    log.info("Outbox item %s (%s): %s; again in %.1f s", item.id, item.kind,
+                             getattr(exc, "code", exc), delay)
+                else:
+                    self._park(item, f"{_described(exc)} (tried {item.attempts} times)", index)
+                return
             except IncidentError as exc:
                 log.info("Outbox item %s (%s) step %s: %s", item.id, item.kind, index, exc)
+            except DATABASE_ERRORS:
+                raise  # the database, not the item: the run loop waits and the lease brings the item back
+            except Exception as exc:  # a bug, or a failure nobody foresaw: tried again, then parked
+                log.exception("Outbox item %s (%s) step %s failed", item.id, item.kind, index)
+                delay = min(300.0, 2.0 ** item.attempts)
+                if not outbox.retry(item.id, self.effects.service.now(), delay, repr(exc), self.max_attempts,
+                                    owner=self.owner):
+                    self._park(item, f"{type(exc).__name__} (tried {item.attempts} times)", index)
+                return
             if not outbox.advanced(item.id, index + 1, owner=self.owner):
                 return
         outbox.done(item.id, self.effects.service.now(), owner=self.owner)
+
+    def _park(self, item: outbox.Item, error: str, step: int | None = None) -> None:
+        """Give the item up, log it, and tell the incident's lead (the reporter when there is none), unless
+        the item was itself such a message."""
+        tell, who = None, None
+        if item.number is not None and not item.payload.get("about_parked"):
+            with contextlib.suppress(IncidentError):
+                inc = self.effects.service.get(item.number)
+                who = inc.roles.get("lead") or inc.reporter
+            what = PARKED_WHAT.get(item.kind, f"announce the change ({item.kind})")
+            text = (f"⚠️ Incident {item.number}: I could not {what}, and I will not try again: {error}. "
+                    f"Please do it by hand if it matters; a bot admin can see the details in the log "
+                    f"(outbox item {item.id}).")
+            if who and who[:1] in "UW":
+                tell = {"user": who, "channel": None, "text": text}
+        if outbox.park(item.id, self.effects.service.now(), error, owner=self.owner, tell=tell):
+            log.error("Outbox item %s (%s) of incident %s parked at step %s: %s; %s", item.id, item.kind,
+                      item.number, step, error, f"{who} is told" if tell else "nobody to tell")
+            self.wake()
 
     def _once(self, key: str, verify: bool):
         """Slack posts of a step carry its key (see SlackGateway.once); the Text console has no Slack."""
@@ -115,7 +167,7 @@ class OutboxWorker(threading.Thread):
             except Exception:
                 log.exception("Could not renew the lease of outbox item %s", item_id)
             finally:
-                storage.database.close()
+                connection.forget(storage.database.obj)
 
         thread = threading.Thread(target=renew, name="opg-outbox-lease", daemon=True)
         thread.start()
@@ -134,3 +186,9 @@ class OutboxWorker(threading.Thread):
             return False
         outbox.postpone(item.id, at, self.owner)
         return True
+
+
+def _described(exc) -> str:
+    """The error as people read it, with Slack's own code (what a search finds)."""
+    code = getattr(exc, "code", None)
+    return f"{exc} [{code}]" if code and code not in str(exc) else str(exc)
