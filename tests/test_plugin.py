@@ -136,18 +136,20 @@ class TestPlugin:
         assert self.service(testbot).get(1).roles == {"reporter": ADMIN, "lead": ADMIN, "scribe": ADMIN,
                                                       "comms": "@dan"}
 
-        # a held role is not silently overwritten: it is offered, and moves only when accepted
-        assert "@sam" in ask(testbot, "!scribe 1 @sam")
-        assert self.service(testbot).get(1).roles["scribe"] == ADMIN
-        [offer] = self.service(testbot).handovers(1)
-        assert (offer.role, offer.to_user, offer.awaiting) == ("scribe", "@sam", "@sam")
-        as_user(testbot, "@sam")
-        assert ask(testbot, "!accept").startswith("@sam is now Incident Scribe of incident 1")
+        # a bot admin gives a held role at once (for a holder who is away)
+        assert ask(testbot, "!scribe 1 @sam").startswith("@sam is now Incident Scribe of incident 1")
+        # a handover is offered, and moves only when accepted
+        assert "@kim" in ask(testbot, "!handover 1 scribe @kim")
         assert self.service(testbot).get(1).roles["scribe"] == "@sam"
+        [offer] = self.service(testbot).handovers(1)
+        assert (offer.role, offer.to_user, offer.awaiting) == ("scribe", "@kim", "@kim")
+        as_user(testbot, "@kim")
+        assert ask(testbot, "!accept").startswith("@kim is now Incident Scribe of incident 1")
+        assert self.service(testbot).get(1).roles["scribe"] == "@kim"
 
         history = [(h.role, h.holder, h.released_at is None) for h in self.service(testbot).role_history(1)]
         assert history == [("lead", ADMIN, True), ("scribe", ADMIN, False), ("comms", "@cat", False),
-                           ("comms", "@dan", True), ("scribe", "@sam", True)]
+                           ("comms", "@dan", True), ("scribe", "@sam", False), ("scribe", "@kim", True)]
 
     def test_roles_bad_input_changes_nothing(self, testbot):
         ask(testbot, "!incident declare Payments are failing")
