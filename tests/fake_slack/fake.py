@@ -315,6 +315,11 @@ class FakeSlack(PersonActions, Inspection, ErrorLedger):
         """Answer the next `times` calls of `method` normally, but only after `seconds`."""
         self.faults.add(Fault(method, None, None, None, seconds, None, times))
 
+    def lose_answers(self, method: str, times: int = 1, **match) -> list:
+        """The next `times` calls of `method` (params matching `match`) take effect, but the answer is
+        lost: `internal_error`, as when a response never comes back. Returns [left] (counts down)."""
+        return self.faults.lose(method, times, match)
+
     def rate_limit(self, method: str, limit: Optional[int], period: float = 60.0) -> None:
         """At most `limit` calls of `method` per `period` s, then 429s (None removes the limit)."""
         self.faults.rate_limit(method, limit, period)

@@ -148,6 +148,8 @@ class Server:
         else:
             call.response = self.fake.api.call(method, params, token, from_json)
             headers = {}
+            if self.fake.faults.take_loss(method, params):  # Slack acted; the answer never came back
+                call.response, call.injected = {"ok": False, "error": "internal_error"}, True
         if token_kind is not None:
             scopes = ",".join(self.fake.api.granted(token_kind, token))
             headers.update({"x-oauth-scopes": scopes,
