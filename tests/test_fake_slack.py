@@ -18,7 +18,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.socket_mode.builtin import SocketModeClient
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from tests.fake_slack import FakeSlack
+from tests.fake_slack import ALL_SCOPES, ALL_SUBSCRIPTIONS, FakeSlack, Manifest
 
 ALICE, BOB = "U0ALICE001", "U0BOB00001"
 CLASSIC = {"apps", "bot", "bot:basic", "client", "files:write:user", "identify", "post", "read"}
@@ -42,9 +42,12 @@ def seed(fake: FakeSlack) -> str:
     return fake.add_channel("general", members=[ALICE, BOB])
 
 
+BROAD = Manifest.granting(ALL_SCOPES, ALL_SUBSCRIPTIONS)  # these tests use more of Slack than the app
+
+
 @pytest.fixture
 def fake():
-    with FakeSlack() as fake:
+    with FakeSlack(manifest=BROAD, relax=("rate_limits",)) as fake:
         seed(fake)
         yield fake
         assert not fake.internal_errors
@@ -100,7 +103,9 @@ def test_channel_lifecycle_keeps_state_and_slack_errors(fake, web):
     assert fake.channels["inc-42-db-down"].is_archived
     assert api_error(web.chat_postMessage, channel=created["id"], text="hi") == "is_archived"
     assert api_error(web.conversations_create, name="inc-42-db-down") == "name_taken"
-    web.conversations_unarchive(channel=created["id"])
+    assert api_error(web.conversations_unarchive, channel=created["id"]) == "not_in_channel"  # bot token
+    admin = WebClient(token=fake.add_user_token(ALICE), base_url=fake.api_url)
+    admin.conversations_unarchive(channel=created["id"])
     web.conversations_rename(channel=created["id"], name="inc-42-resolved")
     assert "inc-42-resolved" in fake.channels and "inc-42-db-down" not in fake.channels
     assert api_error(web.conversations_info, channel="C404") == "channel_not_found"
@@ -426,7 +431,7 @@ def http_fake():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     Receiver.secret, Receiver.requests, Receiver.responses = "s3cret", [], []
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    with FakeSlack(mode="http", signing_secret="s3cret", ack_timeout=1.0,
+    with FakeSlack(mode="http", signing_secret="s3cret", ack_timeout=1.0, manifest=BROAD,
                    app_url=f"http://127.0.0.1:{server.server_address[1]}") as fake:
         seed(fake)
         yield fake

@@ -49,6 +49,9 @@ def replicas(request, tmp_path):
 
 def test_r6_two_replicas_one_killed_lose_and_duplicate_nothing(replicas):
     fake, bots, channels, url = replicas
+    # 12 headlines at once in #opg-incidents, then a storm of replies in one channel: faster than Slack's 1/s
+    # per channel (issue 13 part 2), so the rate limits are off here
+    fake.relax("rate_limits")
     a, b = bots
     rng, storm_rng = kit.rng("R6"), kit.rng("R6/storm")  # one per thread: RELIABILITY_SEED replays both
 

@@ -108,6 +108,9 @@ def state(fake, bot) -> dict:
 
 def test_r5_forged_unsigned_and_stale_requests_are_refused(http_bot):
     fake, bot, channels = http_bot
+    # The hand-signed control requests below carry a made-up trigger_id and a message Slack never stored
+    fake.expect_error("invalid_trigger_id", "views.open")
+    fake.expect_error("message_not_found", "reactions.add")
     rng = kit.rng("R5")
     secret = fake.signing_secret
 

@@ -132,3 +132,20 @@ def test_headline_shows_pending_handovers(settings):
     assert "Incident Lead offered to <@U0NEWLEAD1>, waiting for <@U0NEWLEAD1>" in str(body)
     _, without = blocks.headline(incident(), settings, "http://x")
     assert "offered to" not in str(without)
+
+
+def test_every_message_and_modal_passes_slacks_block_kit_checks(settings):
+    """The fake Slack's Block Kit rules (plain_text where required, unique action_ids, lengths, ...)."""
+    from fake_slack.blocks import check_message_blocks, check_view
+
+    huge = incident(title="t" * 400, summary="s" * 10_000, impact="i" * 10_000, channel_id="C0INC0001")
+    for built in (blocks.headline(incident(), settings, "http://x")[1],
+                  blocks.headline(huge, settings, "http://x")[1],
+                  blocks.headline(incident(status="closed", closed_at=dt.datetime(2026, 11, 27, 12, 0)), settings,
+                                  "http://x")[1],
+                  blocks.escalation_menu(4, settings.specialists)[1], blocks.handover_offer("Take it?", 3),
+                  blocks.reminder("No scribe yet", 4, "scribe", "Incident Scribe"), blocks.text_message("hi")):
+        assert check_message_blocks(built) == built
+    for view in (blocks.incident_modal(settings, title="x" * 500),
+                 blocks.incident_modal(settings, incident=huge, metadata='{"number": 7}')):
+        assert check_view(view) == view

@@ -16,7 +16,7 @@ from typing import Any, Optional
 from . import events
 from .api_chat import pin_message
 from .api_views import close_views, push_view, replace_view
-from .blocks import fill_state, find_action, state_entry
+from .block_state import fill_state, find_action, state_entry
 from .delivery import Ack
 from .workspace import SlackError
 
@@ -46,6 +46,9 @@ class PersonActions:
         ws = self.workspace
         with ws.lock:
             conv, person = self._person_in(channel, user)
+            if conv.is_im and (not self.manifest.messages_tab or self.manifest.messages_tab_read_only):
+                # the App Home's Messages tab is off (or read-only): people cannot write to the app
+                raise SlackError("messages_tab_disabled")
             message = ws.add_message(conv, events.person_message(ws, person.id, text, thread_ts))
             self.emit(events.message_event(conv, message), conv)
             if ws.bot_user_id in events.mentions(text) and not conv.is_im:

@@ -37,6 +37,8 @@ def _postable(api: WebApi, ref) -> object:
         raise SlackError("channel_not_found")
     if channel.is_archived:
         raise SlackError("is_archived")
+    if channel.is_im and not api.fake.manifest.messages_tab:
+        raise SlackError("messages_tab_disabled")  # the App Home has no Messages tab: no DMs
     public_ok = "chat:write.public" in api.fake.scopes and not (channel.is_private or channel.is_im)
     if api.bot not in channel.members and not public_ok:
         raise SlackError("not_in_channel")
@@ -50,7 +52,7 @@ def _with_warnings(body: dict, warnings: list) -> dict:
     return body
 
 
-@method("chat.postMessage", scopes=("chat:write",))
+@method("chat.postMessage")
 def chat_post_message(api: WebApi, p: Params) -> dict:
     channel = _postable(api, p.require("channel", "channel_not_found"))
     content = _content(p)
@@ -71,7 +73,7 @@ def chat_post_message(api: WebApi, p: Params) -> dict:
                           content["warnings"])
 
 
-@method("chat.postEphemeral", scopes=("chat:write",))
+@method("chat.postEphemeral")
 def chat_post_ephemeral(api: WebApi, p: Params) -> dict:
     channel = _postable(api, p.require("channel", "channel_not_found"))
     user = p.require("user", "user_not_found")
@@ -95,10 +97,10 @@ def _own_message(api: WebApi, p: Params, error: str) -> tuple:
     return channel, message
 
 
-@method("chat.update", scopes=("chat:write",))
+@method("chat.update")
 def chat_update(api: WebApi, p: Params) -> dict:
     channel, message = _own_message(api, p, "cant_update_message")
-    content = _content(p, required=False)
+    content = _content(p)  # neither text nor blocks nor attachments: no_text
     if len(content["text"]) > UPDATE_TEXT_MAX:
         raise SlackError("msg_too_long")
     changes = {"text": content["text"]}
@@ -113,7 +115,7 @@ def chat_update(api: WebApi, p: Params) -> dict:
             "message": {k: v for k, v in updated.items() if k != "ts"}}
 
 
-@method("chat.delete", scopes=("chat:write",))
+@method("chat.delete")
 def chat_delete(api: WebApi, p: Params) -> dict:
     channel, message = _own_message(api, p, "cant_delete_message")
     previous = api.ws.delete_message(channel, message["ts"])
@@ -142,17 +144,17 @@ def _react(api: WebApi, p: Params, add: bool) -> dict:
     return {}
 
 
-@method("reactions.add", scopes=("reactions:write",))
+@method("reactions.add")
 def reactions_add(api: WebApi, p: Params) -> dict:
     return _react(api, p, True)
 
 
-@method("reactions.remove", scopes=("reactions:write",))
+@method("reactions.remove")
 def reactions_remove(api: WebApi, p: Params) -> dict:
     return _react(api, p, False)
 
 
-@method("reactions.get", scopes=("reactions:read",))
+@method("reactions.get")
 def reactions_get(api: WebApi, p: Params) -> dict:
     channel = api.visible_channel(p.require("channel", "channel_not_found"))
     message = api.ws.message(channel, p.require("timestamp", "no_item_specified"))
@@ -175,21 +177,21 @@ def pin_message(ws, emit, channel, ts: str, user: str, add: bool) -> None:
         emit(events.pin_event(ws, "pin_removed", channel, ts, user, item), channel)
 
 
-@method("pins.add", scopes=("pins:write",))
+@method("pins.add")
 def pins_add(api: WebApi, p: Params) -> dict:
     channel = api.member_channel(p.require("channel", "channel_not_found"))
     pin_message(api.ws, api.emit, channel, p.require("timestamp", "no_item_specified"), api.bot, True)
     return {}
 
 
-@method("pins.remove", scopes=("pins:write",))
+@method("pins.remove")
 def pins_remove(api: WebApi, p: Params) -> dict:
     channel = api.visible_channel(p.require("channel", "channel_not_found"))
     pin_message(api.ws, api.emit, channel, p.require("timestamp", "no_item_specified"), api.bot, False)
     return {}
 
 
-@method("pins.list", scopes=("pins:read",))
+@method("pins.list")
 def pins_list(api: WebApi, p: Params) -> dict:
     channel = api.visible_channel(p.require("channel", "channel_not_found"))
     items = [api.ws.pin_item(channel, ts) for ts in channel.pins]
@@ -198,7 +200,7 @@ def pins_list(api: WebApi, p: Params) -> dict:
 
 
 # --- files (upload_v2: getUploadURLExternal, raw POST, completeUploadExternal) --------------------
-@method("files.getUploadURLExternal", scopes=("files:write",))
+@method("files.getUploadURLExternal")
 def files_get_upload_url(api: WebApi, p: Params) -> dict:
     filename = p.require("filename")
     length = p.int("length", 0)
@@ -209,7 +211,7 @@ def files_get_upload_url(api: WebApi, p: Params) -> dict:
             "file_id": file_id}
 
 
-@method("files.completeUploadExternal", scopes=("files:write",))
+@method("files.completeUploadExternal")
 def files_complete_upload(api: WebApi, p: Params) -> dict:
     entries = p.json("files") or []
     shared = []

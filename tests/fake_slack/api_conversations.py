@@ -7,9 +7,6 @@ from . import events
 from .web_api import Params, WebApi, method, paginate
 from .workspace import TOPIC_MAX, SlackError
 
-READ = ("channels:read", "groups:read", "im:read", "mpim:read")
-MANAGE = ("channels:manage", "channels:write", "groups:write")
-HISTORY = ("channels:history", "groups:history", "im:history", "mpim:history")
 TYPES = {"public_channel", "private_channel", "im", "mpim"}
 
 
@@ -20,13 +17,13 @@ def _post_subtype(api: WebApi, channel, subtype: str, text: str, **extra) -> Non
     api.emit(events.message_event(channel, message), channel)
 
 
-@method("conversations.info", scopes=READ)
+@method("conversations.info")
 def conversations_info(api: WebApi, p: Params) -> dict:
     channel = api.visible_channel(p.require("channel", "channel_not_found"))
     return {"channel": channel.to_api(api.bot)}
 
 
-@method("conversations.list", scopes=READ)
+@method("conversations.list")
 def conversations_list(api: WebApi, p: Params) -> dict:
     types = set(p.list("types") or ["public_channel"])
     if not types <= TYPES:
@@ -41,14 +38,14 @@ def conversations_list(api: WebApi, p: Params) -> dict:
     return {"channels": page, "response_metadata": {"next_cursor": cursor}}
 
 
-@method("conversations.members", scopes=READ)
+@method("conversations.members")
 def conversations_members(api: WebApi, p: Params) -> dict:
     channel = api.visible_channel(p.require("channel", "channel_not_found"))
     page, cursor = paginate(sorted(channel.members), p)
     return {"members": page, "response_metadata": {"next_cursor": cursor}}
 
 
-@method("conversations.create", scopes=MANAGE)
+@method("conversations.create")
 def conversations_create(api: WebApi, p: Params) -> dict:
     name = p.get("name")
     if name is None:
@@ -60,7 +57,7 @@ def conversations_create(api: WebApi, p: Params) -> dict:
     return {"channel": channel.to_api(api.bot)}
 
 
-@method("conversations.invite", scopes=MANAGE + ("channels:write.invites", "groups:write.invites"))
+@method("conversations.invite")
 def conversations_invite(api: WebApi, p: Params) -> dict:
     channel = api.visible_channel(p.require("channel", "channel_not_found"))
     users = p.list("users")
@@ -90,7 +87,7 @@ def conversations_invite(api: WebApi, p: Params) -> dict:
     return {"channel": channel.to_api(api.bot)}
 
 
-@method("conversations.join", scopes=("channels:join",))
+@method("conversations.join")
 def conversations_join(api: WebApi, p: Params) -> dict:
     channel = api.visible_channel(p.require("channel", "channel_not_found"))
     if channel.is_private or channel.is_im:
@@ -108,7 +105,7 @@ def conversations_join(api: WebApi, p: Params) -> dict:
     return result
 
 
-@method("conversations.leave", scopes=MANAGE)
+@method("conversations.leave")
 def conversations_leave(api: WebApi, p: Params) -> dict:
     channel = api.visible_channel(p.require("channel", "channel_not_found"))
     if channel.is_im:
@@ -131,18 +128,18 @@ def _set_text_field(api: WebApi, p: Params, field_name: str) -> dict:
     return channel
 
 
-@method("conversations.setTopic", scopes=MANAGE + ("channels:write.topic", "groups:write.topic"))
+@method("conversations.setTopic")
 def conversations_set_topic(api: WebApi, p: Params) -> dict:
     return {"channel": _set_text_field(api, p, "topic").to_api(api.bot)}
 
 
-@method("conversations.setPurpose", scopes=MANAGE + ("channels:write.topic", "groups:write.topic"))
+@method("conversations.setPurpose")
 def conversations_set_purpose(api: WebApi, p: Params) -> dict:
     _set_text_field(api, p, "purpose")
     return {}
 
 
-@method("conversations.archive", scopes=MANAGE)
+@method("conversations.archive")
 def conversations_archive(api: WebApi, p: Params) -> dict:
     channel = api.visible_channel(p.require("channel", "channel_not_found"))
     if channel.is_im:
@@ -159,18 +156,25 @@ def conversations_archive(api: WebApi, p: Params) -> dict:
     return {}
 
 
-@method("conversations.unarchive", scopes=MANAGE)
+@method("conversations.unarchive", tokens=("bot", "user"))
 def conversations_unarchive(api: WebApi, p: Params) -> dict:
+    """docs: "Bot tokens (xoxb-...) cannot currently be used to unarchive conversations ... use a user
+    token (xoxp-...)"; a bot token gets `not_in_channel`. "The calling user is added to the conversation."
+    """
     channel = api.visible_channel(p.require("channel", "channel_not_found"))
+    if channel.is_im:
+        raise SlackError("method_not_supported_for_channel_type")
     if not channel.is_archived:
         raise SlackError("not_archived")
+    if api.caller_kind == "bot" and "bot_unarchive" not in api.fake.relaxed:
+        raise SlackError("not_in_channel")
     channel.is_archived = False
-    channel.members.add(api.bot)
-    api.emit(events.channel_archive_event(api.ws, channel, api.bot, "unarchive"), channel)
+    channel.members.add(api.caller)
+    api.emit(events.channel_archive_event(api.ws, channel, api.caller, "unarchive"), channel)
     return {}
 
 
-@method("conversations.rename", scopes=MANAGE)
+@method("conversations.rename")
 def conversations_rename(api: WebApi, p: Params) -> dict:
     channel = api.member_channel(p.require("channel", "channel_not_found"))
     name = api.ws.validate_channel_name(p.get("name"), exclude=channel.id)
@@ -181,7 +185,7 @@ def conversations_rename(api: WebApi, p: Params) -> dict:
     return {"channel": channel.to_api(api.bot)}
 
 
-@method("conversations.open", scopes=("im:write", "mpim:write", "channels:manage", "groups:write"))
+@method("conversations.open")
 def conversations_open(api: WebApi, p: Params) -> dict:
     if p.get("channel"):
         channel = api.visible_channel(p.get("channel"))
@@ -210,7 +214,7 @@ def _page_messages(messages: list, p: Params) -> dict:
             "response_metadata": {"next_cursor": cursor}}
 
 
-@method("conversations.history", scopes=HISTORY)
+@method("conversations.history")
 def conversations_history(api: WebApi, p: Params) -> dict:
     channel = api.member_channel(p.require("channel", "channel_not_found"), allow_archived=True)
     top = [dict(m) for m in reversed(list(channel.messages.values()))
@@ -218,7 +222,7 @@ def conversations_history(api: WebApi, p: Params) -> dict:
     return {**_page_messages(top, p), "pin_count": len(channel.pins)}
 
 
-@method("conversations.replies", scopes=HISTORY)
+@method("conversations.replies")
 def conversations_replies(api: WebApi, p: Params) -> dict:
     channel = api.member_channel(p.require("channel", "channel_not_found"), allow_archived=True)
     ts = p.require("ts")

@@ -38,10 +38,11 @@ class Ack:
     retry_attempt: int
     connection_id: Optional[int] = None
     headers: dict = field(default_factory=dict)
+    late: bool = False  # after Slack's deadline: it does not count (Slack already gave up)
 
     @property
     def ok(self) -> bool:
-        return 200 <= self.status < 300
+        return 200 <= self.status < 300 and not self.late
 
 
 @dataclass
@@ -118,7 +119,9 @@ class DeliveryLog:
             return list(self._deliveries.values())
 
     def record_ack(self, envelope_id: str, payload: Any, status=200, body="", connection_id=None,
-                   headers=None, raw: Optional[dict] = None) -> Optional[Ack]:
+                   headers=None, raw: Optional[dict] = None,
+                   deadline: Optional[float] = None) -> Optional[Ack]:
+        """Record an answer; with `deadline` (seconds), a later one is kept but marked `late`."""
         with self._cond:
             delivery = self._deliveries.get(envelope_id)
             if delivery is None:
@@ -126,9 +129,10 @@ class DeliveryLog:
                 return None
             attempt = delivery.last_attempt()
             now = time.monotonic()
-            ack = Ack(envelope_id, payload, status, body, time.time(),
-                      now - attempt.monotonic if attempt else 0.0,
-                      attempt.retry_attempt if attempt else 0, connection_id, dict(headers or {}))
+            latency = now - attempt.monotonic if attempt else 0.0
+            ack = Ack(envelope_id, payload, status, body, time.time(), latency,
+                      attempt.retry_attempt if attempt else 0, connection_id, dict(headers or {}),
+                      late=deadline is not None and latency > deadline)
             delivery.acks.append(ack)
             self._cond.notify_all()
             return ack
@@ -193,8 +197,16 @@ class LoopThread:
             self.loop.close()
 
 
+INTERACTIVE_DEADLINE = 3.0  # slash commands and interactions: Slack waits 3000 ms for the ack
+
+
 class Transport:
     """Sends deliveries to the app and redelivers unacked events."""
+
+    def deadline(self, delivery: Delivery) -> float:
+        """Seconds Slack waits for the ack of `delivery` (events: ack_timeout, then it redelivers)."""
+        return self.ack_timeout if delivery.type == "events_api" else max(INTERACTIVE_DEADLINE,
+                                                                          self.ack_timeout)
 
     def __init__(self, loop: LoopThread, log: DeliveryLog, ack_timeout=3.0, max_retries=3):
         self.loop = loop

@@ -48,6 +48,7 @@ class Faults:
         self._queue: list[Fault] = []
         self._limits: dict[str, tuple] = {}
         self._hits: dict[str, deque] = {}
+        self._losses: list = []  # [method, match, left]: the call acts, its answer is lost
 
     def add(self, fault: Fault) -> None:
         with self._lock:
@@ -63,6 +64,22 @@ class Faults:
                         self._queue.remove(fault)
                     return fault
         return None
+
+    def lose(self, method: str, times: int, match: dict) -> list:
+        """The next `times` calls of `method` with params matching `match` take effect, but their answer
+        is lost (internal_error). Returns [left], counting down."""
+        left = [times]
+        with self._lock:
+            self._losses.append((method, dict(match), left))
+        return left
+
+    def take_loss(self, method: str, params: dict) -> bool:
+        with self._lock:
+            for name, match, left in self._losses:
+                if name == method and left[0] > 0 and all(params.get(k) == v for k, v in match.items()):
+                    left[0] -= 1
+                    return True
+        return False
 
     def rate_limit(self, method: str, limit: Optional[int], period: float = 60.0) -> None:
         """Allow `limit` calls of `method` per `period` seconds; `limit=None` removes the limit."""
@@ -91,5 +108,6 @@ class Faults:
     def clear(self) -> None:
         with self._lock:
             self._queue.clear()
+            self._losses.clear()
             self._limits.clear()
             self._hits.clear()

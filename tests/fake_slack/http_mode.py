@@ -78,7 +78,7 @@ class HttpTransport(Transport):
         self._attempt(delivery, url)
         try:
             async with self._session.post(url, data=body, headers=headers,
-                                          timeout=aiohttp.ClientTimeout(total=self.ack_timeout)) as resp:
+                                          timeout=aiohttp.ClientTimeout(total=self.deadline(delivery))) as resp:
                 text = await resp.text()
                 self.log.record_ack(delivery.envelope_id, _json_or_none(text), resp.status, text,
                                     headers={k.lower(): v for k, v in resp.headers.items()})

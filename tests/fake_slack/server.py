@@ -14,6 +14,8 @@ from typing import Any, Optional
 
 from aiohttp import web
 
+from .spec import SPECS
+
 
 @dataclass
 class Call:
@@ -27,6 +29,7 @@ class Call:
     response: Any = None
     http_method: str = "POST"
     headers: dict = field(default_factory=dict, repr=False)
+    injected: bool = False  # the answer came from a fault the test asked for (fail_next, rate_limit)
 
     @property
     def ok(self) -> bool:
@@ -57,22 +60,21 @@ class CallLog:
             self._calls.clear()
 
 
-async def read_params(request: web.Request) -> dict:
-    """Query string merged with a JSON or form body (file parts are ignored)."""
-    params: dict = dict(request.query)
+async def read_params(request: web.Request) -> tuple:
+    """(query string arguments, body arguments, whether the body was JSON); file parts are ignored."""
+    query: dict = dict(request.query)
     if not request.body_exists:
-        return params
+        return query, {}, False
     if request.content_type == "application/json":
         try:
             body = await request.json()
         except ValueError:
             body = None
-        if isinstance(body, dict):
-            params.update(body)
-    elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return query, body if isinstance(body, dict) else {}, True
+    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.post()
-        params.update({k: v for k, v in form.items() if isinstance(v, str)})
-    return params
+        return query, {k: v for k, v in form.items() if isinstance(v, str)}, False
+    return query, {}, False
 
 
 def json_response(body: Any, status: int = 200, headers: Optional[dict] = None) -> web.Response:
@@ -119,9 +121,14 @@ class Server:
 
     async def handle_api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        params = await read_params(request)
+        query, body, from_json = await read_params(request)
+        spec = SPECS.get(method)
+        if from_json and not (spec and spec.json):
+            body = {}  # Slack reads JSON bodies only for the methods that take them (spec.py)
+        token_in_body = None if from_json else body.pop("token", None)
+        params = dict(query, **body)
         auth = request.headers.get("Authorization", "")
-        token = auth[7:].strip() if auth.startswith("Bearer ") else params.get("token")
+        token = auth[7:].strip() if auth.startswith("Bearer ") else (token_in_body or query.get("token"))
         params.pop("token", None)
         token_kind = self.fake.api.token_kind(token)
         call = Call(method, params, time.time(), token_kind, http_method=request.method,
@@ -129,17 +136,24 @@ class Server:
         fault = self.fake.faults.take(method) or self.fake.faults.check_rate(method)
         if fault and fault.delay:
             await asyncio.sleep(fault.delay)
+        wait = None
+        if not (fault and fault.replaces_answer) and token_kind is not None:
+            wait = self.fake.rate_limits.check(method, token_kind, self.fake.channel_key(params))
         if fault and fault.replaces_answer:
             call.status, headers, call.response = fault.response()
+            call.injected = True
+        elif wait is not None:
+            call.status, headers = 429, {"retry-after": str(wait)}
+            call.response = {"ok": False, "error": "ratelimited"}
         else:
-            call.response = self.fake.api.call(method, params, token)
+            call.response = self.fake.api.call(method, params, token, from_json)
             headers = {}
-        if token_kind == "bot":
-            scopes = ",".join(self.fake.scopes)
-            headers.update({"x-oauth-scopes": scopes, "x-accepted-oauth-scopes": ""})
-        elif token_kind == "app":
-            headers.update({"x-oauth-scopes": "connections:write",
-                            "x-accepted-oauth-scopes": "connections:write"})
+            if self.fake.faults.take_loss(method, params):  # Slack acted; the answer never came back
+                call.response, call.injected = {"ok": False, "error": "internal_error"}, True
+        if token_kind is not None:
+            scopes = ",".join(self.fake.api.granted(token_kind, token))
+            headers.update({"x-oauth-scopes": scopes,
+                            "x-accepted-oauth-scopes": ",".join(spec.bot_scopes) if spec else ""})
         self.fake.calls_log.add(call)
         return json_response(call.response, call.status, headers)
 
@@ -150,6 +164,7 @@ class Server:
             try:
                 data = await request.json()
             except ValueError:
+                self.fake.hook_errors.append((400, "invalid_payload", request.match_info["kind"]))
                 return web.Response(status=400, text="invalid_payload")
         else:
             form = await request.post()
@@ -158,6 +173,8 @@ class Server:
             except ValueError:
                 return web.Response(status=400, text="invalid_payload")
         status, text = self.fake.use_response_url(token, data if isinstance(data, dict) else {})
+        if status != 200:
+            self.fake.hook_errors.append((status, text, request.match_info["kind"]))
         return web.Response(status=status, text=text)
 
     async def handle_upload(self, request: web.Request) -> web.Response:

@@ -107,8 +107,12 @@ class SocketModeTransport(Transport):
             frame = {"invalid_json": data}
         conn.frames_received.append(frame)
         if isinstance(frame, dict) and "envelope_id" in frame:
+            try:
+                deadline = self.deadline(self.log.get(frame["envelope_id"]))
+            except KeyError:
+                deadline = None
             self.log.record_ack(frame["envelope_id"], frame.get("payload"), 200, data,
-                                connection_id=conn.id, raw=frame)
+                                connection_id=conn.id, raw=frame, deadline=deadline)
         else:
             log.warning("fake Slack got a non-ack frame: %s", data[:200])
 

@@ -11,7 +11,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from .access import check_scopes, conversation_kinds
 from .blocks import parse_json
+from .spec import SPECS, check_call
 from .workspace import SlackError, Workspace, missing
 
 log = logging.getLogger(__name__)
@@ -20,17 +22,18 @@ log = logging.getLogger(__name__)
 @dataclass
 class Method:
     handler: Callable
-    scopes: tuple
     tokens: tuple
 
 
 HANDLERS: dict[str, Method] = {}
 
 
-def method(name: str, scopes=(), tokens=("bot",)):
-    """Register a Web API method. `scopes`: any one of them is enough."""
+def method(name: str, tokens=("bot",)):
+    """Register a Web API method; its arguments and scopes come from methods.json (spec.py)."""
     def register(fn):
-        HANDLERS[name] = Method(fn, tuple(scopes), tuple(tokens))
+        if name not in SPECS:
+            raise KeyError(f"{name} is not in methods.json: add it to make_methods.py")
+        HANDLERS[name] = Method(fn, tuple(tokens))
         return fn
     return register
 
@@ -99,6 +102,7 @@ class WebApi:
 
     def __init__(self, fake):
         self.fake = fake
+        self.caller, self.caller_kind = fake.workspace.bot_user_id, "bot"  # who the current call acts as
 
     @property
     def ws(self) -> Workspace:
@@ -117,26 +121,37 @@ class WebApi:
             return "bot"
         if token == self.fake.app_token:
             return "app"
+        if token in self.fake.user_tokens:
+            return "user"
         return None
 
-    def call(self, name: str, params: dict, token: Optional[str]) -> dict:
-        """The JSON body for a call (success or Slack error)."""
+    def granted(self, kind: str, token: str) -> tuple:
+        if kind == "user":
+            return self.fake.user_tokens[token].scopes
+        return self.fake.scopes if kind == "bot" else ("connections:write",)
+
+    def call(self, name: str, params: dict, token: Optional[str], from_json: bool = False) -> dict:
+        """The JSON body for a call (success or Slack error). `from_json`: the arguments came in a
+        JSON body (server.py has already dropped them where the method does not read JSON)."""
         try:
-            spec = HANDLERS.get(name)
-            if spec is None:
+            handler = HANDLERS.get(name)
+            if handler is None:
                 raise SlackError("unknown_method")
             if not token:
                 raise SlackError("not_authed")
             kind = self.token_kind(token)
             if kind is None:
                 raise SlackError("invalid_auth")
-            if kind not in spec.tokens:
+            if kind not in handler.tokens:
                 raise SlackError("not_allowed_token_type")
-            scopes = self.fake.scopes
-            if kind == "bot" and spec.scopes and not set(spec.scopes) & set(scopes):
-                raise SlackError("missing_scope", needed=spec.scopes[0], provided=",".join(scopes))
+            spec = SPECS[name]
+            check_call(spec, params, from_json)
             with self.ws.lock:
-                return {"ok": True, **spec.handler(self, Params(params))}
+                check_scopes(spec, kind, self.granted(kind, token),
+                             conversation_kinds(self.ws, name, params))
+                self.caller = self.fake.user_tokens[token].user if kind == "user" else self.bot
+                self.caller_kind = kind
+                return {"ok": True, **handler.handler(self, Params(params))}
         except SlackError as exc:
             return exc.body()
         except Exception as exc:  # a bug in the fake: say so loudly, answer like Slack would
@@ -166,12 +181,17 @@ class WebApi:
 
 
 # --- auth, apps, users, team, bots ---------------------------------------------------------------
-@method("auth.test", tokens=("bot", "app"))
+@method("auth.test", tokens=("bot", "app", "user"))
 def auth_test(api: WebApi, p: Params) -> dict:
     ws = api.ws
-    return {"url": f"https://{ws.team['domain']}.slack.com/", "team": ws.team["name"],
+    body = {"url": f"https://{ws.team['domain']}.slack.com/", "team": ws.team["name"],
             "user": ws.bot_user.name, "team_id": ws.team["id"], "user_id": ws.bot_user_id,
             "bot_id": ws.bot_user.bot_id, "is_enterprise_install": False}
+    if api.caller_kind == "user":
+        person = ws.user(api.caller)
+        body.update(user=person.name, user_id=person.id)
+        body.pop("bot_id")
+    return body
 
 
 @method("apps.connections.open", tokens=("app",))
@@ -179,20 +199,20 @@ def apps_connections_open(api: WebApi, p: Params) -> dict:
     return {"url": api.fake.issue_socket_url()}
 
 
-@method("users.info", scopes=("users:read",))
+@method("users.info")
 def users_info(api: WebApi, p: Params) -> dict:
     user = api.ws.user(p.require("user", "user_not_found"))
     return {"user": user.to_api(api.ws.team["id"])}
 
 
-@method("users.list", scopes=("users:read",))
+@method("users.list")
 def users_list(api: WebApi, p: Params) -> dict:
     users = [u.to_api(api.ws.team["id"]) for u in api.ws.users.values()]
     page, cursor = paginate(users, p, 200)
     return {"members": page, "cache_ts": 0, "response_metadata": {"next_cursor": cursor}}
 
 
-@method("users.lookupByEmail", scopes=("users:read.email",))
+@method("users.lookupByEmail")
 def users_lookup_by_email(api: WebApi, p: Params) -> dict:
     email = p.require("email")
     for user in api.ws.users.values():
@@ -201,7 +221,7 @@ def users_lookup_by_email(api: WebApi, p: Params) -> dict:
     raise SlackError("users_not_found")
 
 
-@method("team.info", scopes=("team:read",))
+@method("team.info")
 def team_info(api: WebApi, p: Params) -> dict:
     team = p.get("team")
     if team and team != api.ws.team["id"]:
@@ -209,7 +229,7 @@ def team_info(api: WebApi, p: Params) -> dict:
     return {"team": dict(api.ws.team)}
 
 
-@method("bots.info", scopes=("users:read",))
+@method("bots.info")
 def bots_info(api: WebApi, p: Params) -> dict:
     bot = api.ws.bots.get(p.require("bot", "bot_not_found"))
     if bot is None:
@@ -217,5 +237,13 @@ def bots_info(api: WebApi, p: Params) -> dict:
     return {"bot": dict(bot)}
 
 
+@method("usergroups.users.list")
+def usergroups_users_list(api: WebApi, p: Params) -> dict:
+    group = api.ws.usergroups.get(p.get("usergroup") or "")
+    if group is None or (group["date_delete"] and not p.bool("include_disabled")):
+        raise SlackError("no_such_subteam")
+    return {"users": list(group["users"])}
+
+
 # Importing the handler modules registers their methods.
-from . import api_chat, api_conversations, api_views  # noqa: E402,F401
+from . import api_bookmarks, api_chat, api_conversations, api_views  # noqa: E402,F401

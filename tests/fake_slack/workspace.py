@@ -113,6 +113,7 @@ class Channel:
     previous_names: list = field(default_factory=list)
     messages: dict = field(default_factory=dict)
     pins: dict = field(default_factory=dict)
+    bookmarks: list = field(default_factory=list)
 
     @property
     def channel_type(self) -> str:
@@ -177,6 +178,7 @@ class Workspace:
                                         "image_48": "https://a.slack-edge.com/bot_48.png",
                                         "image_72": "https://a.slack-edge.com/bot_72.png"}}}
         self.channels: dict[str, Channel] = {}
+        self.usergroups: dict[str, dict] = {}  # S... -> {"id", "handle", "users", "date_delete"}
         self.views: dict[str, View] = {}
         self.view_stacks: dict[str, list] = {}
         self.ephemeral: list[dict] = []

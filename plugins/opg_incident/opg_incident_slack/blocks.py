@@ -201,13 +201,14 @@ def reminder(text: str, number: int, role_key: str | None, role_name: str | None
 
 
 def escalation_menu(number: int, teams) -> tuple[str, list]:
-    """The specialist teams, and a Page button for each (an actions block holds 25 at most)."""
+    """The specialist teams, and a Page button for each: one actions block per team, since an action_id must be
+    unique within its block (Slack refuses the message otherwise); 25 teams at most, within 50 blocks."""
     teams = list(teams)[:25]
     text = f"Specialist teams for incident {number}:\n" + "\n".join(
         f"• *{t.name}* (`{t.key}`)" + (f": {t.covers}" if t.covers else "") for t in teams)
-    body = [SectionBlock(text=mrkdwn(text)).to_dict(),
-            ActionsBlock(block_id=f"escalate_{number}", elements=[
-                ButtonElement(text=clip(f"Page {t.name}", MAX_LABEL), action_id=PAGE_TEAM, value=f"{number}:{t.key}")
-                for t in teams]).to_dict()]
+    body = [SectionBlock(text=mrkdwn(text)).to_dict()] + [
+        ActionsBlock(block_id=f"escalate_{number}_{i}", elements=[
+            ButtonElement(text=clip(f"Page {t.name}", MAX_LABEL), action_id=PAGE_TEAM, value=f"{number}:{t.key}")
+        ]).to_dict() for i, t in enumerate(teams)]
     fallback = f"Specialist teams for incident {number}: " + ", ".join(f"{t.key} ({t.name})" for t in teams)
     return fallback, body
