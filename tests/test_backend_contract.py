@@ -226,3 +226,26 @@ def test_an_interaction_before_the_plugin_is_ready_asks_to_try_again(backend, se
     assert "try again" in client.responses[0]["payload"]["text"]
     assert client.responses[1]["payload"]["response_action"] == "errors"
     assert inbox() == {} and backend.plugin.interactions == []
+
+
+def test_slash_commands_and_clicks_are_acked_before_they_are_handled(backend):
+    """Ack first, then the work (as Slack's Bolt does): the answer goes to the response_url. A handler that
+    is still busy (opening a form, a slow database) has not held the ack back."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+
+    def busy(kind, payload):
+        started.set()
+        release.wait(10)
+        return None
+    backend.plugin.on_interaction = busy
+    client = Client()
+    backend._sm_generic_event_handler(client, SocketModeRequest(
+        type="slash_commands", envelope_id="e-slash", payload={"trigger_id": "t-slash", "command": "/opg-incident"}))
+    backend._sm_generic_event_handler(client, SocketModeRequest(
+        type="interactive", envelope_id="e-click", payload={"type": "block_actions", "trigger_id": "t-click"}))
+    assert [r["envelope_id"] for r in client.responses] == ["e-slash", "e-click"]  # both acked, empty...
+    assert all("payload" not in r for r in client.responses)
+    assert started.wait(5)  # ...while the handler is still at work
+    release.set()

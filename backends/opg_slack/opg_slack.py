@@ -20,6 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.socket_mode.builtin import connection as _sm_connection
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web import WebClient as _SdkWebClient
+from slack_sdk.webhook import WebhookClient
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ IGNORED_SUBTYPES = ("pinned_item", "unpinned_item", "channel_join", "channel_top
 # HTTP mode: Slack's request URLs (served by the plugin's web server, which calls handle_http).
 HTTP_PATHS = {"/slack/events": "events", "/slack/commands": "commands", "/slack/interactive": "interactive"}
 EVENT_WORKERS = 8
+AFTER_ACK_WORKERS = 4  # slash commands and clicks, handled once acked
+_LATER_LOCK = threading.Lock()
 # Who wants to know how long Slack waited for each ack (the plugin's metrics register here): f(kind, seconds).
 ACK_OBSERVERS: list = []
 
@@ -155,7 +158,10 @@ class OPGSlackBackend(_slackv3.SlackBackend):
         self._inputs = handler
 
     def _interaction(self, key: str | None, kind: str, payload: dict):
-        """The ack of a slash command or interaction: the handler's, or "try again" while none is ready."""
+        """The ack of a slash command or interaction. Recorded first (durable), then acked at once and handled
+        after the ack, as Slack's Bolt does: an answer then goes to the payload's response_url, and a form
+        opens with the trigger (valid 3 s). Only a form's submission is handled before its ack: Slack shows
+        its validation errors from the ack."""
         recorded = self._record(key, kind)
         if recorded == NOT_READY and self._inputs is not None:  # the database failed: the person is told
             told = self._inputs.unrecorded(kind, payload)
@@ -171,11 +177,35 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             return None
         if recorded == DUPLICATE:
             return None  # a redelivery: handled once already
+        if payload.get("type") == "view_submission":
+            return self._handle_interaction(key, kind, payload)
+        self._after_ack().submit(self._answer_later, key, kind, payload)
+        return None
+
+    def _handle_interaction(self, key, kind, payload):
         try:
             return self._inputs.handle_interaction(key, kind, payload)
         except Exception:
             log.exception("Handling a Slack %s failed", kind)
             return None
+
+    def _answer_later(self, key, kind, payload) -> None:
+        answer = self._handle_interaction(key, kind, payload)
+        url = payload.get("response_url")
+        if answer and isinstance(url, str) and url.startswith(("https://", "http://")):
+            try:
+                response = WebhookClient(url, timeout=10).send_dict(answer)
+                if response.status_code != 200:
+                    log.warning("Slack refused the answer to a %s: %s %s", kind, response.status_code,
+                                response.body[:100])
+            except Exception as exc:  # the person sees no answer: say so in the log
+                log.warning("Could not answer a %s through its response_url: %s", kind, type(exc).__name__)
+
+    def _after_ack(self) -> "_Workers":
+        with _LATER_LOCK:
+            if getattr(self, "_later", None) is None:
+                self._later = _Workers(AFTER_ACK_WORKERS, "opg-slack-after-ack")
+            return self._later
 
     def _record(self, key: str | None, kind: str, payload: dict | None = None) -> str:
         """NEW: recorded now; DUPLICATE: recorded before (a redelivery); NOT_READY: not recorded (no handler
