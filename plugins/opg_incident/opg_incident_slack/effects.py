@@ -161,11 +161,24 @@ class Effects(CommsEffects):
             text = f"{mention(happened.old)} is no longer {name}."
         if inc.channel_id and inc.channel_id != origin_channel:
             self._best(self.slack.post, inc.channel_id, text)
+        if happened.new and happened.new[:1] in "UW" and inc.channel_id and not inc.channel_archived:
+            self._best(self.slack.invite, inc.channel_id, [happened.new])  # everyone with a role is in it
         if happened.new and role and happened.new[:1] in "UW":
             guidance = f"\n{role.guidance}" if role.guidance else ""
-            self._best(self.slack.dm, happened.new, f"You are now {name} of incident {inc.number}: {defuse(inc.title)}\n"
-                                        f"{role.description}{guidance}\nLiving document: "
-                                        f"{self.document_url(inc.number)}")
+            self._best(self.slack.dm, happened.new, f"{self._drill_label(inc)}You are now {name} of incident "
+                                                    f"{inc.number}: {defuse(inc.title)}\n{role.description}{guidance}\n"
+                                                    f"{self._where(inc)}\nLiving document: "
+                                                    f"{self.document_url(inc.number)}")
+
+    def _where(self, inc) -> str:
+        """Where the incident is worked on: its comms channel, or the headline until there is one."""
+        if inc.channel_id:
+            return f"Comms channel: <#{inc.channel_id}>"
+        return f"No comms channel yet: the headline in #{self.settings.channels.incidents}."
+
+    @staticmethod
+    def _drill_label(inc) -> str:
+        return "🧪 DRILL: " if inc.drill else ""
 
     # -- handovers -----------------------------------------------------------------------------------
     def _offer_role(self, inc, happened) -> None:
@@ -178,9 +191,9 @@ class Effects(CommsEffects):
                     f"{defuse(inc.title)}{note}\nDo you hand it over?")
         else:
             guidance = f"\n_{role.guidance}_" if role and role.guidance else ""
-            text = (f"{mention(offer.requested_by)} offers you the role of {name} for incident {inc.number}: "
-                    f"{defuse(inc.title)}\n{role.description if role else ''}{guidance}{note}\n"
-                    f"Living document: {self.document_url(inc.number)}")
+            text = (f"{self._drill_label(inc)}{mention(offer.requested_by)} offers you the role of {name} for "
+                    f"incident {inc.number}: {defuse(inc.title)}\n{role.description if role else ''}{guidance}{note}\n"
+                    f"{self._where(inc)}\nLiving document: {self.document_url(inc.number)}")
         if offer.awaiting[:1] in "UW":
             channel, ts = self.slack.dm(offer.awaiting, text, blocks.handover_offer(text, offer.id))
             self.service.set_handover_message(offer.id, channel, ts)
@@ -295,8 +308,8 @@ class Effects(CommsEffects):
     def set_up_comms_channel(self, number: int, by: str) -> list:
         """The steps after the channel exists, each on its own so that a retry does the rest."""
         return [
-            lambda: self._channel_step(number, lambda inc: self.slack.invite(
-                inc.channel_id, [inc.reporter, inc.roles.get("lead"), by])),
+            lambda: self._channel_step(number, lambda inc: self.slack.invite(  # everyone with a role
+                inc.channel_id, [*inc.roles.values(), by])),
             lambda: self._channel_step(number, lambda inc: self.slack.set_topic(
                 inc.channel_id, f"{inc.title} | {self.document_url(number)}")),
             lambda: self._channel_step(number, lambda inc: self.slack.post(inc.channel_id, self._welcome(inc))),
