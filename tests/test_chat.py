@@ -88,7 +88,8 @@ def test_list_when_empty(chat):
 
 def test_number_first_outside_an_incident_channel(two, service):
     reply = two.summary("1 Card payments fail\nfor Visa only", ANN)
-    assert reply.text == "The summary of incident 1 is now:\nCard payments fail\nfor Visa only"
+    # Named by its number: the reply names the incident, number and title, so a wrong number shows at once.
+    assert reply.text == "Incident 1 — Payments failing: the summary is now:\nCard payments fail\nfor Visa only"
     assert service.get(1).summary == "Card payments fail\nfor Visa only"
     two.impact("#2 Nobody can log in", ANN)
     assert service.get(2).impact == "Nobody can log in"
@@ -196,26 +197,27 @@ def test_unknown_incident_changes_nothing(two, db_snapshot):
 # -- roles, the log, actions, timeline, close ------------------------------------------------------------
 
 def test_roles_replies(two, service):
-    assert two.role("lead", "1 me", ANN).text == ("@ann is now Incident Lead of incident 1.\n"
+    assert two.role("lead", "1 me", ANN).text == ("Incident 1 — Payments failing: @ann is now Incident Lead.\n"
                                                   "Ideally from outside your immediate team.")
     reply = two.role("scribe", "1 @ann", BOB)
-    assert reply.text == ("@ann is now Incident Scribe of incident 1.\nNote: @ann is also the Incident Lead; "
+    assert reply.text == ("Incident 1 — Payments failing: @ann is now Incident Scribe.\nNote: @ann is also the Incident Lead; "
                           "the Incident Scribe and the Incident Lead should not be the same person.")
-    assert two.role("comms", "1 <@U0CAT|cat>", ANN).text == "<@U0CAT> is now Communications Lead of incident 1."
-    assert two.role("scribe", "1 NOBODY", ANN).text == "Incident 1 has no Incident Scribe now."
+    assert two.role("comms", "1 <@U0CAT|cat>", ANN).text == "Incident 1 — Payments failing: <@U0CAT> is now Communications Lead."
+    assert two.role("scribe", "1 NOBODY", ANN).text == "Incident 1 — Payments failing: no Incident Scribe now."
     assert service.get(1).roles == {"reporter": "@ann", "lead": "@ann", "comms": "U0CAT"}
     with pytest.raises(InvalidInput, match="@ann is already the Incident Lead of incident 1"):
         two.role("lead", "1 me", ANN)
 
 
 def test_log_and_actions_replies(two, service):
+    # Outside the incident's channel the hint carries the incident's number: it works where it is given.
     assert two.action("1 Restart the workers", ANN).text == (
-        "Action 1 logged on incident 1. Mark it with `action done 1`.")
-    assert two.action("1 Page the DBA", ANN).text.startswith("Action 2 logged")
-    assert two.note("1 Errors\nfrom 09:58", ANN).text == "Note logged on the timeline of incident 1."
-    assert two.decision("1 Roll back", ANN).text == "Decision logged on the timeline of incident 1."
-    assert two.action("1 done 2", BOB).text == "Action 2 of incident 1 is done."
-    assert two.action_done("1 #1", BOB).text == "Action 1 of incident 1 is done."
+        "Incident 1 — Payments failing: action 1 logged. Mark it with `action done 1 1`.")
+    assert two.action("1 Page the DBA", ANN).text.startswith("Incident 1 — Payments failing: action 2 logged")
+    assert two.note("1 Errors\nfrom 09:58", ANN).text == "Incident 1 — Payments failing: note logged on the timeline."
+    assert two.decision("1 Roll back", ANN).text == "Incident 1 — Payments failing: decision logged on the timeline."
+    assert two.action("1 done 2", BOB).text == "Incident 1 — Payments failing: action 2 is done."
+    assert two.action_done("1 #1", BOB).text == "Incident 1 — Payments failing: action 1 is done."
     assert two.actions("1", ANN).text == "✅ 1. Restart the workers (@ann)\n✅ 2. Page the DBA (@ann)"
     assert two.actions("2", ANN).text == "Incident 2 has no actions yet. Log one with `action <text>`."
     with pytest.raises(InvalidInput, match="Action 1 was already done"):
@@ -251,15 +253,15 @@ def test_close_and_reopen_replies_and_refusals(two, service, clock, db_snapshot)
                                         "Next: the root-cause analysis.")
     with pytest.raises(InvalidInput, match="already closed at 2024-03-05 11:30 GMT"):
         two.close("1", BOB)
-    assert two.reopen("1", Caller("@admin")).text == "Incident 1 is open again."
+    assert two.reopen("1", Caller("@admin")).text == "Incident 1 — Payments failing: open again."
     assert service.get(1).is_open
 
 
 def test_same_text_again_says_so(two):
     two.summary("1 x", ANN)
-    assert two.summary("1 x", ANN).text == "The summary of incident 1 is already that."
+    assert two.summary("1 x", ANN).text == "Incident 1 — Payments failing: the summary is already that."
     two.sev("1 2", ANN)
-    assert two.sev("1 MAJOR", ANN).text == "Incident 1 is already Major."
+    assert two.sev("1 MAJOR", ANN).text == "Incident 1 — Payments failing: already Major."
 
 
 # -- nobody gets pinged by an echo ----------------------------------------------------------------------
@@ -323,3 +325,23 @@ def test_refuse_prefixes_only_refusals():
     assert refuse(NotAllowed("no")) == "Not allowed: no"
     assert refuse(InvalidInput("bad")) == "bad"
     assert issubclass(NotFound, IncidentError)
+
+
+def test_the_action_done_hint_works_where_it_is_given(two, service):
+    """`Mark it with action done 1` in incident 2's channel: one number is the action, even though incident
+    1 exists (it used to be refused as naming incident 1); in a DM the hint carries the incident's number."""
+    here = Caller("@ann", channel=CHANNEL)
+    reply = two.run(two_cmd("action"), "Restart the workers", here)
+    assert reply.text == "Action 1 logged on incident 2. Mark it with `action done 1`."
+    assert two.run(two_cmd("action done"), "1", here).text == "Action 1 of incident 2 is done."
+    assert [a.done for a in service.actions(2)] == [True] and service.actions(1) == []
+    dm = two.run(two_cmd("action"), "1 Page the DBA", ANN).text
+    assert dm.endswith("Mark it with `action done 1 1`.")
+    assert two.run(two_cmd("action done"), "1 1", ANN).text == "Incident 1 — Payments failing: action 1 is done."
+    two.run(two_cmd("action"), "Scale up", here)
+    assert two.run(two_cmd("action done"), "2 #2", here).text == "Action 2 of incident 2 is done."  # its own number
+
+
+def two_cmd(name):
+    from opg_incident_core.commands import REGISTRY
+    return REGISTRY.get(name)

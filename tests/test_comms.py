@@ -67,14 +67,45 @@ def test_call_link_validated_and_recorded(service, incident):
             service.set_call(incident, bad, LEAD)
 
 
-def test_escalate_lists_teams_and_refuses_unknown(service, incident):
+def test_escalate_with_nothing_set_up_says_so_and_names_the_setting(service, incident, db_snapshot):
+    """The shipped settings name WebOps and Security but set up no way to reach them: nothing says
+    "Paging", nothing lands on the timeline, and the reply names the setting."""
     chat = ChatCommands(service)
-    listing = chat.escalate(f"{incident}", Caller(LEAD)).text
-    assert "webops: WebOps" in listing and "security: Security" in listing
-    with pytest.raises(InvalidInput, match="not a specialist team; teams: webops, security"):
+    service.announce_kinds = frozenset({"page"})  # an adapter that sends pages (Slack)
+    before = db_snapshot()
+    listing = chat.escalate(f"{incident}", Caller(LEAD))
+    assert listing.text.startswith("No specialist team can be paged") and "specialists:" in listing.text
+    assert listing.menu is None
+    with pytest.raises(InvalidInput) as caught:
+        chat.escalate(f"{incident} webops", Caller(LEAD))
+    assert str(caught.value).startswith("WebOps cannot be paged: nothing is set up to reach them")
+    assert "slack_user, slack_group or pagerduty_routing_key of `webops`" in str(caught.value)
+    assert db_snapshot() == before
+
+
+def test_escalate_lists_only_teams_that_can_be_reached(service, incident, settings_box):
+    text = SHIPPED_SETTINGS.read_text().replace('covers: AWS, networking, deployments\n    slack_group: ""',
+                                                'covers: AWS, networking, deployments\n    slack_user: U0WEBOPS1')
+    settings_box[0] = parse_settings(text)
+    chat = ChatCommands(service)
+    listing = chat.escalate(f"{incident}", Caller(LEAD))
+    assert "webops: WebOps" in listing.text and "security: Security" not in listing.text.split("\n")[1]
+    assert "Not set up to be paged: Security" in listing.text and listing.menu == incident
+    with pytest.raises(InvalidInput, match="not a specialist team; teams: webops"):
         chat.escalate(f"{incident} plumbers", Caller(LEAD))
-    out = chat.escalate(f"{incident} WebOps", Caller(LEAD)).outcome
-    assert [(h.kind, h.new) for h in out.happened] == [("page", "webops")]
+    # The Text console sends no page: it says so rather than "Paging".
+    with pytest.raises(InvalidInput, match="Nothing here can send a page"):
+        chat.escalate(f"{incident} webops", Caller(LEAD))
+    service.announce_kinds = frozenset({"page"})
+    reply = chat.escalate(f"{incident} WebOps", Caller(LEAD))
+    assert [(h.kind, h.new) for h in reply.outcome.happened] == [("page", "webops")]
+    assert "Paging" not in reply.text and "Page to WebOps queued" in reply.text
+    assert [e for e in service.timeline(incident) if e.kind.startswith("page")] == []  # the adapter records it
+    service.record_page(incident, LEAD, "Paged WebOps: <@U0WEBOPS1> was sent a direct message")
+    service.record_page(incident, LEAD, "Paging WebOps failed (user_not_found)", failed=True)
+    assert [(e.kind, e.text) for e in service.timeline(incident) if e.kind.startswith("page")] == [
+        ("page", "Paged WebOps: <@U0WEBOPS1> was sent a direct message"),
+        ("page_failed", "Paging WebOps failed (user_not_found)")]
 
 
 def test_rca_share_needs_the_lead_to_mark_it_ready(service, incident):

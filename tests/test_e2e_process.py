@@ -106,3 +106,77 @@ def test_everyone_with_a_role_is_invited_to_the_comms_channel_and_their_role_mes
         answer(fake, ONCALL, dm(fake, ONCALL, "accept"), "is now Incident Lead")
         fake.wait_for(lambda: ONCALL in fake.members(channel_id), message="the new lead was not invited")
         fake.wait_for(lambda: bot.incident(1)["roles"].get("lead") == ONCALL)
+
+
+# -- 3. paging tells the truth -----------------------------------------------------------------------------
+
+def test_with_nothing_set_up_nobody_is_said_to_be_paged_and_the_setting_is_named(tmp_path):
+    with start(tmp_path, env={"INCIDENT_ONCALL": ""}) as (fake, bot, channels):
+        declare(fake, channels)
+        channel_id = create_channel(fake, bot, channels)
+        listing = mention(fake, channel_id, ALICE, "escalate")
+        reply = after(fake, channel_id, listing, "No specialist team can be paged")
+        assert "specialists:" in reply["text"] and "Paging" not in reply["text"]
+        command = mention(fake, channel_id, ALICE, "escalate webops")
+        reply = after(fake, channel_id, command, "WebOps cannot be paged: nothing is set up to reach them")
+        assert "slack_user, slack_group or pagerduty_routing_key of `webops`" in reply["text"]
+        # The on-call lead: nobody set up; said in the channel, naming the setting, and on the timeline.
+        fake.click_button(headline(fake, channels), blocks.PAGE_ONCALL, ALICE)
+        said = fake.wait_for_message(channel_id, lambda m: "Nobody is set up to be paged" in m.get("text", ""))
+        assert "paging.oncall_user" in said["text"] and "by hand" in said["text"]
+        fake.wait_for(lambda: timeline(bot, "page_failed"))
+        assert timeline(bot, "page") == [] and "paging.oncall_user" in timeline(bot, "page_failed")[0]
+        assert not any("Paging" in m.get("text", "") or "Paged" in m.get("text", "")
+                       for m in fake.bot_messages(channel_id))
+
+
+def test_every_page_and_every_failed_page_is_on_the_timeline(tmp_path):
+    def teams(data):
+        data["specialists"] = [
+            {"key": "webops", "name": "WebOps", "covers": "AWS", "slack_user": WEBOPS},
+            {"key": "dba", "name": "Database admins", "slack_user": "U0GONE999"},  # no such person
+            {"key": "security", "name": "Security"}]
+    with start(tmp_path, teams) as (fake, bot, channels):
+        declare(fake, channels)
+        channel_id = create_channel(fake, bot, channels)
+        listing = mention(fake, channel_id, ALICE, "escalate")
+        menu = after(fake, channel_id, listing, "Specialist teams for incident 1")
+        assert "WebOps" in text_of(menu) and "Not set up to be paged: Security" in text_of(menu)
+        buttons = [e["value"] for b in menu.get("blocks", []) if b.get("type") == "actions" for e in b["elements"]]
+        assert buttons == ["1:webops", "1:dba"]
+
+        command = mention(fake, channel_id, ALICE, "escalate webops")
+        queued = after(fake, channel_id, command, "Page to WebOps queued")
+        assert "Paging" not in queued["text"]
+        after(fake, channel_id, command, f"Paged WebOps: <@{WEBOPS}> was sent a direct message")
+        fake.wait_for_message(fake.dm_channel(WEBOPS), lambda m: "pages WebOps for incident 1" in m["text"])
+        command = mention(fake, channel_id, ALICE, "escalate dba")
+        failed = after(fake, channel_id, command, "Paging Database admins failed")
+        assert "by hand" in failed["text"]
+        fake.click_button(headline(fake, channels), blocks.PAGE_ONCALL, BOB)
+        fake.wait_for_message(fake.dm_channel(ONCALL), lambda m: "pages you for incident 1" in m["text"])
+        fake.wait_for(lambda: len(timeline(bot, "page")) == 2)
+        assert timeline(bot, "page") == [f"Paged WebOps: <@{WEBOPS}> was sent a direct message",
+                                         f"Paged the on-call lead: <@{ONCALL}> was sent a direct message"]
+        [failure] = timeline(bot, "page_failed")
+        assert failure.startswith("Paging Database admins failed (the direct message to <@U0GONE999>")
+
+
+# -- 8. replies name the incident ---------------------------------------------------------------------------
+
+def test_a_change_by_number_answers_with_the_number_and_the_title(tmp_path):
+    with start(tmp_path) as (fake, bot, channels):
+        declare(fake, channels, title="Login is slow")
+        headline(fake, channels, 1)
+        declare(fake, channels, title="Payments API timing out")
+        headline(fake, channels, 2)
+        reply = answer(fake, ALICE, dm(fake, ALICE, "impact 2 Nobody can pay"), "impact is now")
+        assert reply["text"].startswith("Incident 2 — Payments API timing out: the impact is now:")
+        assert bot.incident(2)["impact"] == "Nobody can pay" and bot.incident(1)["impact"] == ""
+        reply = answer(fake, ALICE, dm(fake, ALICE, "sev 1 critical"), "Critical")
+        assert reply["text"].startswith("Incident 1 — Login is slow: now")
+        # In the incident's own channel the incident is implied: the short answer.
+        channel_id = create_channel(fake, bot, channels, 2)
+        command = mention(fake, channel_id, ALICE, "summary Timeouts from the PSP")
+        reply = after(fake, channel_id, command, "The summary of incident 2 is now")
+        assert "Payments API timing out:" not in reply["text"]

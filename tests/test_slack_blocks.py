@@ -1,5 +1,6 @@
 """Block Kit builders against Slack's limits, and comms channel names against Slack's naming rules."""
 import datetime as dt
+import json
 import re
 
 import pytest
@@ -117,12 +118,17 @@ def test_channel_names_follow_slacks_rules(title):
     assert second != name and len(second) <= 80 and second.endswith("-2")
 
 
-def test_escalation_menu_has_a_page_button_per_team(settings):
-    text, body = blocks.escalation_menu(4, settings.specialists)
+def test_escalation_menu_has_a_page_button_per_team_that_can_be_reached(settings):
+    teams = [t.model_copy(update={"slack_group": "S0TEAM001"}) for t in settings.specialists]
+    teams.append(settings.specialists[0].model_copy(update={"key": "dba", "name": "Database admins"}))
+    text, body = blocks.escalation_menu(4, teams)
     buttons = [e for b in body if b["type"] == "actions" for e in b["elements"]]
-    assert [b["value"] for b in buttons] == [f"4:{t.key}" for t in settings.specialists]
+    assert [b["value"] for b in buttons] == [f"4:{t.key}" for t in settings.specialists]  # not dba
     assert all(b["action_id"] == blocks.PAGE_TEAM and b["text"]["text"].startswith("Page ") for b in buttons)
     assert "webops" in text and len(body) <= blocks.MAX_BLOCKS
+    assert "Not set up to be paged: Database admins" in json.dumps(body)
+    _, none = blocks.escalation_menu(4, settings.specialists)  # the shipped teams: nothing set up
+    assert [b["type"] for b in none] == ["section"]
 
 
 def test_headline_shows_pending_handovers(settings):

@@ -22,17 +22,17 @@ SCRIPT = [
     ("!incident declare Payments are failing <!channel>",
      "Incident 1 declared: Payments are failing <\u200b!channel>\n"
      "Next: find an Incident Lead and a Scribe (lead 1 me, scribe 1 @someone), then set sev 1 <severity>."),
-    ("!lead 1 me", "@you is now Incident Lead of incident 1.\nIdeally from outside your immediate team."),
-    ("!scribe 1 @sam", "@sam is now Incident Scribe of incident 1."),
-    ("!summary 1 Card payments fail for every user", "The summary of incident 1 is now:\n"
+    ("!lead 1 me", "Incident 1 — Payments are failing <\u200b!channel>: @you is now Incident Lead.\nIdeally from outside your immediate team."),
+    ("!scribe 1 @sam", "Incident 1 — Payments are failing <\u200b!channel>: @sam is now Incident Scribe."),
+    ("!summary 1 Card payments fail for every user", "Incident 1 — Payments are failing <\u200b!channel>: the summary is now:\n"
                                                      "Card payments fail for every user"),
-    ("!impact 1 Nobody can pay", "The impact of incident 1 is now:\nNobody can pay"),
+    ("!impact 1 Nobody can pay", "Incident 1 — Payments are failing <\u200b!channel>: the impact is now:\nNobody can pay"),
     ("!sev 1 major issue since 10:31",
      "'major issue since 10:31' is not a severity. Choose one of: Critical, Major, Trivial."),
-    ("!SEV 1 critical", "Incident 1 is now ⛈️ Critical."),
-    ("!action 1 Restart the payment workers", "Action 1 logged on incident 1. Mark it with action done 1."),
-    ("!action done 1 1", "Action 1 of incident 1 is done."),
-    ("!decision 1 Roll back the release", "Decision logged on the timeline of incident 1."),
+    ("!SEV 1 critical", "Incident 1 — Payments are failing <\u200b!channel>: now ⛈️ Critical."),
+    ("!action 1 Restart the payment workers", "Incident 1 — Payments are failing <\u200b!channel>: action 1 logged. Mark it with action done 1 1."),
+    ("!action done 1 1", "Incident 1 — Payments are failing <\u200b!channel>: action 1 is done."),
+    ("!decision 1 Roll back the release", "Incident 1 — Payments are failing <\u200b!channel>: decision logged on the timeline."),
     ("!asuser bob", None),
     ("!close 1", "close of incident 1 is for the incident's role holders, its reporter and bot admins. "
                  "Its lead: @you."),

@@ -11,7 +11,7 @@ from .text import defuse, mention
 from .views import Happened, Outcome, UpdateView
 
 URL = re.compile(r"^https?://[^\s<>|]{3,500}$")
-CHANNEL = re.compile(r"^(?:<#([CG][A-Z0-9]+)(?:\|[^>]*)?>|#?([a-z0-9_-]{1,80}))$")
+CHANNEL = re.compile(r"^(?:<#([CG][A-Z0-9]+)(?:\|[^>]*)?>|#?([A-Za-z0-9_-]{1,80}))$")
 
 
 class CommsMixin:
@@ -59,7 +59,7 @@ class CommsMixin:
         if not match:
             raise InvalidInput("Which channel? `notify #channel`: a channel name (lowercase a-z 0-9 - _) "
                                "or a channel link.")
-        name = match.group(1) or match.group(2)
+        name = match.group(1) or match.group(2).lower()  # Slack channel names are lower case
         with storage.write():
             row = self._incident(number, lock=True)
             roles = self._holders(row)
@@ -123,14 +123,28 @@ class CommsMixin:
             return self._outcome(row, [Happened("invite", by, new=",".join(people))])
 
     def page_specialist(self, number: int, team_key: str, by: str) -> Outcome:
+        """Ask the adapter to page a specialist team. Refused, naming the setting, when nothing is set up to
+        reach the team or nothing here can send a page (the Text console); the adapter records the page, or
+        its failure, on the timeline once it has tried."""
         team = self.settings.specialist(team_key)
         if team is None:
-            known = ", ".join(t.key for t in self.settings.specialists) or "none are configured"
+            known = ", ".join(t.key for t in self.settings.specialists if t.reachable) or "none can be paged"
             raise InvalidInput(f"'{defuse(team_key)}' is not a specialist team; teams: {known}.")
+        if not team.reachable:
+            raise InvalidInput(f"{team.name} cannot be paged: nothing is set up to reach them. A bot admin sets "
+                               f"slack_user, slack_group or pagerduty_routing_key of `{team.key}` under "
+                               f"specialists: in the settings. Page them by hand meanwhile.")
+        if "page" not in self.announce_kinds:
+            raise InvalidInput(f"Nothing here can send a page (no Slack connection): page {team.name} by hand.")
         with storage.write():
             row = self._incident(number, lock=True)
-            entry = self._log(row, "page", by, f"Paged {team.name}")
-            return self._outcome(row, [Happened("page", by, new=team.key, entry_id=entry)])
+            return self._outcome(row, [Happened("page", by, new=team.key)])
+
+    def record_page(self, number: int, by: str, text: str, failed: bool = False) -> None:
+        """A page sent (or one that failed), on the timeline: what was tried and what came of it."""
+        with storage.write():
+            row = self._incident(number, lock=True)
+            self._log(row, "page_failed" if failed else "page", by, text)
 
     def mark_rca_ready(self, number: int, by: str) -> Outcome:
         with storage.write():

@@ -125,6 +125,8 @@ class Reminders(_Frozen):
 class Paging(_Frozen):
     oncall_user: str = Field(default="", pattern=SLACK_USER_ID)  # a Slack user ID such as U0123ABC
     pagerduty_routing_key: str = ""
+    # Drills page nobody: their pages go to the person who asked, and to PagerDuty only with this key.
+    drill_routing_key: str = ""
 
 
 class Archive(_Frozen):
@@ -171,6 +173,11 @@ class Specialist(_Frozen):
     slack_user: str = Field(default="", pattern=SLACK_USER_ID)
     slack_group: str = Field(default="", pattern=SLACK_GROUP_ID)
     pagerduty_routing_key: str = ""
+
+    @property
+    def reachable(self) -> bool:
+        """Something is set up to page the team."""
+        return bool(self.slack_user or self.slack_group or self.pagerduty_routing_key)
 
 
 class Stakeholders(_Frozen):

@@ -201,13 +201,19 @@ def reminder(text: str, number: int, role_key: str | None, role_name: str | None
 
 
 def escalation_menu(number: int, teams) -> tuple[str, list]:
-    """The specialist teams, and a Page button for each (an actions block holds 25 at most)."""
-    teams = list(teams)[:25]
+    """The specialist teams that can be paged, and a Page button for each (an actions block holds 25 at
+    most); the teams nothing is set up to reach are named, with the setting."""
+    unset = [t.name for t in teams if not t.reachable]
+    teams = [t for t in teams if t.reachable][:25]
     text = f"Specialist teams for incident {number}:\n" + "\n".join(
         f"• *{t.name}* (`{t.key}`)" + (f": {t.covers}" if t.covers else "") for t in teams)
-    body = [SectionBlock(text=mrkdwn(text)).to_dict(),
-            ActionsBlock(block_id=f"escalate_{number}", elements=[
-                ButtonElement(text=clip(f"Page {t.name}", MAX_LABEL), action_id=PAGE_TEAM, value=f"{number}:{t.key}")
-                for t in teams]).to_dict()]
+    if unset:
+        text += (f"\nNot set up to be paged: {', '.join(unset)} (slack_user, slack_group or "
+                 f"pagerduty_routing_key under specialists: in the settings).")
+    body = [SectionBlock(text=mrkdwn(text)).to_dict()]
+    if teams:
+        body.append(ActionsBlock(block_id=f"escalate_{number}", elements=[
+            ButtonElement(text=clip(f"Page {t.name}", MAX_LABEL), action_id=PAGE_TEAM, value=f"{number}:{t.key}")
+            for t in teams]).to_dict())
     fallback = f"Specialist teams for incident {number}: " + ", ".join(f"{t.key} ({t.name})" for t in teams)
     return fallback, body

@@ -2,10 +2,9 @@
 channel, pages, the end of the incident and the archive. Runs off the ack path, one call at a time."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
-
-import requests
 
 from opg_incident_core.reminders import DueReminder, ReminderSchedule
 from opg_incident_core.service import SYSTEM
@@ -88,6 +87,8 @@ class Effects(CommsEffects):
         if item.kind in JOBS:
             return JOBS[item.kind](self, item, p)
         happened = Happened(**{k: p.get(k) for k in ("kind", "by", "old", "new", "role", "entry_id")})
+        if item.kind == "page":  # one page, one PagerDuty dedup key: the outbox item's, the same on a retry
+            happened = dataclasses.replace(happened, entry_id=item.id)
         return [lambda: self._announce(self.service.get(number), happened, p.get("origin"))]
 
     def _announce(self, inc, happened, origin) -> None:
@@ -329,32 +330,7 @@ class Effects(CommsEffects):
                 f"`sev <{'|'.join(s.name for s in self.settings.severities)}>`, `action <text>`, `close`, "
                 f"`help`. Pin important messages: they go on the timeline.{process}")
 
-    # -- paging -------------------------------------------------------------------------------------
-    def page_oncall(self, number: int, by: str, page_id: int = 0) -> None:
-        inc = self.service.get(number)
-        oncall = self.oncall_override or self.settings.paging.oncall_user
-        where = f"<#{inc.channel_id}>" if inc.channel_id else f"the headline in #{self.settings.channels.incidents}"
-        message = (f"📟 {mention(by)} pages you for incident {inc.number}: {defuse(inc.title)}\n"
-                   f"Join {where}. Living document: {self.document_url(number)}")
-        results = []
-        try:
-            if self.settings.paging.pagerduty_routing_key:
-                self._trigger_pagerduty(self.settings.paging.pagerduty_routing_key, inc, by, f"oncall-{page_id}")
-                results.append("PagerDuty triggered")
-            if oncall:
-                self.slack.dm(oncall, message)
-                results.append(f"{mention(oncall)} was sent a direct message")
-            report = f"📟 Paged the on-call lead: {', '.join(results)}." if results else (
-                f"⚠️ Nobody is set up to be paged (a bot admin sets paging.oncall_user in the settings, or "
-                f"INCIDENT_ONCALL). Page the on-call lead by hand: call them, or post in "
-                f"#{self.settings.channels.incidents}.")
-        except (SlackError, requests.RequestException) as exc:
-            if isinstance(exc, SlackError) and exc.transient:
-                raise
-            report = (f"⚠️ Paging the on-call lead failed ({exc}). Page them by hand: call the on-call "
-                      f"number or post in #{self.settings.channels.incidents}.")
-        self._post_for(inc, report)
-
+    # -- paging: effects_comms.CommsEffects.page_oncall ------------------------------------------------
     def _post_for(self, inc, text: str) -> None:
         """Post in the incident channel, or on the headline's thread when there is no channel yet."""
         if inc.channel_id:

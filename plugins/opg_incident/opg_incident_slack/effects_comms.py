@@ -106,32 +106,73 @@ class CommsEffects:
         if failed:
             self._post_for(inc, "⚠️ Could not ask in " + ", ".join("#" + f for f in failed) + ".")
 
-    # -- specialists --------------------------------------------------------------------------------
+    # -- paging: the on-call lead, specialist teams ------------------------------------------------------
+    def page_oncall(self, number: int, by: str, page_id: int = 0) -> None:
+        inc = self.service.get(number)
+        oncall = self.oncall_override or self.settings.paging.oncall_user
+        where = f"<#{inc.channel_id}>" if inc.channel_id else f"the headline in #{self.settings.channels.incidents}"
+        message = (f"📟 {mention(by)} pages you for incident {inc.number}: {defuse(inc.title)}\n"
+                   f"Join {where}. Living document: {self.document_url(number)}")
+        unset = ("Nobody is set up to be paged (a bot admin sets paging.oncall_user or "
+                 "paging.pagerduty_routing_key in the settings, or INCIDENT_ONCALL)")
+        self._page(inc, by, "the on-call lead", message, unset, routing_key=self.settings.paging.pagerduty_routing_key,
+                   user=oncall, dedup=f"oncall-{page_id}",
+                   by_hand=f"call them, or post in #{self.settings.channels.incidents}")
+
     def _page_specialist(self, inc, happened) -> None:
         team = self.settings.specialist(happened.new or "")
         if team is None:
             return
-        label = " (drill)" if inc.drill else ""
         where = f"<#{inc.channel_id}>" if inc.channel_id else self.document_url(inc.number)
-        message = (f"📟 {mention(happened.by)} pages {team.name} for incident {inc.number}{label}: "
+        message = (f"📟 {mention(happened.by)} pages {team.name} for incident {inc.number}: "
                    f"{defuse(inc.title)}\nJoin {where}. Living document: {self.document_url(inc.number)}")
-        done = []
-        try:
-            if team.pagerduty_routing_key:
-                self._trigger_pagerduty(team.pagerduty_routing_key, inc, happened.by,
-                                        f"{team.key}-{happened.entry_id or inc.number}")
-                done.append("PagerDuty triggered")
-            if team.slack_user:
-                self.slack.dm(team.slack_user, message)
-                done.append(f"{mention(team.slack_user)} was sent a direct message")
-            if team.slack_group and inc.channel_id:
-                self.slack.post(inc.channel_id, f"<!subteam^{team.slack_group}> {message}")
-                done.append("the team was mentioned here")
-            if not done:
-                raise SlackError("paging", f"no way to reach {team.name} is configured")
-            report = f"📟 Paged {team.name}: {', '.join(done)}."
-        except (SlackError, requests.RequestException) as exc:
-            report = f"⚠️ Paging {team.name} failed ({exc}). Page them by hand."
+        unset = (f"Nothing is set up to reach {team.name} (slack_user, slack_group or pagerduty_routing_key of "
+                 f"`{team.key}` under specialists: in the settings)")
+        self._page(inc, happened.by, team.name, message, unset, routing_key=team.pagerduty_routing_key,
+                   user=team.slack_user, group=team.slack_group,
+                   dedup=f"{team.key}-{happened.entry_id or self.service.now().timestamp():.0f}")
+
+    def _page(self, inc, by: str, name: str, message: str, unset: str, *, routing_key: str = "", user: str = "",
+              group: str = "", dedup: str = "", by_hand: str = "") -> None:
+        """Send a page every way that is set up, then say what came of it, where the incident is worked on
+        and on the timeline. A drill pages nobody: its page goes to the person who asked (a participant)
+        and to PagerDuty only with paging.drill_routing_key, labelled DRILL."""
+        if inc.drill:
+            routing_key, group = self.settings.paging.drill_routing_key, ""
+            user = by if by[:1] in "UW" else ""
+            message = f"🧪 DRILL: a practice page; nobody on call was paged.\n{message}"
+            unset = "Nobody was paged: a drill pages only its participants (or paging.drill_routing_key)"
+        steps = []
+        if routing_key:
+            steps.append(("PagerDuty triggered", "PagerDuty",
+                          lambda: self._trigger_pagerduty(routing_key, inc, by, dedup)))
+        if user:
+            steps.append((f"{mention(user)} was sent a direct message", f"the direct message to {mention(user)}",
+                          lambda: self.slack.dm(user, message)))
+        if group:
+            steps.append(("the team was mentioned here", "the group mention",
+                          lambda: self._post_for(inc, f"<!subteam^{group}> {message}")))
+        done, failed = [], []
+        for ok, what, step in steps:
+            try:
+                step()
+                done.append(ok)
+            except (SlackError, requests.RequestException) as exc:
+                if isinstance(exc, SlackError) and exc.transient:
+                    raise  # the worker tries again; a page already out is not sent twice (dedup keys)
+                failed.append(f"{what}: {exc}")
+        label = "🧪 DRILL: " if inc.drill else ""
+        hand = f" Page them by hand: {by_hand}." if by_hand else " Page them by hand."
+        if done:
+            record = f"Paged {name}: {', '.join(done)}" + (f"; failed: {'; '.join(failed)}" if failed else "")
+            report = f"{label}📟 {record}."
+        elif failed:
+            record = f"Paging {name} failed ({'; '.join(failed)})"
+            report = f"{label}⚠️ {record}.{'' if inc.drill else hand}"
+        else:
+            record = f"Could not page {name}: {unset}"
+            report = f"{label}⚠️ {unset}.{'' if inc.drill else hand}"
+        self.service.record_page(inc.number, by, f"{label}{record}", failed=not done)
         self._post_for(inc, report)
 
     def _trigger_pagerduty(self, routing_key: str, inc, by: str, what: str) -> None:
