@@ -11,6 +11,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
+import reliability_kit as kit
+
 from fake_slack import FakeSlack
 from opg_incident_slack import blocks
 from slack_bot import ADMIN, ALICE, BOB, CAROL, ONCALL, PEOPLE, ROOT, SlackBot, seed
@@ -180,3 +182,57 @@ def test_a_change_by_number_answers_with_the_number_and_the_title(tmp_path):
         command = mention(fake, channel_id, ALICE, "summary Timeouts from the PSP")
         reply = after(fake, channel_id, command, "The summary of incident 2 is now")
         assert "Payments API timing out:" not in reply["text"]
+
+
+# -- 4. drills page nobody -----------------------------------------------------------------------------------
+
+def test_a_drill_pages_nobody_and_tells_only_its_participants(tmp_path):
+    from test_e2e_paging import PagerDuty
+
+    pagerduty = PagerDuty()
+
+    def real_routes(data):
+        data["paging"].update(pagerduty_routing_key="R0UTINGKEY0001", drill_routing_key="DR1LLKEY0001")
+        data["specialists"] = [{"key": "webops", "name": "WebOps", "slack_user": WEBOPS,
+                                "pagerduty_routing_key": "W3B0PSKEY001"}]
+        data["stakeholders"]["channels"].update(default=["service-status"], major=["service-status"])
+        data["stakeholders"]["help_channels"] = ["opg-developers"]
+    try:
+        with start(tmp_path, real_routes, env={"INCIDENT_PAGERDUTY_URL": pagerduty.url},
+                   channels_named=("service-status", "opg-developers")) as (fake, bot, channels):
+            declare(fake, channels, title="Practice: database failover", drill=["drill"])
+            channel_id = create_channel(fake, bot, channels)
+            fake.join(channel_id, BOB)
+
+            # The on-call lead's page: not to the on-call, nor PagerDuty's real service; to the person who
+            # asked, labelled DRILL, and to the drill routing key.
+            fake.click_button(headline(fake, channels), blocks.PAGE_ONCALL, BOB)
+            fake.wait_for_message(channel_id, lambda m: "Paged the on-call lead" in m.get("text", ""))
+            page = fake.wait_for_message(fake.dm_channel(BOB), lambda m: "pages you for incident 1" in m["text"])
+            assert page["text"].startswith("🧪 DRILL")
+            # A specialist team: the same.
+            command = mention(fake, channel_id, ALICE, "escalate webops")
+            after(fake, channel_id, command, "Paged WebOps")
+            fake.wait_for_message(fake.dm_channel(ALICE), lambda m: "DRILL" in m["text"] and "pages WebOps" in m["text"])
+            assert [e["routing_key"] for e in pagerduty.events] == ["DR1LLKEY0001", "DR1LLKEY0001"]
+            assert all(e["payload"]["custom_details"]["drill"] is True for e in pagerduty.events)
+            assert not fake.bot_messages(fake.dm_channel(ONCALL)) and not fake.bot_messages(fake.dm_channel(WEBOPS))
+            assert all(t.startswith("🧪 DRILL") for t in timeline(bot, "page")) and len(timeline(bot, "page")) == 2
+
+            # The role message is labelled too.
+            command = mention(fake, channel_id, ALICE, f"scribe <@{CAROL}>")
+            role_dm = fake.wait_for_message(fake.dm_channel(CAROL), lambda m: "You are now Incident Scribe" in m["text"])
+            assert role_dm["text"].startswith("🧪 DRILL")
+
+            # Stakeholder posts stay with the drill, labelled, saying where they would have gone.
+            command = mention(fake, channel_id, ALICE, "update Failover started")
+            after(fake, channel_id, command, "Update posted")
+            post = fake.wait_for_message(channel_id, lambda m: "not sent to #service-status" in text_of(m))
+            assert "🧪 DRILL" in text_of(post) and "Failover started" in text_of(post)
+            command = mention(fake, channel_id, ALICE, "ask Anyone done a failover before?")
+            fake.wait_for_message(channel_id, lambda m: "not sent to #opg-developers" in text_of(m))
+            reacted(fake, channel_id, mention(fake, channel_id, ALICE, "note the last step"))
+            fake.wait_for(lambda: kit.pending_outbox(bot.database_url) == 0, message="the outbox never emptied")
+            assert not fake.bot_messages(channels["service-status"]) and not fake.bot_messages(channels["opg-developers"])
+    finally:
+        pagerduty.close()

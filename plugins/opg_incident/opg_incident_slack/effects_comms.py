@@ -53,13 +53,26 @@ class CommsEffects:
                 failed.append(name)
         return failed
 
+    def _post_stakeholders(self, inc, channels, text: str, body: list | None = None) -> list[str]:
+        """Post to people outside the incident. A drill reaches only its participants: the post goes, labelled
+        DRILL, where the drill is worked on (its channel, or its headline's thread), saying where it would
+        have gone."""
+        channels = list(channels)
+        if not inc.drill:
+            return self._post_everywhere(channels, text, body)
+        if channels:
+            where = ", ".join(f"<#{c}>" if c[:1] in "CG" and c.isupper() else f"#{c}" for c in channels)
+            label = "" if text.startswith("🧪 DRILL") else "🧪 DRILL: "
+            self._post_for(inc, f"{label}{text}\n_(A drill: not sent to {where}.)_")
+        return []
+
     # -- stakeholder updates ------------------------------------------------------------------------
     def _post_update(self, inc, happened) -> None:
         update = self.service.get_update(happened.entry_id)
         sev = self.settings.severity(update.severity)
         due = self.settings.stakeholders.update_every(update.severity)
-        label = " (drill)" if inc.drill else ""
-        text = (f"📣 *Update on incident {inc.number}{label}: {defuse(inc.title)}*\n"
+        label = "🧪 DRILL: " if inc.drill else ""
+        text = (f"{label}📣 *Update on incident {inc.number}: {defuse(inc.title)}*\n"
                 f"Status: {update.status} · Severity: {sev.name if sev else 'not set'}\n"
                 f"Summary: {defuse(update.summary) or 'not set yet'}\n"
                 f"{defuse(update.text)}\n"
@@ -67,7 +80,7 @@ class CommsEffects:
         body = blocks.text_message(text)
         if inc.headline_ts:
             self.slack.post(inc.headline_channel_id, text, body, thread_ts=inc.headline_ts)
-        failed = self._post_everywhere(self.service.stakeholder_channels(inc.number), text, body)
+        failed = self._post_stakeholders(inc, self.service.stakeholder_channels(inc.number), text, body)
         if failed and inc.channel_id:
             self.slack.post(inc.channel_id, "⚠️ The update could not be posted in " +
                             ", ".join("#" + f for f in failed) + ": invite me there, or check the name.")
@@ -76,7 +89,7 @@ class CommsEffects:
         """End-of-incident (or reopened) notices wherever updates were posted."""
         if not self.service.updates(inc.number):
             return
-        self._post_everywhere(self.service.stakeholder_channels(inc.number), text, blocks.text_message(text))
+        self._post_stakeholders(inc, self.service.stakeholder_channels(inc.number), text, blocks.text_message(text))
 
     # -- the call, people, help ---------------------------------------------------------------------
     def _share_call(self, inc, happened) -> None:
@@ -99,10 +112,9 @@ class CommsEffects:
 
     def _ask(self, inc, happened) -> None:
         where = f"<#{inc.channel_id}>" if inc.channel_id else self.document_url(inc.number)
-        label = " (a drill)" if inc.drill else ""
-        text = (f"🙋 Incident {inc.number}{label} needs help: {defuse(happened.new or '')}\n"
+        text = (f"🙋 Incident {inc.number} needs help: {defuse(happened.new or '')}\n"
                 f"Asked by {mention(happened.by)}. Join {where}; living document: {self.document_url(inc.number)}")
-        failed = self._post_everywhere(self.settings.stakeholders.help_channels, text)
+        failed = self._post_stakeholders(inc, self.settings.stakeholders.help_channels, text)
         if failed:
             self._post_for(inc, "⚠️ Could not ask in " + ", ".join("#" + f for f in failed) + ".")
 
