@@ -108,7 +108,14 @@ def test_escalate_lists_only_teams_that_can_be_reached(service, incident, settin
         ("page_failed", "Paging WebOps failed (user_not_found)")]
 
 
-def test_rca_share_needs_the_lead_to_mark_it_ready(service, incident):
+def test_rca_ready_and_share_only_after_the_close(service, incident, db_snapshot, clock):
+    before = db_snapshot()
+    with pytest.raises(InvalidInput, match="still open: the root-cause analysis follows the close"):
+        service.mark_rca_ready(incident, LEAD)
+    with pytest.raises(InvalidInput, match="still open: the analysis is shared after the close"):
+        service.share_rca(incident, LEAD)
+    assert db_snapshot() == before
+    service.close(incident, LEAD)
     with pytest.raises(InvalidInput, match="rca ready"):
         service.share_rca(incident, LEAD)
     with pytest.raises(NotAllowed):
@@ -133,12 +140,34 @@ def test_ask_needs_text(service, incident):
     assert "#opg-developers" in service.timeline(incident)[-1].text and out.changed
 
 
-def test_only_the_leads_choose_stakeholder_channels_and_the_rca_is_shared_once(service, incident):
+def test_only_the_leads_choose_stakeholder_channels(service, incident):
     with pytest.raises(NotAllowed, match="chooses who gets the updates"):
         service.notify(incident, "#general", OTHER)
     assert service.stakeholder_channels(incident) == []
+    service.notify(incident, "#Opg-Use-An-LPA", LEAD)  # as typed: Slack's channel names are lower case
+    assert service.stakeholder_channels(incident) == ["opg-use-an-lpa"]
+
+
+def test_the_rca_is_shared_again_only_once_it_changed(service, incident, clock):
+    service.close(incident, LEAD)
     service.mark_rca_ready(incident, LEAD)
-    service.share_rca(incident, OTHER)
-    with pytest.raises(InvalidInput, match="shared already"):
+    first = service.share_rca(incident, OTHER)
+    assert first.happened[0].old is None
+    clock.advance(minutes=5)
+    with pytest.raises(InvalidInput, match="shared already, at 2024-03-05 10:00 GMT, and has not changed since"):
         service.share_rca(incident, LEAD)
-    assert len([e for e in service.timeline(incident) if "shared in" in e.text]) == 1
+    service.set_impact(incident, "Nobody could pay for 40 minutes", LEAD)
+    clock.advance(minutes=5)
+    again = service.share_rca(incident, LEAD)
+    assert again.happened[0].old == "2024-03-05 10:00 GMT"
+    shares = [e.text for e in service.timeline(incident) if e.kind == "rca" and "shared" in e.text]
+    assert shares == ["Root-cause analysis shared in #opg-delivery, #opg-all-team-digital, #opg-leadership",
+                      "Root-cause analysis shared again, changed since it was shared at 2024-03-05 10:00 GMT, in "
+                      "#opg-delivery, #opg-all-team-digital, #opg-leadership"]
+
+
+def test_the_cloud_providers_channel_is_a_share_target(settings_box):
+    text = SHIPPED_SETTINGS.read_text().replace('cloud_provider_channel: ""', 'cloud_provider_channel: aws-opg-tam')
+    assert parse_settings(text).stakeholders.share_targets == (
+        "opg-delivery", "opg-all-team-digital", "opg-leadership", "aws-opg-tam")
+    assert "opg-all-staff" not in settings_box[0].stakeholders.share_targets

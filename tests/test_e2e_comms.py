@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 SHIPPED_SETTINGS = ROOT / "plugins" / "opg_incident" / "settings.yml"
 WEBOPS, SECURITY_GROUP = "U0WEBOPS5", "S0SECURITY"
 HELP = ("opg-all-team-digital", "opg-webops-community", "opg-developers")
-SHARE = ("opg-delivery", "opg-all-staff", "opg-leadership")
+SHARE = ("opg-delivery", "opg-all-team-digital", "opg-leadership")  # the OPG process's targets, not #opg-all-staff
 
 
 # -- set-up -----------------------------------------------------------------------------------------
@@ -46,7 +46,7 @@ def slack(request, tmp_path):
     with FakeSlack(request.param) as fake:
         channels = seed(fake)
         fake.add_user(WEBOPS, "webops-oncall", real_name="WebOps on call")
-        for name in HELP + SHARE:  # the bot is not in #opg-developers: it joins to post
+        for name in dict.fromkeys(HELP + SHARE):  # the bot is not in #opg-developers: it joins to post
             channels[name] = fake.add_channel(name, members=list(PEOPLE), bot_member=name != "opg-developers")
         channels["service-status"] = fake.add_channel("service-status", members=[BOB])
         with SlackBot(fake, tmp_path, env={"INCIDENT_SETTINGS": str(write_settings(tmp_path))}) as bot:
@@ -262,12 +262,22 @@ def test_drill_from_the_modal_is_labelled_in_the_headline_and_the_channel_name(s
 # -- sharing the analysis ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("slack", ["socket"], indirect=True)
-def test_rca_share_after_the_lead_marks_it_ready(slack):
+def test_rca_ready_and_share_after_the_close_and_again_once_it_changed(slack):
     fake, bot, channels = slack
     channel_id = incident_with_channel(fake, bot, channels)
     reacted(fake, channel_id, mention(fake, channel_id, ALICE, "summary Card payments failed after release 42"))
+    reacted(fake, channel_id, mention(fake, channel_id, ALICE, "impact Nobody could pay"))
+    reacted(fake, channel_id, mention(fake, channel_id, ALICE, f"scribe <@{BOB}>"))
 
-    early = mention(fake, channel_id, ALICE, "rca share")
+    # Before the close: neither ready nor shared.
+    early = mention(fake, channel_id, ALICE, "rca ready")
+    after(fake, channel_id, early, "Incident 1 is still open: the root-cause analysis follows the close")
+    early = mention(fake, channel_id, BOB, "rca share")
+    after(fake, channel_id, early, "Incident 1 is still open: the analysis is shared after the close")
+    reacted(fake, channel_id, mention(fake, channel_id, ALICE, "close"))
+    fake.wait_for(lambda: bot.incident(1)["status"] == "closed")
+
+    early = mention(fake, channel_id, BOB, "rca share")
     after(fake, channel_id, early, "The lead marks the analysis ready first: `rca ready`")
     not_lead = mention(fake, channel_id, BOB, "rca ready")
     after(fake, channel_id, not_lead, "Only the Incident Lead")
@@ -276,12 +286,25 @@ def test_rca_share_after_the_lead_marks_it_ready(slack):
     ready = mention(fake, channel_id, ALICE, "rca ready")
     after(fake, channel_id, ready, "The analysis of incident 1 is ready; share it with `rca share`")
     share = mention(fake, channel_id, BOB, "rca share")
-    after(fake, channel_id, share, "Sharing the analysis of incident 1 in #opg-delivery, #opg-all-staff, "
+    after(fake, channel_id, share, "Sharing the analysis of incident 1 in #opg-delivery, #opg-all-team-digital, "
                                    "#opg-leadership")
     for name in SHARE:
         shared = fake.wait_for_message(channels[name], lambda m: "root-cause analysis of incident 1" in m["text"])
         for part in ("Payments are failing", "Summary: Card payments failed after release 42",
                      f"{bot.url}/incidents/1/rca.md"):
             assert part in shared["text"], (name, part)
+    assert "opg-all-staff" not in fake.channels
     assert "The root-cause analysis is ready to share" in timeline(bot, "rca")
     assert any("shared in #opg-delivery" in t for t in timeline(bot, "rca"))
+
+    # Again, unchanged: refused. After a change: shared again, saying so.
+    again = mention(fake, channel_id, BOB, "rca share")
+    after(fake, channel_id, again, "was shared already, at")
+    reacted(fake, channel_id, mention(fake, channel_id, BOB, "note The PSP confirmed the cause"))
+    again = mention(fake, channel_id, BOB, "rca share")
+    after(fake, channel_id, again, "Sharing the analysis of incident 1 again in #opg-delivery")
+    for name in SHARE:
+        fake.wait_for_message(channels[name], lambda m: m["text"].startswith("📖 Updated (it changed since it was "
+                                                                              "shared at"))
+        assert len(with_text(fake, channels[name], "root-cause analysis of incident 1")) == 2
+    assert any(t.startswith("Root-cause analysis shared again, changed since") for t in timeline(bot, "rca"))

@@ -14,7 +14,7 @@ from slack_steps import after, declare, headline, mention, text_of
 from test_e2e_comms import comms_channel
 
 pytestmark = pytest.mark.e2e
-SHARE = ("opg-delivery", "opg-all-staff", "opg-leadership")
+SHARE = ("opg-delivery", "opg-all-team-digital", "opg-leadership")
 TITLE = "Incident 1: Payments are failing — root cause analysis"
 
 

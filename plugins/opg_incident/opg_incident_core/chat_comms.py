@@ -105,11 +105,18 @@ class CommsCommands:
         word = word.strip().lower()
         if word == "ready":
             out = self.service.mark_rca_ready(number, caller.user)
-            return Reply(f"The analysis of incident {number} is ready; share it with `rca share`.", out)
+            if not out.changed:
+                return self._said(number, f"The analysis of incident {number} was marked ready already; share it "
+                                          f"with `rca share`.", out)
+            return self._said(number, f"The analysis of incident {number} is ready; share it with `rca share`.", out)
         if word == "share":
             out = self.service.share_rca(number, caller.user)
-            where = ", ".join("#" + c for c in self.service.settings.stakeholders.share_channels)
-            return Reply(f"Sharing the analysis of incident {number} in {where}.", out)
+            where = ", ".join("#" + c for c in self.service.settings.stakeholders.share_targets)
+            again = out.happened[0].old
+            if again:
+                return self._said(number, f"Sharing the analysis of incident {number} again in {where}: it changed "
+                                          f"since it was shared at {again}.", out)
+            return self._said(number, f"Sharing the analysis of incident {number} in {where}.", out)
         if word:
             raise InvalidInput(f"Usage: `{USAGE['rca']}`.")
         draft = (f"The root-cause analysis draft of incident {number}: {document_url}/incidents/{number}/rca.md"

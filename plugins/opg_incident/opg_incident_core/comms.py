@@ -6,7 +6,7 @@ import re
 
 from . import storage
 from .errors import InvalidInput, NotAllowed, NotFound
-from .storage import StakeholderChannel, StakeholderUpdate
+from .storage import StakeholderChannel, StakeholderUpdate, TimelineEntry
 from .text import defuse, mention
 from .views import Happened, Outcome, UpdateView
 
@@ -147,9 +147,13 @@ class CommsMixin:
             self._log(row, "page_failed" if failed else "page", by, text)
 
     def mark_rca_ready(self, number: int, by: str) -> Outcome:
+        """The lead says the analysis is done: only after the close (the analysis follows the incident)."""
         with storage.write():
             row = self._incident(number, lock=True)
             self._may_close_or_reopen(row, by, "mark the analysis of")
+            if row.status != "closed":
+                raise InvalidInput(f"Incident {row.number} is still open: the root-cause analysis follows the close. "
+                                   "Close it first (`close`), then `rca ready`.")
             if row.rca_ready_at is not None:
                 return self._outcome(row, [])
             row.rca_ready_at = self.now()
@@ -158,20 +162,36 @@ class CommsMixin:
             return self._outcome(row, [Happened("rca_ready", by)])
 
     def share_rca(self, number: int, by: str) -> Outcome:
-        if not self.settings.stakeholders.share_channels:
+        """Share the analysis with the delivery team, OPG Digital, leadership and the cloud provider's
+        Technical Account Managers: after the close and `rca ready`; again only once it has changed."""
+        where = self.settings.stakeholders.share_targets
+        if not where:
             raise InvalidInput("No sharing channels are configured (stakeholders.share_channels in the settings).")
         with storage.write():
             row = self._incident(number, lock=True)
+            if row.status != "closed":
+                raise InvalidInput(f"Incident {row.number} is still open: the analysis is shared after the close.")
             if row.rca_ready_at is None:
                 raise InvalidInput("The lead marks the analysis ready first: `rca ready`.")
-            if row.rca_shared_at is not None:  # once: leadership channels get it one time
+            again = row.rca_shared_at
+            if again is not None and not self._changed_since(row, again):
                 raise InvalidInput(f"The analysis of incident {row.number} was shared already, at "
-                                   f"{self.format_time(row.rca_shared_at)}.")
+                                   f"{self.format_time(again)}, and has not changed since.")
             row.rca_shared_at = self.now()
             row.save()
-            where = ", ".join("#" + c for c in self.settings.stakeholders.share_channels)
-            self._log(row, "rca", by, f"Root-cause analysis shared in {where}")
-            return self._outcome(row, [Happened("rca_shared", by)])
+            shown = ", ".join("#" + c for c in where)
+            text = (f"Root-cause analysis shared again, changed since it was shared at {self.format_time(again)}, "
+                    f"in {shown}" if again else f"Root-cause analysis shared in {shown}")
+            self._log(row, "rca", by, text)
+            return self._outcome(row, [Happened("rca_shared", by, old=self.format_time(again) if again else None)])
+
+    def rca_shared_at(self, number: int):
+        return self._incident(number).rca_shared_at
+
+    def _changed_since(self, row, when) -> bool:
+        """Has the record (and so the analysis drawn from it, or its published page) changed since `when`?"""
+        return TimelineEntry.select().where(TimelineEntry.incident == row, TimelineEntry.recorded_at > when,
+                                            TimelineEntry.kind != "rca").exists()
 
     def record_rca_published(self, number: int, url: str, by: str, version: int | None = None) -> Outcome:
         """The analysis is published at `url` (an adapter did it): its link goes on the record, the timeline

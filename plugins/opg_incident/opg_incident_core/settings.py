@@ -76,6 +76,8 @@ PATTERN_HELP = {
     SLACK_GROUP_ID: "a Slack user group ID such as S0123ABC",
     KEY: "a key: lowercase letters, digits, - and _, starting with a letter, at most 31 characters",
     r"^[a-z0-9_-]{1,80}$": "a Slack channel name: lowercase letters, digits, - and _, at most 80 characters",
+    r"^[a-z0-9_-]{0,80}$": "a Slack channel name (or empty): lowercase letters, digits, - and _, at most 80 "
+                           "characters",
     r"^[a-z0-9][a-z0-9_-]{0,99}$": "a Confluence label: lowercase letters, digits, - and _, no spaces",
 }
 REMINDER_PLACEHOLDERS = {"bot": "@opg-incident", "number": 1, "role": "Incident Scribe", "key": "scribe",
@@ -187,7 +189,15 @@ class Stakeholders(_Frozen):
     update_every_minutes: dict[str, int] = {"default": 60}
     help_channels: tuple[str, ...] = ()
     share_channels: tuple[str, ...] = ()
+    # The cloud provider's Technical Account Managers (e.g. a channel shared with them): `rca share` too.
+    cloud_provider_channel: str = Field(default="", pattern=r"^[a-z0-9_-]{0,80}$")
     call_link_template: str = ""
+
+    @property
+    def share_targets(self) -> tuple[str, ...]:
+        """Where `rca share` shares the analysis."""
+        extra = (self.cloud_provider_channel,) if self.cloud_provider_channel else ()
+        return tuple(dict.fromkeys(self.share_channels + extra))
 
     def channels_for(self, severity: str | None) -> tuple[str, ...]:
         return self.channels.get(severity or "default", self.channels.get("default", ()))

@@ -262,7 +262,8 @@ class Effects(CommsEffects):
             self._best(self.slack.dm, lead, f"Incident {inc.number} is closed. Next steps for the lead:\n"
                                 f"1. Schedule the root-cause analysis with the team.\n"
                                 f"2. Start from the draft: {self.document_url(inc.number)}/rca.md\n"
-                                f"3. Share it with the delivery team, the wider organisation and leadership.\n"
+                                f"3. When it is done: `rca ready`, then `rca share` (to "
+                                f"{', '.join('#' + c for c in self.settings.stakeholders.share_targets)}).\n"
                                 + ("4. Archive the comms channel with `archive` once it is fixed."
                                    if self.settings.archive.when == "manual" and inc.channel_id else ""))
         self._tell_stakeholders(inc, f"✅ Incident {inc.number} is resolved: {defuse(inc.title)}\n"

@@ -200,9 +200,10 @@ class CommsEffects:
 
     # -- the analysis -------------------------------------------------------------------------------
     def _share_rca(self, inc, happened) -> None:
-        text = (f"📖 The root-cause analysis of incident {inc.number}: {defuse(inc.title)}\n"
+        again = f"📖 Updated (it changed since it was shared at {happened.old}): the" if happened.old else "📖 The"
+        text = (f"{again} root-cause analysis of incident {inc.number}: {defuse(inc.title)}\n"
                 f"Summary: {defuse(inc.summary) or 'not set'}\n"
                 f"Read it: {inc.rca_url or self.document_url(inc.number) + '/rca.md'}")
-        failed = self._post_everywhere(self.settings.stakeholders.share_channels, text)
+        failed = self._post_stakeholders(inc, self.settings.stakeholders.share_targets, text)
         if failed:
             self._post_for(inc, "⚠️ Could not share in " + ", ".join("#" + f for f in failed) + ".")
