@@ -236,3 +236,50 @@ def test_a_drill_pages_nobody_and_tells_only_its_participants(tmp_path):
             assert not fake.bot_messages(channels["service-status"]) and not fake.bot_messages(channels["opg-developers"])
     finally:
         pagerduty.close()
+
+
+# -- 7. as people type -------------------------------------------------------------------------------------
+
+def test_commands_as_people_type_them(tmp_path):
+    with start(tmp_path) as (fake, bot, channels):
+        declare(fake, channels)
+        channel_id = create_channel(fake, bot, channels)
+        fake.join(channel_id, BOB)
+        for typed, expected in (("Sev 1 Critical.", "Incident 1 is now ⛈️ Critical."),
+                                ("sev: major", "Incident 1 is now 🌧️ Major."),
+                                # The process document's `sev <Critical>`: Slack sends < and > escaped.
+                                ("sev 1 &lt;Critical&gt;", "Incident 1 is now ⛈️ Critical.")):
+            command = mention(fake, channel_id, ALICE, typed)
+            assert after(fake, channel_id, command, "Incident 1 is now")["text"] == expected, typed
+        assert [e["text"] for e in bot.incident(1)["timeline"] if e["kind"] == "severity"][-3:] == [
+            "Severity changed from Major to Critical", "Severity changed from Critical to Major",
+            "Severity changed from Major to Critical"]
+
+        typo = mention(fake, channel_id, ALICE, "sumary the database is down")
+        assert "Did you mean `summary`?" in after(fake, channel_id, typo, "I don't know that command")["text"]
+        typo = answer(fake, ALICE, dm(fake, ALICE, "imapct 1 nobody can pay"), "I don't know that command")
+        assert "Did you mean `impact`?" in typo["text"] and bot.incident(1)["impact"] == ""
+
+        # The number first or the role first, outside the channel.
+        answer(fake, ALICE, dm(fake, ALICE, f"role 1 scribe <@{BOB}>"), "is now Incident Scribe")
+        answer(fake, ALICE, dm(fake, ALICE, f"role comms 1 <@{CAROL}>"), "is now Communications Lead")
+        assert (bot.incident(1)["roles"]["scribe"], bot.incident(1)["roles"]["comms"]) == (BOB, CAROL)
+
+        # A channel name as typed, in capitals: Slack's names are lower case.
+        fake.add_channel("opg-use-an-lpa", members=[BOB])
+        command = mention(fake, channel_id, ALICE, "notify #Opg-Use-An-LPA")
+        reply = after(fake, channel_id, command, "will get the stakeholder updates")
+        assert "#opg-use-an-lpa will get the stakeholder updates of incident 1" in reply["text"]
+        assert "#opg-use-an-lpa will get the stakeholder updates" in timeline(bot, "notify")
+
+        # "Mark it with `action done N`" works where it is given: in the channel, and by DM with the number.
+        command = mention(fake, channel_id, BOB, "action Restart the payment workers")
+        hint = after(fake, channel_id, command, "Mark it with")["text"]
+        assert hint.endswith("Mark it with `action done 1`.")
+        command = mention(fake, channel_id, BOB, "action done 1")
+        after(fake, channel_id, command, "Action 1 of incident 1 is done.")
+        hint = answer(fake, BOB, dm(fake, BOB, "action 1 Scale the workers up"), "Mark it with")["text"]
+        assert hint.endswith("Mark it with `action done 1 2`.")
+        answer(fake, BOB, dm(fake, BOB, "action done 1 2"), "action 2 is done")
+        assert [e["text"] for e in bot.incident(1)["timeline"] if e["kind"] == "action_done"] == [
+            "Action 1 done: Restart the payment workers", "Action 2 done: Scale the workers up"]

@@ -30,6 +30,14 @@ SCRIPT = [
     ("!sev 1 major issue since 10:31",
      "'major issue since 10:31' is not a severity. Choose one of: Critical, Major, Trivial."),
     ("!SEV 1 critical", "Incident 1 — Payments are failing <\u200b!channel>: now ⛈️ Critical."),
+    # As people type (changing nothing more): a colon, a full stop, the process document's <Critical>, a typo,
+    # the number or the role first.
+    ("!sev: 1 Critical.", "Incident 1 — Payments are failing <\u200b!channel>: already Critical."),
+    ("!sev 1 <critical>", "Incident 1 — Payments are failing <\u200b!channel>: already Critical."),
+    ("!sumary 1 x", "I don't know that command. Did you mean summary? help shows the incident process and its "
+                    "commands."),
+    ("!role 1 scribe @sam", "@sam is already the Incident Scribe of incident 1."),
+    ("!role scribe 1 @sam", "@sam is already the Incident Scribe of incident 1."),
     ("!action 1 Restart the payment workers", "Incident 1 — Payments are failing <\u200b!channel>: action 1 logged. Mark it with action done 1 1."),
     ("!action done 1 1", "Incident 1 — Payments are failing <\u200b!channel>: action 1 is done."),
     ("!decision 1 Roll back the release", "Incident 1 — Payments are failing <\u200b!channel>: decision logged on the timeline."),
@@ -78,7 +86,7 @@ def test_a_whole_incident_on_the_console(console):
     for (command, expected), answer in zip(SCRIPT, answers):
         if expected is not None:
             assert answer == expected, f"after {command!r}"
-    assert (answers[10], answers[12]) == ("You are now: @bob.", "You are now an admin: @you.")
+    assert (answers[15], answers[17]) == ("You are now: @bob.", "You are now an admin: @you.")
 
 
 def test_the_timeline_on_the_console_has_every_step(console):

@@ -73,7 +73,9 @@ class Registry:
         return self.commands[name].usage
 
     def find(self, text: str) -> tuple[Command | None, str]:
-        """The command that `text` starts with (any case, the longest name first) and the rest."""
+        """The command that `text` starts with (any case, the longest name first) and the rest; a colon after
+        the name is allowed, as people type (`sev: critical`)."""
+        text = re.sub(r"^(\s*[A-Za-z]+(?:\s+[A-Za-z]+)?)\s*:(?=\s|$)", r"\1 ", text, count=1)
         words = text.strip().split(None, 2)
         for size in (2, 1):
             if len(words) >= size:
@@ -92,7 +94,8 @@ class Registry:
     def pattern(self) -> str:
         """A regular expression matching any command name at the start of a message (any case)."""
         names = sorted(self.commands, key=len, reverse=True)
-        return r"^(" + "|".join(r"\s+".join(map(re.escape, n.split())) for n in names) + r")(?:\s+(.*))?$"
+        return (r"^(" + "|".join(r"\s+".join(map(re.escape, n.split())) for n in names)
+                + r")(?:(?:\s*:\s*|\s+)(.*))?$")  # `sev: critical` as well as `sev critical`
 
 
 REGISTRY = Registry()

@@ -293,8 +293,11 @@ class Settings(_Frozen):
         return next((s for s in self.severities if s.key == key), None)
 
     def parse_severity(self, text: str) -> Severity | None:
-        """The severity named by `text` (key, name or alias, any case, whole text only)."""
-        wanted = " ".join(text.split()).lower()
+        """The severity named by `text` (key, name or alias, any case, whole text only), as people type it:
+        `Critical.`, `<Critical>` (the process document's own syntax; Slack sends it as &lt;Critical&gt;),
+        `: critical`."""
+        wanted = " ".join(text.replace("&lt;", "<").replace("&gt;", ">").split()).lower()
+        wanted = re.sub(r"^[\s:<\"'`*_]+|[\s.!,;:>\"'`*_]+$", "", wanted)
         for sev in self.severities:
             if wanted in {sev.key.lower(), sev.name.lower(), *(a.lower() for a in sev.aliases)}:
                 return sev
