@@ -283,3 +283,34 @@ def test_commands_as_people_type_them(tmp_path):
         answer(fake, BOB, dm(fake, BOB, "action done 1 2"), "action 2 is done")
         assert [e["text"] for e in bot.incident(1)["timeline"] if e["kind"] == "action_done"] == [
             "Action 1 done: Restart the payment workers", "Action 2 done: Scale the workers up"]
+
+
+# -- 9. is it an incident? ------------------------------------------------------------------------------------
+
+def test_the_declare_form_and_help_show_the_criteria_and_what_each_severity_means(tmp_path):
+    with start(tmp_path) as (fake, bot, channels):
+        assert fake.slash_command("/opg-incident", "Payments are failing", ALICE, channels["general"]).ok
+        view = fake.wait_for(lambda: next(iter(fake.views.values()), None), message="no form")
+        text = json_text(view)
+        for part in ("Is it an incident?", "requires an immediate response", "severely degrades the user experience",
+                     "security may be compromised", "data may be lost"):
+            assert part in text, part
+        severity = next(b for b in view["blocks"] if b.get("block_id") == "severity")["element"]
+        assert {o["value"]: o["description"]["text"] for o in severity["options"]} == {
+            "critical": "A service is down or data is at risk; all hands.",
+            "major": "A service is badly degraded for many users.",
+            "trivial": "Little or no user impact; worth recording."}
+        ack = fake.submit_view(view["id"], {"severity": "critical"}, user=ALICE)
+        assert ack.ok and not (ack.payload or {}).get("errors"), ack
+        fake.wait_for(lambda: timeline(bot, "severity") == ["Severity set to Critical"])
+
+        reply = answer(fake, ALICE, dm(fake, ALICE, "help"), "How an incident runs")
+        for part in ("Is it an incident?", "requires an immediate response", "data may be lost",
+                     "Critical: A service is down or data is at risk; all hands.",
+                     "Trivial: Little or no user impact; worth recording."):
+            assert part in reply["text"], part
+
+
+def json_text(view) -> str:
+    import json
+    return json.dumps(view, ensure_ascii=False)

@@ -70,13 +70,19 @@ def test_headline_buttons_while_open_and_none_when_closed(settings):
 
 def test_modal_labels_and_prefill(settings):
     view = blocks.incident_modal(settings, title="DB down <!channel>", metadata='{"channel": "C1"}')
-    labels = [b["label"]["text"] for b in view["blocks"]]
+    # The process's criteria come first (is it an incident?), then the fields.
+    criteria, *inputs = view["blocks"]
+    assert criteria["block_id"] == "criteria" and "Is it an incident?" in criteria["text"]["text"]
+    assert "requires an immediate response" in criteria["text"]["text"] and "data may be lost" in criteria["text"]["text"]
+    labels = [b["label"]["text"] for b in inputs]
     for word, label in zip(("Title", "live", "Summary", "Impact", "Lead", "Severity", "Drill"), labels, strict=True):
         assert word in label
-    assert view["blocks"][0]["element"]["initial_value"] == "DB down <!channel>"
+    assert inputs[0]["element"]["initial_value"] == "DB down <!channel>"
     assert view["callback_id"] == blocks.DECLARE_VIEW and view["private_metadata"] == '{"channel": "C1"}'
-    options = [o["value"] for o in view["blocks"][5]["element"]["options"]]
-    assert options == [s.key for s in settings.severities]
+    options = inputs[5]["element"]["options"]
+    assert [o["value"] for o in options] == [s.key for s in settings.severities]
+    # Each severity carries its description from the YAML.
+    assert [o["description"]["text"] for o in options] == [s.description for s in settings.severities]
     edit = blocks.incident_modal(settings, incident=incident(summary="so far"), metadata="{}")
     assert edit["callback_id"] == blocks.EDIT_VIEW
     edit_blocks = {b["block_id"]: b for b in edit["blocks"]}
@@ -89,8 +95,9 @@ def test_modal_labels_and_prefill(settings):
 def test_a_long_slash_text_is_cut_into_title_and_summary(settings):
     text = "Payments fail " + "and more detail " * 40
     view = blocks.incident_modal(settings, title=text)
-    title = view["blocks"][0]["element"]["initial_value"]
-    summary = view["blocks"][2]["element"]["initial_value"]
+    fields = {b["block_id"]: b for b in view["blocks"]}
+    title = fields["title"]["element"]["initial_value"]
+    summary = fields["summary"]["element"]["initial_value"]
     assert len(title) <= 300 and title.startswith("Payments fail")
     assert " ".join((title + " " + summary).split()) == " ".join(text.split())
 

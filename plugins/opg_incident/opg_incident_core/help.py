@@ -21,6 +21,8 @@ def process_help(settings, bot_prefix: str = "", admins: bool = True) -> str:
         f"`--drill` for practice). The bot marks the official start in #{settings.channels.incidents}.",
         f"2. Roles: {roles}. Lead and Scribe must be filled, by different people.",
         f"3. Lead's updates: `{p}summary <text>`, `{p}impact <text>`, `{p}sev <{sevs}>`.",
+        "Severities: " + "; ".join(f"{s.emoji} {s.name}".strip() + (f": {s.description}" if s.description else "")
+                                   for s in settings.severities) + ".",
         f"4. Scribe's log: pin important messages; `{p}action <text>`, `{p}note <text>`, `{p}decision <text>`, "
         f"`{p}action done <n>`, `{p}actions`, `{p}timeline`.",
         f"5. End: `{p}close` (the lead or a bot admin), then the root-cause analysis. `{p}reopen` if it comes back.",

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from slack_sdk.models.blocks import (
     ActionsBlock, ButtonElement, CheckboxesElement, ConfirmObject, ContextBlock, DividerBlock, HeaderBlock, InputBlock, Option,
-    PlainTextInputElement, PlainTextObject, RadioButtonsElement, SectionBlock, StaticSelectElement,
+    PlainTextInputElement, PlainTextObject, RadioButtonsElement, SectionBlock,
     UserSelectElement,
 )
 from slack_sdk.models.blocks.basic_components import MarkdownTextObject
 from slack_sdk.models.views import View
 
+from opg_incident_core.help import CRITERIA
 from opg_incident_core.text import defuse, mention
 
 MAX_BLOCKS = 50
@@ -61,7 +62,8 @@ def incident_modal(settings, *, title: str = "", incident=None, metadata: str = 
         cut = cut if cut > 100 else 300
         title, summary = title[:cut], title[cut:].strip()
     """The form behind /opg-incident (incident=None) and behind Edit (incident given, pre-filled)."""
-    sev_options = [Option(value=s.key, label=clip(f"{s.emoji} {s.name}".strip(), MAX_LABEL))
+    sev_options = [Option(value=s.key, label=clip(f"{s.emoji} {s.name}".strip(), MAX_LABEL),
+                          description=clip(s.description, MAX_LABEL) or None)  # what each severity means
                    for s in settings.severities]
     live_options = [Option(value="live", label="Yes, this is a live incident happening now"),
                     Option(value="report", label="No, this is a report of something that happened")]
@@ -86,12 +88,14 @@ def incident_modal(settings, *, title: str = "", incident=None, metadata: str = 
         InputBlock(block_id="lead", label="Lead", optional=True, element=UserSelectElement(
             action_id="value", initial_user=lead if lead and lead[:1] in "UW" else None,
             placeholder="Who leads the response?")),
-        InputBlock(block_id="severity", label="Severity", optional=True, element=StaticSelectElement(
-            action_id="value", options=sev_options, initial_option=current_sev, placeholder="How bad is it?")),
+        InputBlock(block_id="severity", label="Severity: how bad is it?", optional=True,
+                   element=RadioButtonsElement(action_id="value", options=sev_options, initial_option=current_sev)),
     ]
     if incident is not None:
         blocks.pop(1)  # live or report is decided when declaring
-    if incident is None:
+    if incident is None:  # the process's test first: is it an incident?
+        blocks.insert(0, SectionBlock(block_id="criteria", text=mrkdwn(
+            "*Is it an incident?* Declare one when:\n" + "\n".join(f"• {c}" for c in CRITERIA))))
         blocks.append(InputBlock(block_id="drill", label="Drill", optional=True, element=CheckboxesElement(
             action_id="value", options=[Option(value="drill", label="This is a drill: practise, page nobody")])))
     view = View(
