@@ -156,7 +156,8 @@ def test_which_incident_when_none_is_open(chat):
     ("show", "", "Which incident? Outside an incident channel, put its number first: `incident show <number>`"),
     ("timeline", "", "`timeline 12`"),
     ("actions", "", "`actions 12`"),
-    ("close", "", "`close 12`"),
+    ("close", "", "`close 12 [anyway] [resolved|blocked until <date>]`"),
+    ("close", "1 anyway done", "Close for one of the process's two reasons: `resolved`, or `blocked until <a later date>`"),
     ("reopen", "", "`reopen 12`"),
 ])
 def test_empty_or_bad_input_gives_usage_and_changes_nothing(two, db_snapshot, command, args, message):
@@ -249,8 +250,16 @@ def test_close_and_reopen_replies_and_refusals(two, service, clock, db_snapshot)
     assert db_snapshot() == before
 
     clock.advance(hours=1, minutes=30)
-    assert two.close("1", BOB).text == ("Incident 1 is closed after 1 h 30 min. Thank you all. "
-                                        "Next: the root-cause analysis.")
+    # What is missing first, and the process's two reasons to close anyway; nothing changes yet.
+    before = db_snapshot()
+    assert two.close("1", BOB).text == (
+        "Incident 1 — Payments failing: before closing, this is missing: a summary, an impact, an Incident Scribe.\n"
+        "Close it anyway, for one of the process's two reasons:\n• resolved: `close 1 anyway`\n"
+        "• blocked until a later date: `close 1 anyway blocked until <date>`")
+    assert db_snapshot() == before
+    assert two.close("1 anyway", BOB).text == ("Incident 1 — Payments failing: closed after 1 h 30 min (resolved). "
+                                               "Thank you all. Next: the root-cause analysis.")
+    assert service.get(1).close_reason == "resolved"
     with pytest.raises(InvalidInput, match="already closed at 2024-03-05 11:30 GMT"):
         two.close("1", BOB)
     assert two.reopen("1", Caller("@admin")).text == "Incident 1 — Payments failing: open again."
@@ -345,3 +354,27 @@ def test_the_action_done_hint_works_where_it_is_given(two, service):
 def two_cmd(name):
     from opg_incident_core.commands import REGISTRY
     return REGISTRY.get(name)
+
+
+def test_close_lists_what_is_missing_and_takes_a_reason(two, service):
+    here = Caller("@bob", channel=CHANNEL)  # incident 2's channel
+    two.role("lead", "me", here)
+    two.action("Restart the workers", here)
+    two.action("Page the DBA", here)
+    two.run(two_cmd("action done"), "2", here)  # action 2 (this channel's incident is 2 as well)
+    reply = two.close("", here).text
+    assert reply.startswith("Before closing incident 2, this is missing: a summary, an impact, an Incident Scribe, "
+                            "1 open action (1).")
+    assert "`close anyway`" in reply and "`close anyway blocked until <date>`" in reply
+    two.summary("Logins took 30 s", here)
+    two.impact("Everyone", here)
+    two.role("scribe", "@sam", here)
+    assert two.close("", here).text.startswith("Before closing incident 2, this is missing: 1 open action (1).")
+    two.run(two_cmd("action done"), "1", here)
+    # Nothing missing: closed at once, for the reason given (on the timeline and the record).
+    reply = two.close("blocked until 2024-03-12 <!channel>", here).text
+    assert reply.startswith("Incident 2 is closed after 0 min (blocked until 2024-03-12 <\u200b!channel>).")
+    assert service.get(2).close_reason == "blocked until 2024-03-12 <!channel>"
+    assert service.timeline(2)[-1].text == "@bob closed the incident: blocked until 2024-03-12 <!channel>"
+    two.reopen("", here)
+    assert service.get(2).close_reason is None

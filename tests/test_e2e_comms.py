@@ -114,7 +114,7 @@ def test_update_goes_to_the_headline_thread_and_the_stakeholder_channels_then_cl
     # Close: "resolved" with the final summary wherever the update went.
     command = mention(fake, channel_id, ALICE, "summary Card payments failed after release 42; rolled back")
     reacted(fake, channel_id, command)
-    mention(fake, channel_id, ALICE, "close")
+    mention(fake, channel_id, ALICE, "close anyway")  # no impact or scribe: closed anyway, as resolved
     resolved = fake.wait_for_message(status, lambda m: "Incident 1 is resolved" in m.get("text", ""))
     assert "Final summary: Card payments failed after release 42; rolled back" in text_of(resolved)
     assert f"{bot.url}/incidents/1" in text_of(resolved)

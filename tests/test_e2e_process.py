@@ -314,3 +314,43 @@ def test_the_declare_form_and_help_show_the_criteria_and_what_each_severity_mean
 def json_text(view) -> str:
     import json
     return json.dumps(view, ensure_ascii=False)
+
+
+# -- 10. the pre-close check --------------------------------------------------------------------------------
+
+def test_close_lists_what_is_missing_asks_to_confirm_and_records_the_reason(tmp_path):
+    with start(tmp_path) as (fake, bot, channels):
+        declare(fake, channels)
+        channel_id = create_channel(fake, bot, channels)
+        reacted(fake, channel_id, mention(fake, channel_id, ALICE, "action Restart the payment workers"))
+        command = mention(fake, channel_id, ALICE, "close")
+        check = after(fake, channel_id, command, "Before closing incident 1")["text"]
+        for part in ("a summary", "an impact", "an Incident Scribe", "1 open action (1)", "`close anyway`",
+                     "`close anyway blocked until <date>`"):
+            assert part in check, part
+        assert bot.incident(1)["status"] == "open" and not timeline(bot, "closed")
+        command = mention(fake, channel_id, ALICE, "close anyway blocked until 2024-03-12")
+        after(fake, channel_id, command, "Incident 1 is closed after")
+        fake.wait_for(lambda: "This incident is closed (blocked until 2024-03-12)" in text_of(headline(fake, channels)))
+        assert timeline(bot, "closed") == [f"<@{ALICE}> closed the incident: blocked until 2024-03-12"]
+        fake.wait_for_message(channel_id, lambda m: "closed by" in m.get("text", "") and "blocked until" in m["text"])
+
+        # The Close button: refused at once for someone who may not close; a form for the lead.
+        declare(fake, channels, title="Emails are late")
+        head = headline(fake, channels, 2)
+        fake.click_button(head, blocks.CLOSE, BOB)
+        fake.wait_for(lambda: [m for m in fake.ephemeral_for(BOB) + fake.bot_messages(fake.dm_channel(BOB))
+                               if "may close incident 2" in m.get("text", "")], message="Bob was not told why not")
+        assert not [v for v in fake.views.values() if v.get("callback_id") == blocks.CLOSE_VIEW]
+        fake.click_button(head, blocks.CLOSE, ALICE)
+        view = fake.wait_for(lambda: next((v for v in fake.views.values()
+                                           if v.get("callback_id") == blocks.CLOSE_VIEW), None))
+        form = json_text(view)
+        assert "a summary" in form and "an impact" in form and "an Incident Scribe" in form
+        ack = fake.submit_view(view["id"], {"reason": "blocked"}, user=ALICE)  # blocked, but until when?
+        assert "until" in ack.payload["errors"] and bot.incident(2)["status"] == "open"
+        ack = fake.submit_view(view["id"], {"reason": "resolved"}, user=ALICE)
+        assert ack.ok and not (ack.payload or {}).get("errors"), ack
+        fake.wait_for(lambda: bot.incident(2)["status"] == "closed")
+        assert timeline(bot, "closed", 2) == [f"<@{ALICE}> closed the incident: resolved"]
+        fake.wait_for(lambda: "This incident is closed (resolved)" in text_of(headline(fake, channels, 2)))

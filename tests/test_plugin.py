@@ -216,7 +216,9 @@ class TestPlugin:
         assert self.service(testbot).get(1).status == "open"
 
         as_user(testbot, "@bob")
-        assert ask(testbot, "!close 1").startswith("Incident 1 is closed after 0 min. Thank you all.")
+        assert ask(testbot, "!close 1").startswith("Incident 1 — Payments are failing: before closing, this is missing: a summary")
+        assert self.service(testbot).get(1).status == "open"
+        assert ask(testbot, "!close 1 anyway").startswith("Incident 1 — Payments are failing: closed after 0 min (resolved). Thank you all.")
         inc = self.service(testbot).get(1)
         assert (inc.status, inc.closed_by) == ("closed", "@bob")
         assert ask(testbot, "!close 1").startswith("Incident 1 was already closed at ")
@@ -228,7 +230,7 @@ class TestPlugin:
         as_user(testbot, ADMIN)
         assert ask(testbot, "!reopen 1") == "Incident 1 — Payments are failing: open again."
         assert ask(testbot, "!reopen 1") == "Incident 1 is still open."
-        assert ask(testbot, "!close 1").startswith("Incident 1 is closed")  # an admin may close
+        assert ask(testbot, "!close 1 anyway").startswith("Incident 1 — Payments are failing: closed")  # an admin may close
         assert self.service(testbot).get(1).closed_by == ADMIN
         assert [e.kind for e in self.service(testbot).timeline(1)][-3:] == ["closed", "reopened", "closed"]
 

@@ -61,11 +61,27 @@ def test_headline_buttons_while_open_and_none_when_closed(settings):
     for word in ("comms channel", "Page", "Edit", "Close"):
         assert word in labels
     close = next(e for b in body if b["type"] == "actions" for e in b["elements"] if e["action_id"] == blocks.CLOSE)
-    assert "confirm" in close
+    assert "confirm" not in close  # it opens the pre-close check (close_modal), which is the confirmation
     _, with_channel = blocks.headline(incident(channel_id="C9"), settings, "http://x")
     assert blocks.CREATE_CHANNEL not in str(with_channel) and "<#C9>" in str(with_channel)
-    _, closed = blocks.headline(incident(status="closed"), settings, "http://x")
+    _, closed = blocks.headline(incident(status="closed", close_reason="blocked until 2024-03-12"), settings,
+                                "http://x")
     assert not [b for b in closed if b["type"] == "actions"]
+    assert "This incident is closed (blocked until 2024-03-12)" in str(closed)
+
+
+def test_the_close_form_lists_what_is_missing_and_offers_the_two_reasons():
+    view = blocks.close_modal(3, "DB down <!channel>", ["a summary", "1 open action (2)"], '{"number": 3}')
+    text = str(view["blocks"])
+    assert view["callback_id"] == blocks.CLOSE_VIEW and "• a summary" in text and "• 1 open action (2)" in text
+    reason = next(b for b in view["blocks"] if b["block_id"] == "reason")["element"]
+    assert [o["value"] for o in reason["options"]] == ["resolved", "blocked"]
+    assert next(b for b in view["blocks"] if b["block_id"] == "until")["element"]["type"] == "datepicker"
+    assert "Nothing is missing" in str(blocks.close_modal(3, "DB down", [], "{}")["blocks"])
+    state = {"values": {"reason": {"value": {"type": "radio_buttons", "selected_option": {"value": "blocked"}}},
+                        "until": {"value": {"type": "datepicker", "selected_date": "2024-03-12"}}}}
+    values = blocks.modal_values({"state": state})
+    assert (values["reason"], values["until"]) == ("blocked", "2024-03-12")
 
 
 def test_modal_labels_and_prefill(settings):
@@ -113,7 +129,7 @@ def test_modal_values_reads_each_field_type():
     }}
     assert blocks.modal_values({"state": state}) == {"title": "DB down", "live": "report", "summary": None,
                                                      "impact": None, "lead": "U5", "severity": None,
-                                                     "drill": "drill"}
+                                                     "drill": "drill", "reason": None, "until": None}
 
 
 @pytest.mark.parametrize("title", ["Payments are FAILING!!! since 10:31", "ünïcödé 🔥 only", "x" * 200, "---"])

@@ -14,6 +14,7 @@ from .chat_base import LEADING_NUMBER, NUMBER, USAGE, Caller, Reply  # noqa: F40
 from .chat_comms import CommsCommands
 from .chat_roles import RoleCommands
 from .errors import InvalidInput, NotAllowed, NotFound
+from .closing import close_reason
 from .service import IncidentService
 from .text import defuse, duration, mention
 from .help import command_help, process_help  # noqa: F401 (re-exported)
@@ -203,12 +204,29 @@ class ChatCommands(RoleCommands, CommsCommands):
             for e in entries))
 
     # -- close --------------------------------------------------------------------------------------
-    @command("close", usage="close", help="Close the incident (the Incident Lead or a bot admin).", group="lead", may=RESPONDERS)
+    @command("close", usage="close [anyway] [resolved|blocked until <date>]", help="Close the incident (the "
+             "Incident Lead or a bot admin): first it lists what is missing (summary, impact, scribe, open actions) "
+             "and asks to confirm with `close anyway`; the reason, resolved or blocked until a later date, goes on "
+             "the timeline.", group="lead", may=RESPONDERS)
     def close(self, args: str, caller: Caller) -> Reply:
-        number, _ = self._incident(args, caller, usage=USAGE["close"])
-        out = self.service.close(number, caller.user)
-        return Reply(f"Incident {number} is closed after {duration(out.incident.duration)}. Thank you all. "
-                     f"Next: the root-cause analysis.", out)
+        number, rest = self._incident(args, caller, usage=USAGE["close"])
+        anyway = re.match(r"^\s*anyway\b", rest, re.IGNORECASE)
+        reason = close_reason(rest[anyway.end():] if anyway else rest)
+        if not anyway:
+            missing = self.service.close_check(number, caller.user)
+            if missing:
+                n = f"{number} " if _by_number.get() else ""
+                confirm = (f"this is missing: {', '.join(missing)}.\nClose it anyway, for one of the process's two "
+                           f"reasons:\n• resolved: `close {n}anyway`\n"
+                           f"• blocked until a later date: `close {n}anyway blocked until <date>`")
+                return self._said(number, f"Before closing incident {number}, {confirm}", None,
+                                  f"before closing, {confirm}")
+        out = self.service.close(number, caller.user, reason)
+        why = defuse(out.happened[0].new)
+        return self._said(number, f"Incident {number} is closed after {duration(out.incident.duration)} ({why}). Thank "
+                                  f"you all. Next: the root-cause analysis.", out,
+                          f"closed after {duration(out.incident.duration)} ({why}). Thank you all. Next: the "
+                          f"root-cause analysis.")
 
     @command("reopen", usage="reopen", help="Reopen a closed incident (the Incident Lead or a bot admin).", group="lead", may=RESPONDERS)
     def reopen(self, args: str, caller: Caller) -> Reply:

@@ -5,7 +5,7 @@ User text (titles, summaries, impacts) always goes out as plain_text, so `<!chan
 from __future__ import annotations
 
 from slack_sdk.models.blocks import (
-    ActionsBlock, ButtonElement, CheckboxesElement, ConfirmObject, ContextBlock, DividerBlock, HeaderBlock, InputBlock, Option,
+    ActionsBlock, ButtonElement, CheckboxesElement, ContextBlock, DatePickerElement, DividerBlock, HeaderBlock, InputBlock, Option,
     PlainTextInputElement, PlainTextObject, RadioButtonsElement, SectionBlock,
     UserSelectElement,
 )
@@ -33,7 +33,8 @@ HANDOVER_ACCEPT = "opg_handover_accept"
 HANDOVER_DECLINE = "opg_handover_decline"
 TAKE_ROLE = "opg_take_role"
 PAGE_TEAM = "opg_page_team"
-FIELDS = ("title", "live", "summary", "impact", "lead", "severity", "drill")
+CLOSE_VIEW = "opg_close"
+FIELDS = ("title", "live", "summary", "impact", "lead", "severity", "drill", "reason", "until")
 
 
 def clip(text: str, limit: int) -> str:
@@ -120,6 +121,8 @@ def modal_values(view: dict) -> dict:
             value = ",".join(_dict(o).get("value") or "" for o in chosen) if isinstance(chosen, list) else None
         elif "selected_user" in element:
             value = element.get("selected_user")
+        elif "selected_date" in element:
+            value = element.get("selected_date")
         else:
             value = element.get("value")
         out[field] = value if isinstance(value, str) and value else None
@@ -169,14 +172,14 @@ def headline(incident, settings, document_url: str, pending=()) -> tuple[str, li
         buttons += [
             ButtonElement(text="📟 Page on-call lead", action_id=PAGE_ONCALL, value=str(incident.number)),
             ButtonElement(text="✏️ Edit", action_id=EDIT, value=str(incident.number)),
-            ButtonElement(text="✅ Close", action_id=CLOSE, value=str(incident.number), style="danger",
-                          confirm=ConfirmObject(title="Close this incident?", confirm="Close it", deny="Not yet",
-                                                text="Only the Incident Lead may close it. Is the service "
-                                                     "restored?")),
+            # Opens the pre-close check (close_modal): what is missing, and the reason to stop.
+            ButtonElement(text="✅ Close", action_id=CLOSE, value=str(incident.number), style="danger"),
         ]
         blocks += [DividerBlock(), ActionsBlock(block_id="headline_actions", elements=buttons)]
     else:
-        blocks.append(ContextBlock(elements=[mrkdwn("This incident is closed. Thank you all.")]))
+        reason = getattr(incident, "close_reason", None)
+        blocks.append(ContextBlock(elements=[mrkdwn(f"This incident is closed ({defuse(reason)}). Thank you all."
+                                                    if reason else "This incident is closed. Thank you all.")]))
     fallback = f"Incident {incident.number}{label}: {defuse(incident.title)} reported by {mention(incident.reporter)}"
     return clip(fallback, 3000), [b.to_dict() for b in blocks[:MAX_BLOCKS]]
 
@@ -221,3 +224,24 @@ def escalation_menu(number: int, teams) -> tuple[str, list]:
             for t in teams]).to_dict())
     fallback = f"Specialist teams for incident {number}: " + ", ".join(f"{t.key} ({t.name})" for t in teams)
     return fallback, body
+
+
+# -- the pre-close check ----------------------------------------------------------------------------
+def close_modal(number: int, title: str, missing: list[str], metadata: str) -> dict:
+    """Behind the headline's Close button: what is missing, and the process's two reasons to stop."""
+    check = ("*Missing:*\n" + "\n".join(f"• {m}" for m in missing) + "\nClose it anyway?") if missing else \
+        "Nothing is missing: the summary, the impact and the scribe are set, and no action is open."
+    reasons = [Option(value="resolved", label="Resolved", description="The service is restored"),
+               Option(value="blocked", label="Blocked until a later date",
+                      description="Stop for now; pick up on the date below")]
+    view = View(type="modal", callback_id=CLOSE_VIEW, title=clip(f"Close incident {number}", 24), submit="Close it",
+                close="Not yet", private_metadata=metadata, blocks=[
+                    SectionBlock(block_id="question", text=plain(f"Close incident {number}: {title}?")),
+                    SectionBlock(block_id="check", text=mrkdwn(check)),
+                    InputBlock(block_id="reason", label="Why stop now?", element=RadioButtonsElement(
+                        action_id="value", options=reasons, initial_option=reasons[0])),
+                    InputBlock(block_id="until", label="Blocked until", optional=True,
+                               hint="Only when blocked: the date to pick it up again", element=DatePickerElement(
+                                   action_id="value")),
+                ])
+    return view.to_dict()

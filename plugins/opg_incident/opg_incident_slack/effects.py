@@ -250,12 +250,14 @@ class Effects(CommsEffects):
         self.slack.dm(user, text)
 
     def _announce_end(self, inc, closed_by: str) -> None:
-        text = (f"✅ Incident {inc.number} is closed by {mention(closed_by)}. Thank you all. "
+        why = f" ({defuse(inc.close_reason)})" if inc.close_reason else ""
+        ended = "resolved" if inc.close_reason in (None, "resolved") else f"closed{why}"
+        text = (f"✅ Incident {inc.number} is closed by {mention(closed_by)}{why}. Thank you all. "
                 f"The root-cause analysis draft: {self.document_url(inc.number)}/rca.md")
         if inc.channel_id:
             self._best(self.slack.post, inc.channel_id, text)
         if inc.headline_ts:
-            self._best(self.slack.post, inc.headline_channel_id, f"Incident {inc.number} is resolved.",
+            self._best(self.slack.post, inc.headline_channel_id, f"Incident {inc.number} is {ended}.",
                             thread_ts=inc.headline_ts)
         lead = inc.roles.get("lead")
         if lead and lead[:1] in "UW":
@@ -266,7 +268,7 @@ class Effects(CommsEffects):
                                 f"{', '.join('#' + c for c in self.settings.stakeholders.share_targets)}).\n"
                                 + ("4. Archive the comms channel with `archive` once it is fixed."
                                    if self.settings.archive.when == "manual" and inc.channel_id else ""))
-        self._tell_stakeholders(inc, f"✅ Incident {inc.number} is resolved: {defuse(inc.title)}\n"
+        self._tell_stakeholders(inc, f"✅ Incident {inc.number} is {ended}: {defuse(inc.title)}\n"
                                      f"Final summary: {defuse(inc.summary) or 'not set'}\n"
                                      f"The record: {self.document_url(inc.number)}")
         if inc.channel_id and self.settings.archive.when == "on_close":
