@@ -27,15 +27,43 @@ def test_updates_come_from_the_lead_when_there_is_no_comms_lead(service, inciden
     assert (update.text, update.author, update.status, update.severity) == ("We are on it", LEAD, "Live", "critical")
 
 
-def test_once_there_is_a_comms_lead_only_they_post(service, incident):
+def test_with_a_comms_lead_they_and_the_lead_post_and_the_cadence_is_the_comms_leads_choice(service, incident,
+                                                                                              clock):
     service.assign_role(incident, "comms", COMMS, COMMS)
-    with pytest.raises(NotAllowed, match="Communications Lead"):
-        service.post_update(incident, "from the lead", LEAD)
+    with pytest.raises(NotAllowed, match="Communications Lead .* or the Incident Lead"):
+        service.post_update(incident, "from someone else", OTHER)
     service.post_update(incident, "from comms", COMMS)
+    service.post_update(incident, "from the lead", LEAD)  # recorded as the lead's
     service.post_update(incident, "from an admin", ADMIN)
-    assert [u.text for u in service.updates(incident)] == ["from comms", "from an admin"]
-    assert [e.text for e in service.timeline(incident) if e.kind == "update"] == [
-        "Stakeholder update: from comms", "Stakeholder update: from an admin"]
+    assert [(u.text, u.author) for u in service.updates(incident)] == [
+        ("from comms", COMMS), ("from the lead", LEAD), ("from an admin", ADMIN)]
+    assert [(e.text, e.author) for e in service.timeline(incident) if e.kind == "update"] == [
+        ("Stakeholder update: from comms", COMMS), ("Stakeholder update: from the lead", LEAD),
+        ("Stakeholder update: from an admin", ADMIN)]
+
+    assert service.update_cadence(incident) == 30  # the settings' default for a critical incident
+    with pytest.raises(NotAllowed, match="Communications Lead's choice"):
+        service.set_update_cadence(incident, 15, LEAD)
+    service.set_update_cadence(incident, 15, COMMS)
+    assert service.update_cadence(incident) == 15
+    assert not service.set_update_cadence(incident, 15, COMMS).changed
+    service.set_update_cadence(incident, None, COMMS)
+    assert service.update_cadence(incident) is None
+    assert [e.text for e in service.timeline(incident) if e.kind == "cadence"] == [
+        "Stakeholder updates every 15 minutes", "No more stakeholder update reminders"]
+    with pytest.raises(InvalidInput, match="every 5 minutes to every 24 hours"):
+        service.set_update_cadence(incident, 2, COMMS)
+
+
+def test_updates_command_sets_and_shows_the_cadence(service, incident):
+    chat = ChatCommands(service)
+    assert chat.updates(f"{incident}", Caller(LEAD)).text.endswith("Updates are due every 30 minutes.")
+    reply = chat.updates(f"{incident} every 1h", Caller(LEAD))  # no comms lead: the lead chooses
+    assert reply.text.endswith("stakeholder updates are due every 60 minutes.")
+    assert chat.updates(f"{incident} off", Caller(LEAD)).text.endswith("no more stakeholder update reminders.")
+    assert chat.updates(f"{incident}", Caller(LEAD)).text.endswith("Update reminders are off.")
+    with pytest.raises(InvalidInput, match="updates every 30m"):
+        chat.updates(f"{incident} sometimes", Caller(LEAD))
 
 
 def test_empty_update_changes_nothing(service, incident, db_snapshot):

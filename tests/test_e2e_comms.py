@@ -90,10 +90,10 @@ def test_update_goes_to_the_headline_thread_and_the_stakeholder_channels_then_cl
     assert reply["text"].startswith(f"Done: <#{status}"), reply["text"]  # the channel's link, not a heading
     assert timeline(bot, "notify") == [f"<#{status}> will get the stakeholder updates"]
 
-    # Not the lead (and there is no comms lead): refused with a clear reply, nothing posted.
+    # Someone with no role in it: refused with a clear reply (by the permission policy), nothing posted.
     refused = mention(fake, channel_id, BOB, "update All fixed, go home")
-    after(fake, channel_id, refused, "Stakeholder updates come from the Incident Lead (there is no Communications "
-                                     f"Lead): <@{ALICE}>")
+    after(fake, channel_id, refused, f"`update` of incident 1 is for the incident's role holders, its reporter and "
+                                     f"bot admins. Its lead: <@{ALICE}>")
     assert "white_check_mark" not in {r["name"] for r in fake.message(channel_id, refused["ts"]).get("reactions", [])}
     assert timeline(bot, "update") == []
 
@@ -130,12 +130,13 @@ def test_update_goes_to_the_headline_thread_and_the_stakeholder_channels_then_cl
 
 
 @pytest.mark.parametrize("slack", ["socket"], indirect=True)
-def test_only_the_comms_lead_posts_updates_once_there_is_one(slack):
+def test_the_comms_lead_and_the_lead_post_updates_and_the_comms_lead_sets_how_often(slack):
     fake, bot, channels = slack
     channel_id = incident_with_channel(fake, bot, channels)
     fake.join(channel_id, CAROL)
     reacted(fake, channel_id, mention(fake, channel_id, ALICE, f"comms <@{CAROL}>"))
     fake.wait_for(lambda: bot.incident(1)["roles"].get("comms") == CAROL)
+    reacted(fake, channel_id, mention(fake, channel_id, ALICE, f"scribe <@{BOB}>"))
 
     # A channel name as plain text (not a <#C..> link): the reply must not start with "#" (a Markdown heading).
     command = mention(fake, channel_id, CAROL, "notify #service-status")
@@ -143,17 +144,32 @@ def test_only_the_comms_lead_posts_updates_once_there_is_one(slack):
                                   "stakeholder updates of incident 1" in m.get("text", "").lower())
     assert "#service-status will get the stakeholder updates of incident 1" in reply["text"], reply["text"]
 
-    refused = mention(fake, channel_id, ALICE, "update from the lead")
-    after(fake, channel_id, refused, f"Stakeholder updates come from the Communications Lead: <@{CAROL}>")
+    # How often: the comms lead's choice, not the lead's (nor the scribe's).
+    refused = mention(fake, channel_id, ALICE, "updates every 15m")
+    after(fake, channel_id, refused, f"is the Communications Lead's choice: <@{CAROL}>")
+    chosen = mention(fake, channel_id, CAROL, "updates every 15m")
+    after(fake, channel_id, chosen, "Stakeholder updates for incident 1 are due every 15 minutes.")
+    refused = mention(fake, channel_id, BOB, "update from the scribe")
+    after(fake, channel_id, refused, f"Stakeholder updates come from the Communications Lead (<@{CAROL}>) or the "
+                                     f"Incident Lead (<@{ALICE}>)")
     empty = mention(fake, channel_id, CAROL, "update")
     after(fake, channel_id, empty, "Say what the update is")
     posted = mention(fake, channel_id, CAROL, "update from the comms lead")
     after(fake, channel_id, posted, "Update posted for incident 1")
     thread = headline(fake, channels)["ts"]
-    fake.wait_for(lambda: with_text(fake, channels["opg-incidents"], "from the comms lead", thread))
-    fake.wait_for(lambda: with_text(fake, channels["service-status"], "from the comms lead"))
-    assert not with_text(fake, channels["opg-incidents"], "from the lead", thread)
-    assert [t for t in timeline(bot, "update")] == ["Stakeholder update: from the comms lead"]
+    update = fake.wait_for(lambda: next(iter(with_text(fake, channels["service-status"], "from the comms lead")), None))
+    assert "Next update within 15 minutes" in text_of(update)
+    # The lead may post one too, recorded as the lead's; with reminders off, no "next update" is promised.
+    reacted(fake, channel_id, mention(fake, channel_id, CAROL, "updates off"))
+    posted = mention(fake, channel_id, ALICE, "update from the lead")
+    after(fake, channel_id, posted, "Update posted for incident 1")
+    update = fake.wait_for(lambda: next(iter(with_text(fake, channels["service-status"], "from the lead")), None))
+    assert "Next update" not in text_of(update)
+    fake.wait_for(lambda: with_text(fake, channels["opg-incidents"], "from the lead", thread))
+    assert not with_text(fake, channels["service-status"], "from the scribe")
+    assert [(e["text"], e["author"]) for e in bot.incident(1)["timeline"] if e["kind"] == "update"] == [
+        ("Stakeholder update: from the comms lead", CAROL), ("Stakeholder update: from the lead", ALICE)]
+    assert timeline(bot, "cadence") == ["Stakeholder updates every 15 minutes", "No more stakeholder update reminders"]
 
 
 # -- escalation to specialist teams ---------------------------------------------------------------------

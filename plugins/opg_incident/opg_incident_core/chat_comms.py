@@ -14,7 +14,7 @@ PERSON_OR_GROUP = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>|<!subteam\^(S[A-Z0
 class CommsCommands:
     """Part of ChatCommands (which provides service and _incident)."""
 
-    @command("update", usage="update <text>", help="Post a stakeholder update (the Communications Lead, or the lead when there is none).", group="comms", may=RESPONDERS)
+    @command("update", usage="update <text>", help="Post a stakeholder update (the Communications Lead or the Incident Lead).", group="comms", may=RESPONDERS)
     def update(self, args: str, caller: Caller) -> Reply:
         number, text = self._incident(args, caller, usage=USAGE["update"])
         if not text.strip():
@@ -25,14 +25,34 @@ class CommsCommands:
         return self._said(number, f"Update posted for incident {number}" + (f" (and sent to {told})." if told else "."),
                           out, "update posted" + (f" (and sent to {told})." if told else "."))
 
-    @command("updates", usage="updates", help="List the stakeholder updates of the incident.", group="comms")
+    @command("updates", usage="updates [every <minutes>m|off]", help="List the stakeholder updates; `updates every "
+             "30m` or `updates off` sets how often they are due (the Communications Lead's choice).", group="comms")
     def updates(self, args: str, caller: Caller) -> Reply:
-        number, _ = self._incident(args, caller, usage=USAGE["updates"])
+        number, text = self._incident(args, caller, usage=USAGE["updates"])
+        text = text.strip().lower()
+        if text:
+            return self._cadence(number, text, caller)
         items = self.service.updates(number)
+        every = self.service.update_cadence(number)
+        due = f"Updates are due every {every} minutes." if every else "Update reminders are off."
         if not items:
-            return Reply(f"No stakeholder updates for incident {number} yet: `{USAGE['update']}`.")
+            return Reply(f"No stakeholder updates for incident {number} yet: `{USAGE['update']}`. {due}")
         fmt = self.service.format_time
-        return Reply("\n".join(f"{fmt(u.at)} [{u.status}] {defuse(u.text)} ({mention(u.author)})" for u in items))
+        return Reply("\n".join(f"{fmt(u.at)} [{u.status}] {defuse(u.text)} ({mention(u.author)})" for u in items)
+                     + f"\n{due}")
+
+    def _cadence(self, number: int, text: str, caller: Caller) -> Reply:
+        if text == "off":
+            out = self.service.set_update_cadence(number, None, caller.user)
+            return self._said(number, f"No more stakeholder update reminders for incident {number}.", out,
+                              "no more stakeholder update reminders.")
+        match = re.fullmatch(r"(?:every\s+)?(\d{1,4})\s*(m|min|mins|minutes|h|hour|hours)?", text)
+        if not match:
+            raise InvalidInput(f"Usage: `{USAGE['updates']}`, e.g. `updates every 30m` or `updates off`.")
+        minutes = int(match.group(1)) * (60 if (match.group(2) or "m").startswith("h") else 1)
+        out = self.service.set_update_cadence(number, minutes, caller.user)
+        return self._said(number, f"Stakeholder updates for incident {number} are due every {minutes} minutes.", out,
+                          f"stakeholder updates are due every {minutes} minutes.")
 
     @command("notify", usage="notify #channel", help="Send the stakeholder updates to another channel too.", group="comms", may=RESPONDERS)
     def notify(self, args: str, caller: Caller) -> Reply:

@@ -6,11 +6,12 @@ import re
 
 from . import storage
 from .errors import InvalidInput, NotAllowed, NotFound
-from .storage import StakeholderChannel, StakeholderUpdate, TimelineEntry
+from .storage import ReminderState, StakeholderChannel, StakeholderUpdate, TimelineEntry
 from .text import defuse, mention
 from .views import Happened, Outcome, UpdateView
 
 URL = re.compile(r"^https?://[^\s<>|]{3,500}$")
+CADENCE = "update_cadence"  # the ReminderState row holding the chosen minutes between updates (0: off)
 CHANNEL = re.compile(r"^(?:<#([CG][A-Z0-9]+)(?:\|[^>]*)?>|#?([A-Za-z0-9_-]{1,80}))$")
 
 
@@ -25,17 +26,46 @@ class CommsMixin:
         with storage.write():
             row = self._incident(number, lock=True)
             roles = self._holders(row)
-            allowed = roles.get("comms") or roles.get("lead")
-            if by != allowed and not self.is_admin(by):
-                who = "the Communications Lead" if roles.get("comms") else "the Incident Lead (there is no " \
-                                                                          "Communications Lead)"
-                raise NotAllowed(f"Stakeholder updates come from {who}: {mention(allowed)}.")
+            if by not in {roles.get("comms"), roles.get("lead")} - {None} and not self.is_admin(by):
+                who = (f"the Communications Lead ({mention(roles['comms'])}) or the Incident Lead "
+                       f"({mention(roles.get('lead'))})" if roles.get("comms") else
+                       f"the Incident Lead ({mention(roles.get('lead'))}; there is no Communications Lead)")
+                raise NotAllowed(f"Stakeholder updates come from {who}.")
             self._default_stakeholders(row, by)
             view = self._view(row)
             update = StakeholderUpdate.create(incident=row, text=text[:3000], author=by, at=self.now(),
                                               status=view.status_text, severity=row.severity, summary=row.summary)
             self._log(row, "update", by, f"Stakeholder update: {text[:3000]}")
             return self._outcome(row, [Happened("update", by, new=text, entry_id=update.id)])
+
+    def update_cadence(self, number: int) -> int | None:
+        """Minutes between stakeholder updates: the Communications Lead's choice (None: off), else the
+        settings' default for the severity."""
+        row = self._incident(number)
+        chosen = ReminderState.get_or_none(ReminderState.incident == row, ReminderState.key == CADENCE)
+        if chosen is None:
+            return self.settings.stakeholders.update_every(row.severity)
+        return chosen.count or None
+
+    def set_update_cadence(self, number: int, minutes: int | None, by: str) -> Outcome:
+        """`updates every 30m|off`: the Communications Lead's choice (the lead's while there is none)."""
+        if minutes is not None and not 5 <= minutes <= 24 * 60:
+            raise InvalidInput("Updates can be every 5 minutes to every 24 hours: `updates every 30m`, or `updates off`.")
+        with storage.write():
+            row = self._incident(number, lock=True)
+            roles = self._holders(row)
+            chooser = roles.get("comms") or roles.get("lead")
+            if by != chooser and not self.is_admin(by):
+                who = "Communications Lead" if roles.get("comms") else "Incident Lead (there is no Communications Lead)"
+                raise NotAllowed(f"How often stakeholder updates go out is the {who}'s choice: {mention(chooser)}.")
+            state, _ = ReminderState.get_or_create(incident=row, key=CADENCE)  # count: the minutes, 0 for off
+            if state.last_sent_at is not None and state.count == (minutes or 0):
+                return self._outcome(row, [])
+            state.count, state.last_sent_at = minutes or 0, self.now()
+            state.save()
+            self._log(row, "cadence", by, f"Stakeholder updates every {minutes} minutes" if minutes else
+                      "No more stakeholder update reminders")
+            return self._outcome(row, [Happened("cadence", by, new=str(minutes) if minutes else None)])
 
     def updates(self, number: int) -> list[UpdateView]:
         row = self._incident(number)

@@ -70,13 +70,14 @@ class CommsEffects:
     def _post_update(self, inc, happened) -> None:
         update = self.service.get_update(happened.entry_id)
         sev = self.settings.severity(update.severity)
-        due = self.settings.stakeholders.update_every(update.severity)
+        due = self.service.update_cadence(inc.number)  # None: the Communications Lead turned them off
         label = "🧪 DRILL: " if inc.drill else ""
         text = (f"{label}📣 *Update on incident {inc.number}: {defuse(inc.title)}*\n"
                 f"Status: {update.status} · Severity: {sev.name if sev else 'not set'}\n"
                 f"Summary: {defuse(update.summary) or 'not set yet'}\n"
                 f"{defuse(update.text)}\n"
-                f"Next update within {due} minutes. Living document: {self.document_url(inc.number)}")
+                + (f"Next update within {due} minutes. " if due else "")
+                + f"Living document: {self.document_url(inc.number)}")
         body = blocks.text_message(text)
         if inc.headline_ts:
             self.slack.post(inc.headline_channel_id, text, body, thread_ts=inc.headline_ts)
