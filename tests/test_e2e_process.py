@@ -354,3 +354,20 @@ def test_close_lists_what_is_missing_asks_to_confirm_and_records_the_reason(tmp_
         fake.wait_for(lambda: bot.incident(2)["status"] == "closed")
         assert timeline(bot, "closed", 2) == [f"<@{ALICE}> closed the incident: resolved"]
         fake.wait_for(lambda: "This incident is closed (resolved)" in text_of(headline(fake, channels, 2)))
+
+
+# -- 12. INCIDENT_PUBLIC_URL -------------------------------------------------------------------------------
+
+WARNING = "INCIDENT_PUBLIC_URL is not set (or points at this machine)"
+
+
+def test_an_unset_public_url_is_warned_about_at_start(tmp_path):
+    for name in ("unset", "set"):
+        (tmp_path / name).mkdir()
+    with start(tmp_path / "unset", env={"INCIDENT_PUBLIC_URL": ""}) as (fake, bot, channels):
+        fake.wait_for(lambda: bot.log_has(WARNING), message="no warning about INCIDENT_PUBLIC_URL")
+        declare(fake, channels)
+        assert "http://localhost:" in text_of(headline(fake, channels))  # what the warning is about
+    with start(tmp_path / "set", env={"INCIDENT_PUBLIC_URL": "https://incidents.example.org"}) as (fake, bot, _):
+        # Up (its web server starts after the Slack effects are set up, where the warning is given): none.
+        assert bot.log_has("opg_incident") and not bot.log_has(WARNING)

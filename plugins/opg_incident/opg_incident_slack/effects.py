@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+from urllib.parse import urlsplit
 
 from opg_incident_core.reminders import DueReminder, ReminderSchedule
 from opg_incident_core.service import SYSTEM
@@ -16,6 +17,7 @@ from .effects_comms import CommsEffects
 from .gateway import SlackError
 
 log = logging.getLogger(__name__)
+LOCAL_HOSTS = {None, "", "localhost", "127.0.0.1", "::1", "0.0.0.0"}
 HEADLINE_KINDS = {"declared", "summary", "impact", "severity", "role", "closed", "reopened", "channel", "edited",
                   "call", "offered", "handover_accepted", "handover_declined", "handover_expired",
                   "handover_withdrawn", "rca_published"}
@@ -39,7 +41,13 @@ class Effects(CommsEffects):
         self.slack = gateway
         self.service = service
         self._settings = settings
-        self.public_url = getattr(config, "INCIDENT_PUBLIC_URL", "http://localhost:3141").rstrip("/")
+        port = getattr(config, "INCIDENT_WEB_PORT", 3141)
+        self.public_url = (getattr(config, "INCIDENT_PUBLIC_URL", "") or f"http://localhost:{port}").rstrip("/")
+        if urlsplit(self.public_url).hostname in LOCAL_HOSTS:
+            log.warning("INCIDENT_PUBLIC_URL is not set (or points at this machine): every link the bot posts in "
+                        "Slack would point at %s, which nobody else can open. Set INCIDENT_PUBLIC_URL to the "
+                        "address people reach the living document at, e.g. https://incidents.example.org.",
+                        self.public_url)
         self.oncall_override = getattr(config, "INCIDENT_ONCALL", "")
         self.minute = float(getattr(config, "INCIDENT_MINUTE_SECONDS", 60) or 60)
         self.pagerduty_url = getattr(config, "INCIDENT_PAGERDUTY_URL", "https://events.pagerduty.com/v2/enqueue")
