@@ -128,15 +128,18 @@ class CommsCommands:
             if not out.changed:
                 return self._said(number, f"The analysis of incident {number} was marked ready already; share it "
                                           f"with `rca share`.", out)
-            return self._said(number, f"The analysis of incident {number} is ready; share it with `rca share`.", out)
+            return self._said(number, f"The analysis of incident {number} is ready; share it with `rca share`.", out,
+                              f"the analysis is ready; share it with `rca {number} share`.")
         if word == "share":
             out = self.service.share_rca(number, caller.user)
             where = ", ".join("#" + c for c in self.service.settings.stakeholders.share_targets)
             again = out.happened[0].old
             if again:
                 return self._said(number, f"Sharing the analysis of incident {number} again in {where}: it changed "
-                                          f"since it was shared at {again}.", out)
-            return self._said(number, f"Sharing the analysis of incident {number} in {where}.", out)
+                                          f"since it was shared at {again}.", out,
+                                  f"sharing the analysis again in {where}: it changed since it was shared at {again}.")
+            return self._said(number, f"Sharing the analysis of incident {number} in {where}.", out,
+                              f"sharing the analysis in {where}.")
         if word:
             raise InvalidInput(f"Usage: `{USAGE['rca']}`.")
         draft = (f"The root-cause analysis draft of incident {number}: {document_url}/incidents/{number}/rca.md"

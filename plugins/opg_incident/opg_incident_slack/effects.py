@@ -338,8 +338,10 @@ class Effects(CommsEffects):
         return (f"👋 {drill}This is the comms channel of incident {inc.number}: {defuse(inc.title)}\n"
                 f"Living document: {self.document_url(inc.number)}\n"
                 f"Mention me with a command: `lead me`, `scribe @someone`, `summary <text>`, `impact <text>`, "
-                f"`sev <{'|'.join(s.name for s in self.settings.severities)}>`, `action <text>`, `close`, "
-                f"`help`. Pin important messages: they go on the timeline.{process}")
+                f"`sev <{'|'.join(s.name for s in self.settings.severities)}>`, `action <text>`, `update <text>`, "
+                f"`close`. `help` lists every command by who uses it (anyone, the lead, the scribe, the "
+                f"communications lead); `help <command>` says more about one. Pin important messages: they go on "
+                f"the timeline.{process}")
 
     # -- paging: effects_comms.CommsEffects.page_oncall ------------------------------------------------
     def _post_for(self, inc, text: str) -> None:
