@@ -161,7 +161,8 @@ def test_whole_incident(slack):
     mention(fake, channel_id, BOB, "archive")  # no ✅: the channel is archived before it could be added
     fake.wait_for(lambda: fake.channel(channel_id).is_archived)
     msg = fake.post_message(fake.dm_channel(BOB), BOB, "reopen 1")
-    assert after(fake, fake.dm_channel(BOB), msg, "Incident 1 is open again.")["text"] == "Incident 1 is open again."
+    reply = after(fake, fake.dm_channel(BOB), msg, "open again")["text"]  # by number: its number and title
+    assert reply == "Incident 1 — Card payments are failing: open again."
     fake.wait_for(lambda: not fake.channel(channel_id).is_archived)
     fake.wait_for(lambda: bot.incident(1)["status"] == "open")
     fake.wait_for_message(channel_id, lambda m: m.get("text") == "🔥 Incident 1 is open again.")
