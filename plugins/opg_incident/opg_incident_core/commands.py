@@ -73,13 +73,13 @@ class Registry:
         return self.commands[name].usage
 
     def find(self, text: str) -> tuple[Command | None, str]:
-        """The command that `text` starts with (any case, the longest name first) and the rest; a colon after
-        the name is allowed, as people type (`sev: critical`)."""
-        text = re.sub(r"^(\s*[A-Za-z]+(?:\s+[A-Za-z]+)?)\s*:(?=\s|$)", r"\1 ", text, count=1)
+        """The command that `text` starts with (any case, the longest name first) and the rest; a colon right
+        after the name is allowed, as people type (`sev: critical`)."""
         words = text.strip().split(None, 2)
         for size in (2, 1):
             if len(words) >= size:
-                cmd = self.get(" ".join(words[:size]))
+                head = " ".join(words[:size])
+                cmd = self.get(head) or (self.get(head[:-1]) if head.endswith(":") else None)
                 if cmd is not None:
                     rest = text.strip().split(None, size)
                     return cmd, (rest[size] if len(rest) > size else "")
