@@ -378,3 +378,17 @@ def test_close_lists_what_is_missing_and_takes_a_reason(two, service):
     assert service.timeline(2)[-1].text == "@bob closed the incident: blocked until 2024-03-12 <!channel>"
     two.reopen("", here)
     assert service.get(2).close_reason is None
+
+
+@pytest.mark.parametrize("typed, name, rest", [
+    ("sev: critical", "sev", "critical"), ("Sev 4 Critical.", "sev", "4 Critical."), ("sev:critical", "sev", "critical"),
+    ("action done: 2", "action done", "2"), ("note Root cause: DNS", "note", "Root cause: DNS"),
+])
+def test_a_colon_after_a_command_name_is_read_as_people_type_it(typed, name, rest):
+    import re
+    from opg_incident_core.commands import REGISTRY
+    match = re.match(REGISTRY.pattern(), typed, re.IGNORECASE | re.DOTALL)  # errbot's routing
+    assert (REGISTRY.get(match.group(1)).name, match.group(2)) == (name, rest)
+    if typed != "sev:critical":  # the /opg-incident subcommands split on spaces
+        cmd, found = REGISTRY.find(typed)
+        assert (cmd.name, found) == (name, rest)
