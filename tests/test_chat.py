@@ -88,7 +88,8 @@ def test_list_when_empty(chat):
 
 def test_number_first_outside_an_incident_channel(two, service):
     reply = two.summary("1 Card payments fail\nfor Visa only", ANN)
-    assert reply.text == "The summary of incident 1 is now:\nCard payments fail\nfor Visa only"
+    # Named by its number: the reply names the incident, number and title, so a wrong number shows at once.
+    assert reply.text == "Incident 1 — Payments failing: the summary is now:\nCard payments fail\nfor Visa only"
     assert service.get(1).summary == "Card payments fail\nfor Visa only"
     two.impact("#2 Nobody can log in", ANN)
     assert service.get(2).impact == "Nobody can log in"
@@ -155,7 +156,8 @@ def test_which_incident_when_none_is_open(chat):
     ("show", "", "Which incident? Outside an incident channel, put its number first: `incident show <number>`"),
     ("timeline", "", "`timeline 12`"),
     ("actions", "", "`actions 12`"),
-    ("close", "", "`close 12`"),
+    ("close", "", "`close 12 [anyway] [resolved|blocked until <date>]`"),
+    ("close", "1 anyway done", "Close for one of the process's two reasons: `resolved`, or `blocked until <a later date>`"),
     ("reopen", "", "`reopen 12`"),
 ])
 def test_empty_or_bad_input_gives_usage_and_changes_nothing(two, db_snapshot, command, args, message):
@@ -196,26 +198,27 @@ def test_unknown_incident_changes_nothing(two, db_snapshot):
 # -- roles, the log, actions, timeline, close ------------------------------------------------------------
 
 def test_roles_replies(two, service):
-    assert two.role("lead", "1 me", ANN).text == ("@ann is now Incident Lead of incident 1.\n"
+    assert two.role("lead", "1 me", ANN).text == ("Incident 1 — Payments failing: @ann is now Incident Lead.\n"
                                                   "Ideally from outside your immediate team.")
     reply = two.role("scribe", "1 @ann", BOB)
-    assert reply.text == ("@ann is now Incident Scribe of incident 1.\nNote: @ann is also the Incident Lead; "
+    assert reply.text == ("Incident 1 — Payments failing: @ann is now Incident Scribe.\nNote: @ann is also the Incident Lead; "
                           "the Incident Scribe and the Incident Lead should not be the same person.")
-    assert two.role("comms", "1 <@U0CAT|cat>", ANN).text == "<@U0CAT> is now Communications Lead of incident 1."
-    assert two.role("scribe", "1 NOBODY", ANN).text == "Incident 1 has no Incident Scribe now."
+    assert two.role("comms", "1 <@U0CAT|cat>", ANN).text == "Incident 1 — Payments failing: <@U0CAT> is now Communications Lead."
+    assert two.role("scribe", "1 NOBODY", ANN).text == "Incident 1 — Payments failing: no Incident Scribe now."
     assert service.get(1).roles == {"reporter": "@ann", "lead": "@ann", "comms": "U0CAT"}
     with pytest.raises(InvalidInput, match="@ann is already the Incident Lead of incident 1"):
         two.role("lead", "1 me", ANN)
 
 
 def test_log_and_actions_replies(two, service):
+    # Outside the incident's channel the hint carries the incident's number: it works where it is given.
     assert two.action("1 Restart the workers", ANN).text == (
-        "Action 1 logged on incident 1. Mark it with `action done 1`.")
-    assert two.action("1 Page the DBA", ANN).text.startswith("Action 2 logged")
-    assert two.note("1 Errors\nfrom 09:58", ANN).text == "Note logged on the timeline of incident 1."
-    assert two.decision("1 Roll back", ANN).text == "Decision logged on the timeline of incident 1."
-    assert two.action("1 done 2", BOB).text == "Action 2 of incident 1 is done."
-    assert two.action_done("1 #1", BOB).text == "Action 1 of incident 1 is done."
+        "Incident 1 — Payments failing: action 1 logged. Mark it with `action done 1 1`.")
+    assert two.action("1 Page the DBA", ANN).text.startswith("Incident 1 — Payments failing: action 2 logged")
+    assert two.note("1 Errors\nfrom 09:58", ANN).text == "Incident 1 — Payments failing: note logged on the timeline."
+    assert two.decision("1 Roll back", ANN).text == "Incident 1 — Payments failing: decision logged on the timeline."
+    assert two.action("1 done 2", BOB).text == "Incident 1 — Payments failing: action 2 is done."
+    assert two.action_done("1 #1", BOB).text == "Incident 1 — Payments failing: action 1 is done."
     assert two.actions("1", ANN).text == "✅ 1. Restart the workers (@ann)\n✅ 2. Page the DBA (@ann)"
     assert two.actions("2", ANN).text == "Incident 2 has no actions yet. Log one with `action <text>`."
     with pytest.raises(InvalidInput, match="Action 1 was already done"):
@@ -247,19 +250,27 @@ def test_close_and_reopen_replies_and_refusals(two, service, clock, db_snapshot)
     assert db_snapshot() == before
 
     clock.advance(hours=1, minutes=30)
-    assert two.close("1", BOB).text == ("Incident 1 is closed after 1 h 30 min. Thank you all. "
-                                        "Next: the root-cause analysis.")
+    # What is missing first, and the process's two reasons to close anyway; nothing changes yet.
+    before = db_snapshot()
+    assert two.close("1", BOB).text == (
+        "Incident 1 — Payments failing: before closing, this is missing: a summary, an impact, an Incident Scribe.\n"
+        "Close it anyway, for one of the process's two reasons:\n• resolved: `close 1 anyway`\n"
+        "• blocked until a later date: `close 1 anyway blocked until <date>`")
+    assert db_snapshot() == before
+    assert two.close("1 anyway", BOB).text == ("Incident 1 — Payments failing: closed after 1 h 30 min (resolved). "
+                                               "Thank you all. Next: the root-cause analysis.")
+    assert service.get(1).close_reason == "resolved"
     with pytest.raises(InvalidInput, match="already closed at 2024-03-05 11:30 GMT"):
         two.close("1", BOB)
-    assert two.reopen("1", Caller("@admin")).text == "Incident 1 is open again."
+    assert two.reopen("1", Caller("@admin")).text == "Incident 1 — Payments failing: open again."
     assert service.get(1).is_open
 
 
 def test_same_text_again_says_so(two):
     two.summary("1 x", ANN)
-    assert two.summary("1 x", ANN).text == "The summary of incident 1 is already that."
+    assert two.summary("1 x", ANN).text == "Incident 1 — Payments failing: the summary is already that."
     two.sev("1 2", ANN)
-    assert two.sev("1 MAJOR", ANN).text == "Incident 1 is already Major."
+    assert two.sev("1 MAJOR", ANN).text == "Incident 1 — Payments failing: already Major."
 
 
 # -- nobody gets pinged by an echo ----------------------------------------------------------------------
@@ -323,3 +334,61 @@ def test_refuse_prefixes_only_refusals():
     assert refuse(NotAllowed("no")) == "Not allowed: no"
     assert refuse(InvalidInput("bad")) == "bad"
     assert issubclass(NotFound, IncidentError)
+
+
+def test_the_action_done_hint_works_where_it_is_given(two, service):
+    """`Mark it with action done 1` in incident 2's channel: one number is the action, even though incident
+    1 exists (it used to be refused as naming incident 1); in a DM the hint carries the incident's number."""
+    here = Caller("@ann", channel=CHANNEL)
+    reply = two.run(two_cmd("action"), "Restart the workers", here)
+    assert reply.text == "Action 1 logged on incident 2. Mark it with `action done 1`."
+    assert two.run(two_cmd("action done"), "1", here).text == "Action 1 of incident 2 is done."
+    assert [a.done for a in service.actions(2)] == [True] and service.actions(1) == []
+    dm = two.run(two_cmd("action"), "1 Page the DBA", ANN).text
+    assert dm.endswith("Mark it with `action done 1 1`.")
+    assert two.run(two_cmd("action done"), "1 1", ANN).text == "Incident 1 — Payments failing: action 1 is done."
+    two.run(two_cmd("action"), "Scale up", here)
+    assert two.run(two_cmd("action done"), "2 #2", here).text == "Action 2 of incident 2 is done."  # its own number
+
+
+def two_cmd(name):
+    from opg_incident_core.commands import REGISTRY
+    return REGISTRY.get(name)
+
+
+def test_close_lists_what_is_missing_and_takes_a_reason(two, service):
+    here = Caller("@bob", channel=CHANNEL)  # incident 2's channel
+    two.role("lead", "me", here)
+    two.action("Restart the workers", here)
+    two.action("Page the DBA", here)
+    two.run(two_cmd("action done"), "2", here)  # action 2 (this channel's incident is 2 as well)
+    reply = two.close("", here).text
+    assert reply.startswith("Before closing incident 2, this is missing: a summary, an impact, an Incident Scribe, "
+                            "1 open action (1).")
+    assert "`close anyway`" in reply and "`close anyway blocked until <date>`" in reply
+    two.summary("Logins took 30 s", here)
+    two.impact("Everyone", here)
+    two.role("scribe", "@sam", here)
+    assert two.close("", here).text.startswith("Before closing incident 2, this is missing: 1 open action (1).")
+    two.run(two_cmd("action done"), "1", here)
+    # Nothing missing: closed at once, for the reason given (on the timeline and the record).
+    reply = two.close("blocked until 2024-03-12 <!channel>", here).text
+    assert reply.startswith("Incident 2 is closed after 0 min (blocked until 2024-03-12 <\u200b!channel>).")
+    assert service.get(2).close_reason == "blocked until 2024-03-12 <!channel>"
+    assert service.timeline(2)[-1].text == "@bob closed the incident: blocked until 2024-03-12 <!channel>"
+    two.reopen("", here)
+    assert service.get(2).close_reason is None
+
+
+@pytest.mark.parametrize("typed, name, rest", [
+    ("sev: critical", "sev", "critical"), ("Sev 4 Critical.", "sev", "4 Critical."), ("sev:critical", "sev", "critical"),
+    ("action done: 2", "action done", "2"), ("note Root cause: DNS", "note", "Root cause: DNS"),
+])
+def test_a_colon_after_a_command_name_is_read_as_people_type_it(typed, name, rest):
+    import re
+    from opg_incident_core.commands import REGISTRY
+    match = re.match(REGISTRY.pattern(), typed, re.IGNORECASE | re.DOTALL)  # errbot's routing
+    assert (REGISTRY.get(match.group(1)).name, match.group(2)) == (name, rest)
+    if typed != "sev:critical":  # the /opg-incident subcommands split on spaces
+        cmd, found = REGISTRY.find(typed)
+        assert (cmd.name, found) == (name, rest)

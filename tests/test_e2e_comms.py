@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 SHIPPED_SETTINGS = ROOT / "plugins" / "opg_incident" / "settings.yml"
 WEBOPS, SECURITY_GROUP = "U0WEBOPS5", "S0SECURITY"
 HELP = ("opg-all-team-digital", "opg-webops-community", "opg-developers")
-SHARE = ("opg-delivery", "opg-all-staff", "opg-leadership")
+SHARE = ("opg-delivery", "opg-all-team-digital", "opg-leadership")  # the OPG process's targets, not #opg-all-staff
 
 
 # -- set-up -----------------------------------------------------------------------------------------
@@ -46,7 +46,7 @@ def slack(request, tmp_path):
     with FakeSlack(request.param) as fake:
         channels = seed(fake)
         fake.add_user(WEBOPS, "webops-oncall", real_name="WebOps on call")
-        for name in HELP + SHARE:  # the bot is not in #opg-developers: it joins to post
+        for name in dict.fromkeys(HELP + SHARE):  # the bot is not in #opg-developers: it joins to post
             channels[name] = fake.add_channel(name, members=list(PEOPLE), bot_member=name != "opg-developers")
         channels["service-status"] = fake.add_channel("service-status", members=[BOB])
         with SlackBot(fake, tmp_path, env={"INCIDENT_SETTINGS": str(write_settings(tmp_path))}) as bot:
@@ -92,10 +92,10 @@ def test_update_goes_to_the_headline_thread_and_the_stakeholder_channels_then_cl
     assert reply["text"].startswith(f"Done: <#{status}"), reply["text"]  # the channel's link, not a heading
     assert timeline(bot, "notify") == [f"<#{status}> will get the stakeholder updates"]
 
-    # Not the lead (and there is no comms lead): refused with a clear reply, nothing posted.
+    # Someone with no role in it: refused with a clear reply (by the permission policy), nothing posted.
     refused = mention(fake, channel_id, BOB, "update All fixed, go home")
-    after(fake, channel_id, refused, "update` of incident 1 is for the incident's role holders, its reporter and "
-                                     "bot admins")
+    after(fake, channel_id, refused, f"`update` of incident 1 is for the incident's role holders, its reporter and "
+                                     f"bot admins. Its lead: <@{ALICE}>")
     assert "white_check_mark" not in {r["name"] for r in fake.message(channel_id, refused["ts"]).get("reactions", [])}
     assert timeline(bot, "update") == []
 
@@ -116,7 +116,7 @@ def test_update_goes_to_the_headline_thread_and_the_stakeholder_channels_then_cl
     # Close: "resolved" with the final summary wherever the update went.
     command = mention(fake, channel_id, ALICE, "summary Card payments failed after release 42; rolled back")
     reacted(fake, channel_id, command)
-    mention(fake, channel_id, ALICE, "close")
+    mention(fake, channel_id, ALICE, "close anyway")  # no impact or scribe: closed anyway, as resolved
     resolved = fake.wait_for_message(status, lambda m: "Incident 1 is resolved" in m.get("text", ""))
     assert "Final summary: Card payments failed after release 42; rolled back" in text_of(resolved)
     assert f"{bot.url}/incidents/1" in text_of(resolved)
@@ -132,12 +132,13 @@ def test_update_goes_to_the_headline_thread_and_the_stakeholder_channels_then_cl
 
 
 @pytest.mark.parametrize("slack", ["socket"], indirect=True)
-def test_only_the_comms_lead_posts_updates_once_there_is_one(slack):
+def test_the_comms_lead_and_the_lead_post_updates_and_the_comms_lead_sets_how_often(slack):
     fake, bot, channels = slack
     channel_id = incident_with_channel(fake, bot, channels)
     fake.join(channel_id, CAROL)
     reacted(fake, channel_id, mention(fake, channel_id, ALICE, f"comms <@{CAROL}>"))
     fake.wait_for(lambda: bot.incident(1)["roles"].get("comms") == CAROL)
+    reacted(fake, channel_id, mention(fake, channel_id, ALICE, f"scribe <@{BOB}>"))
 
     # A channel name as plain text (not a <#C..> link): the reply must not start with "#" (a Markdown heading).
     command = mention(fake, channel_id, CAROL, "notify #service-status")
@@ -145,17 +146,32 @@ def test_only_the_comms_lead_posts_updates_once_there_is_one(slack):
                                   "stakeholder updates of incident 1" in m.get("text", "").lower())
     assert "#service-status will get the stakeholder updates of incident 1" in reply["text"], reply["text"]
 
-    refused = mention(fake, channel_id, ALICE, "update from the lead")
-    after(fake, channel_id, refused, f"Stakeholder updates come from the Communications Lead: <@{CAROL}>")
+    # How often: the comms lead's choice, not the lead's (nor the scribe's).
+    refused = mention(fake, channel_id, ALICE, "updates every 15m")
+    after(fake, channel_id, refused, f"is the Communications Lead's choice: <@{CAROL}>")
+    chosen = mention(fake, channel_id, CAROL, "updates every 15m")
+    after(fake, channel_id, chosen, "Stakeholder updates for incident 1 are due every 15 minutes.")
+    refused = mention(fake, channel_id, BOB, "update from the scribe")
+    after(fake, channel_id, refused, f"Stakeholder updates come from the Communications Lead (<@{CAROL}>) or the "
+                                     f"Incident Lead (<@{ALICE}>)")
     empty = mention(fake, channel_id, CAROL, "update")
     after(fake, channel_id, empty, "Say what the update is")
     posted = mention(fake, channel_id, CAROL, "update from the comms lead")
     after(fake, channel_id, posted, "Update posted for incident 1")
     thread = headline(fake, channels)["ts"]
-    fake.wait_for(lambda: with_text(fake, channels["opg-incidents"], "from the comms lead", thread))
-    fake.wait_for(lambda: with_text(fake, channels["service-status"], "from the comms lead"))
-    assert not with_text(fake, channels["opg-incidents"], "from the lead", thread)
-    assert [t for t in timeline(bot, "update")] == ["Stakeholder update: from the comms lead"]
+    update = fake.wait_for(lambda: next(iter(with_text(fake, channels["service-status"], "from the comms lead")), None))
+    assert "Next update within 15 minutes" in text_of(update)
+    # The lead may post one too, recorded as the lead's; with reminders off, no "next update" is promised.
+    reacted(fake, channel_id, mention(fake, channel_id, CAROL, "updates off"))
+    posted = mention(fake, channel_id, ALICE, "update from the lead")
+    after(fake, channel_id, posted, "Update posted for incident 1")
+    update = fake.wait_for(lambda: next(iter(with_text(fake, channels["service-status"], "from the lead")), None))
+    assert "Next update" not in text_of(update)
+    fake.wait_for(lambda: with_text(fake, channels["opg-incidents"], "from the lead", thread))
+    assert not with_text(fake, channels["service-status"], "from the scribe")
+    assert [(e["text"], e["author"]) for e in bot.incident(1)["timeline"] if e["kind"] == "update"] == [
+        ("Stakeholder update: from the comms lead", CAROL), ("Stakeholder update: from the lead", ALICE)]
+    assert timeline(bot, "cadence") == ["Stakeholder updates every 15 minutes", "No more stakeholder update reminders"]
 
 
 # -- escalation to specialist teams ---------------------------------------------------------------------
@@ -168,12 +184,13 @@ def test_escalate_lists_the_teams_with_page_buttons_then_pages_by_dm_and_by_grou
     # The list of teams, with what they cover and a Page button each; listing pages nobody.
     command = mention(fake, channel_id, ALICE, "escalate")
     menu = after(fake, channel_id, command, "Specialist teams for incident 1")
-    for part in ("WebOps", "AWS, networking, deployments", "Security", "suspected breaches", "Database admins",
-                 "PostgreSQL"):
+    for part in ("WebOps", "AWS, networking, deployments", "Security", "suspected breaches"):
         assert part in text_of(menu), part
+    # Only the teams that can be reached get a button; the one nothing is set up for is named, with the setting.
+    assert "Not set up to be paged: Database admins" in text_of(menu) and "PostgreSQL" not in text_of(menu)
     buttons = [e for b in menu.get("blocks", []) if b.get("type") == "actions" for e in b["elements"]
                if e.get("action_id") == blocks.PAGE_TEAM]
-    assert sorted(e["value"] for e in buttons) == ["1:dba", "1:security", "1:webops"]
+    assert sorted(e["value"] for e in buttons) == ["1:security", "1:webops"]
     assert not fake.bot_messages(fake.dm_channel(WEBOPS))
 
     # Page button for a person: paged by DM, the result said in the channel.
@@ -185,17 +202,20 @@ def test_escalate_lists_the_teams_with_page_buttons_then_pages_by_dm_and_by_grou
 
     # By text, a user group: mentioned in the channel.
     command = mention(fake, channel_id, ALICE, "escalate security")
-    after(fake, channel_id, command, "Paging Security")
+    after(fake, channel_id, command, "Page to Security queued (a mention of their Slack group)")
     group = after(fake, channel_id, command, f"<!subteam^{SECURITY_GROUP}>")
     assert "pages Security for incident 1" in group["text"]
     after(fake, channel_id, command, "Paged Security: the team was mentioned here")
 
-    # No way to reach the team: said plainly; an unknown team lists the known ones.
+    # No way to reach the team: refused, naming the setting, nothing paged; an unknown team lists the ones
+    # that can be paged.
     command = mention(fake, channel_id, ALICE, "escalate dba")
-    after(fake, channel_id, command, "Paging Database admins failed")
+    after(fake, channel_id, command, "Database admins cannot be paged: nothing is set up to reach them")
     command = mention(fake, channel_id, ALICE, "escalate nosuchteam")
-    after(fake, channel_id, command, "'nosuchteam' is not a specialist team; teams: webops, security, dba")
-    assert timeline(bot, "page") == ["Paged WebOps", "Paged Security", "Paged Database admins"]
+    after(fake, channel_id, command, "'nosuchteam' is not a specialist team; teams: webops, security")
+    # The timeline has the pages that were sent, once each was out, with how.
+    assert timeline(bot, "page") == [f"Paged WebOps: <@{WEBOPS}> was sent a direct message",
+                                     "Paged Security: the team was mentioned here"]
     assert len(fake.bot_messages(fake.dm_channel(WEBOPS))) == 1
 
 
@@ -264,26 +284,49 @@ def test_drill_from_the_modal_is_labelled_in_the_headline_and_the_channel_name(s
 # -- sharing the analysis ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("slack", ["socket"], indirect=True)
-def test_rca_share_after_the_lead_marks_it_ready(slack):
+def test_rca_ready_and_share_after_the_close_and_again_once_it_changed(slack):
     fake, bot, channels = slack
     channel_id = incident_with_channel(fake, bot, channels)
     reacted(fake, channel_id, mention(fake, channel_id, ALICE, "summary Card payments failed after release 42"))
+    reacted(fake, channel_id, mention(fake, channel_id, ALICE, "impact Nobody could pay"))
+    reacted(fake, channel_id, mention(fake, channel_id, ALICE, f"scribe <@{BOB}>"))
 
-    early = mention(fake, channel_id, ALICE, "rca share")
+    # Before the close: neither ready nor shared.
+    early = mention(fake, channel_id, ALICE, "rca ready")
+    after(fake, channel_id, early, "Incident 1 is still open: the root-cause analysis follows the close")
+    early = mention(fake, channel_id, BOB, "rca share")
+    after(fake, channel_id, early, "Incident 1 is still open: the analysis is shared after the close")
+    reacted(fake, channel_id, mention(fake, channel_id, ALICE, "close"))
+    fake.wait_for(lambda: bot.incident(1)["status"] == "closed")
+
+    early = mention(fake, channel_id, BOB, "rca share")
     after(fake, channel_id, early, "The lead marks the analysis ready first: `rca ready`")
-    not_lead = mention(fake, channel_id, BOB, "rca ready")
-    after(fake, channel_id, not_lead, "rca` of incident 1 is for the incident's role holders")
+    not_lead = mention(fake, channel_id, BOB, "rca ready")  # the scribe: a role holder, but not the lead
+    after(fake, channel_id, not_lead, "Only the Incident Lead")
     assert not any(with_text(fake, channels[name], "root-cause analysis") for name in SHARE)
 
     ready = mention(fake, channel_id, ALICE, "rca ready")
     after(fake, channel_id, ready, "The analysis of incident 1 is ready; share it with `rca share`")
-    share = mention(fake, channel_id, ALICE, "rca share")
-    after(fake, channel_id, share, "Sharing the analysis of incident 1 in #opg-delivery, #opg-all-staff, "
+    share = mention(fake, channel_id, BOB, "rca share")
+    after(fake, channel_id, share, "Sharing the analysis of incident 1 in #opg-delivery, #opg-all-team-digital, "
                                    "#opg-leadership")
     for name in SHARE:
         shared = fake.wait_for_message(channels[name], lambda m: "root-cause analysis of incident 1" in m["text"])
         for part in ("Payments are failing", "Summary: Card payments failed after release 42",
                      f"{bot.url}/incidents/1/rca.md"):
             assert part in shared["text"], (name, part)
+    assert "opg-all-staff" not in fake.channels
     assert "The root-cause analysis is ready to share" in timeline(bot, "rca")
     assert any("shared in #opg-delivery" in t for t in timeline(bot, "rca"))
+
+    # Again, unchanged: refused. After a change: shared again, saying so.
+    again = mention(fake, channel_id, BOB, "rca share")
+    after(fake, channel_id, again, "was shared already, at")
+    reacted(fake, channel_id, mention(fake, channel_id, BOB, "note The PSP confirmed the cause"))
+    again = mention(fake, channel_id, BOB, "rca share")
+    after(fake, channel_id, again, "Sharing the analysis of incident 1 again in #opg-delivery")
+    for name in SHARE:
+        fake.wait_for_message(channels[name], lambda m: m["text"].startswith("📖 Updated (it changed since it was "
+                                                                              "shared at"))
+        assert len(with_text(fake, channels[name], "root-cause analysis of incident 1")) == 2
+    assert any(t.startswith("Root-cause analysis shared again, changed since") for t in timeline(bot, "rca"))

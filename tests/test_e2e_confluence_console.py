@@ -93,9 +93,10 @@ def test_publish_again_refuse_force_and_each_failure_on_the_console(tmp_path, wi
         console.say("!incident declare Payments are failing", "Incident 1 declared")
         console.say("!lead 1 me", "is now Incident Lead")
         console.say("!scribe 1 @sam", "is now Incident Scribe")
-        console.say("!summary 1 Card payments fail <script>alert(1)</script>", "The summary of incident 1 is now")
+        console.say("!summary 1 Card payments fail <script>alert(1)</script>", "the summary is now")
         console.say("!rca 1 publish", "Incident 1 is still open: publish its analysis once it is closed.")
-        console.say("!close 1", "Incident 1 is closed")
+        console.say("!close 1", "before closing, this is missing: an impact")
+        console.say("!close 1 anyway", "closed after")
 
         # publish: a page under the parent, version 1, and the bot says where
         out = console.say("!rca 1 publish", "is in Confluence (version 1)")
@@ -109,7 +110,7 @@ def test_publish_again_refuse_force_and_each_failure_on_the_console(tmp_path, wi
         assert console.say("!rca 1", "Published:").count(url) == 1
 
         # publish again after a change: the same page, version 2, the new content
-        console.say("!summary 1 An expired certificate stopped card payments", "The summary of incident 1 is now")
+        console.say("!summary 1 An expired certificate stopped card payments", "the summary is now")
         console.say("!rca 1 publish", "is in Confluence (version 2)")
         assert wiki.titled(TITLE) == [page] and len(wiki.pages) == 2 and page.version == 2
         assert "An expired certificate" in page.body
@@ -128,7 +129,7 @@ def test_publish_again_refuse_force_and_each_failure_on_the_console(tmp_path, wi
         console.say("!asadmin", "You are now an admin")
 
         # Confluence rate-limits: told, and the update goes through after Retry-After
-        console.say("!note 1 Timeline note for version 5", "Note logged")
+        console.say("!note 1 Timeline note for version 5", "note logged")
         wiki.fail("PUT", "/content/", 429, retry_after="1")
         out = console.say("!rca 1 publish", "is in Confluence (version 5)")
         assert "Confluence asks us to slow down (429); trying again in 1 s." in out
@@ -136,7 +137,7 @@ def test_publish_again_refuse_force_and_each_failure_on_the_console(tmp_path, wi
         assert [p["status"] for p in puts] == [429, 200] and puts[1]["at"] - puts[0]["at"] >= 1.0
 
         # unreachable: told, and a retry finishes the job once Confluence is back
-        console.say("!note 1 Another note", "Note logged")
+        console.say("!note 1 Another note", "note logged")
         wiki.stop()
         console.say("!rca 1 publish", "cannot be reached (connection refused)")
         wiki.start()
@@ -145,7 +146,7 @@ def test_publish_again_refuse_force_and_each_failure_on_the_console(tmp_path, wi
         # a wrong token, a title taken by someone else's page, a space that is gone: each in plain words
         console.say("!incident declare Second incident --report", "Report 2 declared")
         console.say("!lead 2 me", "is now Incident Lead")
-        console.say("!close 2", "Incident 2 is closed")
+        console.say("!close 2 anyway", "closed after")
         wiki.add_page("OPG", "Incident 2: Second incident — root cause analysis")
         out = console.say("!rca 2 publish", "was not published")
         assert "already exists in space OPG" in out and "opg-incident did not make it" in out

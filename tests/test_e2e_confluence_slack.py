@@ -14,7 +14,7 @@ from slack_steps import after, declare, headline, mention, text_of
 from test_e2e_comms import comms_channel
 
 pytestmark = pytest.mark.e2e
-SHARE = ("opg-delivery", "opg-all-staff", "opg-leadership")
+SHARE = ("opg-delivery", "opg-all-team-digital", "opg-leadership")
 TITLE = "Incident 1: Payments are failing — root cause analysis"
 
 
@@ -47,7 +47,8 @@ def test_publish_update_refuse_force_share_and_failures_in_slack(setup):
     channel = comms_channel(fake, bot, channels, members=(BOB, CAROL))
     after(fake, channel, mention(fake, channel, ALICE, f"scribe <@{BOB}>"), "is now Incident Scribe")
     after(fake, channel, mention(fake, channel, ALICE, "summary Card payments fail <!channel>"), "The summary")
-    after(fake, channel, mention(fake, channel, ALICE, "close"), "is closed")
+    after(fake, channel, mention(fake, channel, ALICE, "close"), "this is missing: an impact")
+    after(fake, channel, mention(fake, channel, ALICE, "close anyway"), "is closed")
 
     after(fake, channel, mention(fake, channel, CAROL, "rca publish"), "is for the incident's role holders, its reporter and bot admins")
     asked = mention(fake, channel, ALICE, "rca publish")

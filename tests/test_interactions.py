@@ -85,7 +85,7 @@ def test_slash_command_opens_the_modal_or_says_how_to_declare_by_hand(slack):
     assert interactions.on_interaction("slash_commands", {"text": "DB down", "trigger_id": "t1",
                                                           "channel_id": "C0GENERAL"}) is None
     view = gateway.calls[-1][1][1]
-    assert view["blocks"][0]["element"]["initial_value"] == "DB down"
+    assert {b["block_id"]: b for b in view["blocks"]}["title"]["element"]["initial_value"] == "DB down"
     gateway.refuse["open_view"] = "expired_trigger_id"
     ack = interactions.on_interaction("slash_commands", {"text": "DB down", "trigger_id": "t2"})
     assert "incident declare DB down" in ack["text"] and ack["response_type"] == "ephemeral"

@@ -83,11 +83,11 @@ class TestPlugin:
     # -- the lead's updates -------------------------------------------------------------------------
     def test_summary_impact_sev(self, testbot):
         ask(testbot, "!incident declare Payments are failing")
-        assert ask(testbot, "!summary 1 Card payments fail") == "The summary of incident 1 is now:\nCard payments fail"
-        assert ask(testbot, "!impact 1 Nobody can pay") == "The impact of incident 1 is now:\nNobody can pay"
-        assert ask(testbot, "!sev 1 major") == "Incident 1 is now 🌧️ Major."
-        assert ask(testbot, "!severity 1 sev1") == "Incident 1 is now ⛈️ Critical."
-        assert ask(testbot, "!sev 1 CRITICAL") == "Incident 1 is already Critical."
+        assert ask(testbot, "!summary 1 Card payments fail") == "Incident 1 — Payments are failing: the summary is now:\nCard payments fail"
+        assert ask(testbot, "!impact 1 Nobody can pay") == "Incident 1 — Payments are failing: the impact is now:\nNobody can pay"
+        assert ask(testbot, "!sev 1 major") == "Incident 1 — Payments are failing: now 🌧️ Major."
+        assert ask(testbot, "!severity 1 sev1") == "Incident 1 — Payments are failing: now ⛈️ Critical."
+        assert ask(testbot, "!sev 1 CRITICAL") == "Incident 1 — Payments are failing: already Critical."
         inc = self.service(testbot).get(1)
         assert (inc.summary, inc.impact, inc.severity) == ("Card payments fail", "Nobody can pay", "critical")
         kinds = [e.kind for e in self.service(testbot).timeline(1)]
@@ -111,11 +111,11 @@ class TestPlugin:
 
     def test_commands_in_any_case(self, testbot):
         assert ask(testbot, "!INCIDENT DECLARE Payments are failing").startswith("Incident 1 declared")
-        assert ask(testbot, "!SEV 1 critical") == "Incident 1 is now ⛈️ Critical."
-        assert ask(testbot, "!Summary 1 x") == "The summary of incident 1 is now:\nx"
-        assert ask(testbot, "!Lead 1 me").startswith("@admin is now Incident Lead of incident 1.")
-        assert ask(testbot, "!ACTION 1 Restart").startswith("Action 1 logged on incident 1.")
-        assert ask(testbot, "!Action Done 1 1") == "Action 1 of incident 1 is done."
+        assert ask(testbot, "!SEV 1 critical") == "Incident 1 — Payments are failing: now ⛈️ Critical."
+        assert ask(testbot, "!Summary 1 x") == "Incident 1 — Payments are failing: the summary is now:\nx"
+        assert ask(testbot, "!Lead 1 me").startswith("Incident 1 — Payments are failing: @admin is now Incident Lead.")
+        assert ask(testbot, "!ACTION 1 Restart").startswith("Incident 1 — Payments are failing: action 1 logged.")
+        assert ask(testbot, "!Action Done 1 1") == "Incident 1 — Payments are failing: action 1 is done."
         assert ask(testbot, "!Incident List") == "• 1: Payments are failing [Live] · Critical · lead @admin"
         assert ask(testbot, "!HELP").startswith("How an incident runs")
         inc = self.service(testbot).get(1)
@@ -125,14 +125,14 @@ class TestPlugin:
     # -- roles --------------------------------------------------------------------------------------
     def test_roles(self, testbot):
         ask(testbot, "!incident declare Payments are failing")
-        assert ask(testbot, "!lead 1 me") == ("@admin is now Incident Lead of incident 1.\n"
+        assert ask(testbot, "!lead 1 me") == ("Incident 1 — Payments are failing: @admin is now Incident Lead.\n"
                                               "Ideally from outside your immediate team.")
         assert ask(testbot, "!scribe 1 @admin") == (
-            "@admin is now Incident Scribe of incident 1.\nNote: @admin is also the Incident Lead; "
+            "Incident 1 — Payments are failing: @admin is now Incident Scribe.\nNote: @admin is also the Incident Lead; "
             "the Incident Scribe and the Incident Lead should not be the same person.")
-        assert ask(testbot, "!comms 1 @cat") == "@cat is now Communications Lead of incident 1."
-        assert ask(testbot, "!role comms 1 none") == "Incident 1 has no Communications Lead now."
-        assert ask(testbot, "!role Comms 1 @dan") == "@dan is now Communications Lead of incident 1."
+        assert ask(testbot, "!comms 1 @cat") == "Incident 1 — Payments are failing: @cat is now Communications Lead."
+        assert ask(testbot, "!role comms 1 none") == "Incident 1 — Payments are failing: no Communications Lead now."
+        assert ask(testbot, "!role Comms 1 @dan") == "Incident 1 — Payments are failing: @dan is now Communications Lead."
         assert self.service(testbot).get(1).roles == {"reporter": ADMIN, "lead": ADMIN, "scribe": ADMIN,
                                                       "comms": "@dan"}
 
@@ -170,13 +170,13 @@ class TestPlugin:
     def test_action_note_decision_actions_timeline(self, testbot):
         ask(testbot, "!incident declare Payments are failing")
         assert ask(testbot, "!action 1 Restart the workers") == (
-            "Action 1 logged on incident 1. Mark it with action done 1.")
-        assert ask(testbot, "!action 1 Page the DBA").startswith("Action 2 logged")
-        assert ask(testbot, "!action done 1 2") == "Action 2 of incident 1 is done."
-        assert ask(testbot, "!action 1 done 1") == "Action 1 of incident 1 is done."
+            "Incident 1 — Payments are failing: action 1 logged. Mark it with action done 1 1.")
+        assert ask(testbot, "!action 1 Page the DBA").startswith("Incident 1 — Payments are failing: action 2 logged")
+        assert ask(testbot, "!action done 1 2") == "Incident 1 — Payments are failing: action 2 is done."
+        assert ask(testbot, "!action 1 done 1") == "Incident 1 — Payments are failing: action 1 is done."
         assert ask(testbot, "!note 1 Errors from 09:58\nonly for Visa\n\n  cards") == (
-            "Note logged on the timeline of incident 1.")
-        assert ask(testbot, "!decision 1 Roll back") == "Decision logged on the timeline of incident 1."
+            "Incident 1 — Payments are failing: note logged on the timeline.")
+        assert ask(testbot, "!decision 1 Roll back") == "Incident 1 — Payments are failing: decision logged on the timeline."
         assert ask(testbot, "!actions 1") == "✅ 1. Restart the workers (@admin)\n✅ 2. Page the DBA (@admin)"
 
         timeline = ask(testbot, "!timeline 1")
@@ -218,7 +218,9 @@ class TestPlugin:
         assert self.service(testbot).get(1).status == "open"
 
         as_user(testbot, "@bob")
-        assert ask(testbot, "!close 1").startswith("Incident 1 is closed after 0 min. Thank you all.")
+        assert ask(testbot, "!close 1").startswith("Incident 1 — Payments are failing: before closing, this is missing: a summary")
+        assert self.service(testbot).get(1).status == "open"
+        assert ask(testbot, "!close 1 anyway").startswith("Incident 1 — Payments are failing: closed after 0 min (resolved). Thank you all.")
         inc = self.service(testbot).get(1)
         assert (inc.status, inc.closed_by) == ("closed", "@bob")
         assert ask(testbot, "!close 1").startswith("Incident 1 was already closed at ")
@@ -228,9 +230,9 @@ class TestPlugin:
         assert ask(testbot, "!reopen 1") == "Only the Incident Lead (@bob) or a bot admin may reopen incident 1."
         assert self.service(testbot).get(1).status == "closed"
         as_user(testbot, ADMIN)
-        assert ask(testbot, "!reopen 1") == "Incident 1 is open again."
+        assert ask(testbot, "!reopen 1") == "Incident 1 — Payments are failing: open again."
         assert ask(testbot, "!reopen 1") == "Incident 1 is still open."
-        assert ask(testbot, "!close 1").startswith("Incident 1 is closed")  # an admin may close
+        assert ask(testbot, "!close 1 anyway").startswith("Incident 1 — Payments are failing: closed")  # an admin may close
         assert self.service(testbot).get(1).closed_by == ADMIN
         assert [e.kind for e in self.service(testbot).timeline(1)][-3:] == ["closed", "reopened", "closed"]
 
@@ -254,7 +256,7 @@ class TestPlugin:
         self.settings_path.write_text(text.replace("  - key: trivial\n    name: Trivial",
                                                    "  - key: trivial\n    name: Low"), encoding="utf-8")
         assert ask(testbot, "!incident reload") == "Settings reloaded. Changed: changed severity Low (trivial)"
-        assert ask(testbot, "!sev 1 low") == "Incident 1 is now 🌤️ Low."
+        assert ask(testbot, "!sev 1 low") == "Incident 1 — Payments are failing: now 🌤️ Low."
         assert ask(testbot, "!incident reload") == "Settings reloaded. Nothing changed."
 
     def test_invalid_yaml_is_refused_and_the_old_settings_stay(self, testbot):
@@ -267,13 +269,13 @@ class TestPlugin:
         reply = ask(testbot, "!incident reload")
         assert reply.startswith("The settings were not reloaded; the old ones stay.\n"
                                 f"{self.settings_path}:{line}: severities[1].colour: unknown field; allowed: ")
-        assert ask(testbot, "!sev 1 trivial") == "Incident 1 is now 🌤️ Trivial."  # the old settings
+        assert ask(testbot, "!sev 1 trivial") == "Incident 1 — Payments are failing: now 🌤️ Trivial."  # the old settings
         assert ask(testbot, "!sev 1 low").startswith("'low' is not a severity. Choose one of: Critical, Major, "
                                                      "Trivial.")
 
         self.settings_path.write_text("roles: [\n", encoding="utf-8")
         assert "not valid YAML" in ask(testbot, "!incident reload")
-        assert ask(testbot, "!sev 1 major") == "Incident 1 is now 🌧️ Major."
+        assert ask(testbot, "!sev 1 major") == "Incident 1 — Payments are failing: now 🌧️ Major."
 
     def test_non_admins_cannot_reload(self, testbot):
         plugin = testbot.bot.plugin_manager.get_plugin_obj_by_name("OpgIncident")

@@ -149,3 +149,17 @@ def test_stakeholder_update_reminder_follows_severity_and_resets_on_update(servi
     assert "stakeholder_update" not in keys(schedule, updates=True)
     clock.advance(minutes=30)
     assert "stakeholder_update" in keys(schedule, updates=True)
+
+
+def test_stakeholder_update_reminder_follows_the_comms_leads_cadence(service, schedule, clock):
+    number = service.declare("DB down", LEAD, severity="critical").incident.number
+    service.assign_role(number, "lead", LEAD, LEAD)
+    service.assign_role(number, "comms", SCRIBE, SCRIBE)
+    service.set_update_cadence(number, 10, SCRIBE)  # `updates every 10m`
+    clock.advance(minutes=9)
+    assert "stakeholder_update" not in keys(schedule, updates=True)
+    clock.advance(minutes=1)
+    assert "stakeholder_update" in keys(schedule, updates=True)
+    service.set_update_cadence(number, None, SCRIBE)  # `updates off`: never imposed
+    clock.advance(hours=5)
+    assert "stakeholder_update" not in keys(schedule, updates=True)

@@ -187,7 +187,7 @@ def test_severity_change_names_old_and_new(service, inc):
     assert [e[0] for e in entries(service, inc)].count("severity") == 2
 
 
-@pytest.mark.parametrize("text", ["major issue since 10:31", "", "sev 1", "blocker", "critical!"])
+@pytest.mark.parametrize("text", ["major issue since 10:31", "", "sev 1", "blocker", "critical issue!"])
 def test_severity_refuses_anything_but_a_severity(service, inc, db_snapshot, text):
     service.set_severity(inc, "trivial", "@bob")
     before = db_snapshot()
@@ -466,7 +466,8 @@ def test_only_the_lead_or_an_admin_may_close(service, clock, inc, db_snapshot):
                                                                          aware(T0 + dt.timedelta(minutes=90)))
     assert inc_view.status_text == "Resolved" and inc_view.duration == dt.timedelta(minutes=90)
     assert entries(service, inc)[-1] == ("closed", aware(T0 + dt.timedelta(minutes=90)), "@bob",
-                                         "@bob closed the incident")
+                                         "@bob closed the incident: resolved")
+    assert inc_view.close_reason == "resolved"
 
 
 def test_an_admin_may_close_without_being_lead(service, inc):

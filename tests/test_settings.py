@@ -56,12 +56,16 @@ def test_load_settings_without_a_path_reads_the_shipped_file():
 @pytest.mark.parametrize("text, key", [
     ("critical", "critical"), ("CRITICAL", "critical"), ("Critical", "critical"), ("sev1", "critical"),
     ("1", "critical"), ("  major  ", "major"), ("SEV2", "major"), ("minor", "trivial"), ("3", "trivial"),
+    # As people type (issue 14): punctuation and the process document's <Critical> around the word.
+    ("Critical.", "critical"), ("critical!", "critical"), ("<Critical>", "critical"), ("&lt;Critical&gt;", "critical"),
+    (": critical", "critical"),
 ])
 def test_severity_is_found_by_key_name_or_alias_in_any_case(shipped_settings, text, key):
     assert shipped_settings.parse_severity(text).key == key
 
 
-@pytest.mark.parametrize("text", ["", "major issue since 10:31", "critical!", "sev 1", "4", "blocker"])
+@pytest.mark.parametrize("text", ["", "major issue since 10:31", "<critical issue>", "critical.ish", "sev 1", "4",
+                                  "blocker", "."])
 def test_severity_must_be_the_whole_text(shipped_settings, text):
     assert shipped_settings.parse_severity(text) is None
 

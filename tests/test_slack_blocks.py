@@ -1,5 +1,6 @@
 """Block Kit builders against Slack's limits, and comms channel names against Slack's naming rules."""
 import datetime as dt
+import json
 import re
 
 import pytest
@@ -60,22 +61,44 @@ def test_headline_buttons_while_open_and_none_when_closed(settings):
     for word in ("comms channel", "Page", "Edit", "Close"):
         assert word in labels
     close = next(e for b in body if b["type"] == "actions" for e in b["elements"] if e["action_id"] == blocks.CLOSE)
-    assert "confirm" in close
+    assert "confirm" not in close  # it opens the pre-close check (close_modal), which is the confirmation
     _, with_channel = blocks.headline(incident(channel_id="C9"), settings, "http://x")
     assert blocks.CREATE_CHANNEL not in str(with_channel) and "<#C9>" in str(with_channel)
-    _, closed = blocks.headline(incident(status="closed"), settings, "http://x")
+    _, closed = blocks.headline(incident(status="closed", close_reason="blocked until 2024-03-12"), settings,
+                                "http://x")
     assert not [b for b in closed if b["type"] == "actions"]
+    assert "This incident is closed (blocked until 2024-03-12)" in str(closed)
+
+
+def test_the_close_form_lists_what_is_missing_and_offers_the_two_reasons():
+    view = blocks.close_modal(3, "DB down <!channel>", ["a summary", "1 open action (2)"], '{"number": 3}')
+    text = str(view["blocks"])
+    assert view["callback_id"] == blocks.CLOSE_VIEW and "• a summary" in text and "• 1 open action (2)" in text
+    reason = next(b for b in view["blocks"] if b["block_id"] == "reason")["element"]
+    assert [o["value"] for o in reason["options"]] == ["resolved", "blocked"]
+    assert next(b for b in view["blocks"] if b["block_id"] == "until")["element"]["type"] == "datepicker"
+    assert "Nothing is missing" in str(blocks.close_modal(3, "DB down", [], "{}")["blocks"])
+    state = {"values": {"reason": {"value": {"type": "radio_buttons", "selected_option": {"value": "blocked"}}},
+                        "until": {"value": {"type": "datepicker", "selected_date": "2024-03-12"}}}}
+    values = blocks.modal_values({"state": state})
+    assert (values["reason"], values["until"]) == ("blocked", "2024-03-12")
 
 
 def test_modal_labels_and_prefill(settings):
     view = blocks.incident_modal(settings, title="DB down <!channel>", metadata='{"channel": "C1"}')
-    labels = [b["label"]["text"] for b in view["blocks"]]
+    # The process's criteria come first (is it an incident?), then the fields.
+    criteria, *inputs = view["blocks"]
+    assert criteria["block_id"] == "criteria" and "Is it an incident?" in criteria["text"]["text"]
+    assert "requires an immediate response" in criteria["text"]["text"] and "data may be lost" in criteria["text"]["text"]
+    labels = [b["label"]["text"] for b in inputs]
     for word, label in zip(("Title", "live", "Summary", "Impact", "Lead", "Severity", "Drill"), labels, strict=True):
         assert word in label
-    assert view["blocks"][0]["element"]["initial_value"] == "DB down <!channel>"
+    assert inputs[0]["element"]["initial_value"] == "DB down <!channel>"
     assert view["callback_id"] == blocks.DECLARE_VIEW and view["private_metadata"] == '{"channel": "C1"}'
-    options = [o["value"] for o in view["blocks"][5]["element"]["options"]]
-    assert options == [s.key for s in settings.severities]
+    options = inputs[5]["element"]["options"]
+    assert [o["value"] for o in options] == [s.key for s in settings.severities]
+    # Each severity carries its description from the YAML.
+    assert [o["description"]["text"] for o in options] == [s.description for s in settings.severities]
     edit = blocks.incident_modal(settings, incident=incident(summary="so far"), metadata="{}")
     assert edit["callback_id"] == blocks.EDIT_VIEW
     edit_blocks = {b["block_id"]: b for b in edit["blocks"]}
@@ -88,8 +111,9 @@ def test_modal_labels_and_prefill(settings):
 def test_a_long_slash_text_is_cut_into_title_and_summary(settings):
     text = "Payments fail " + "and more detail " * 40
     view = blocks.incident_modal(settings, title=text)
-    title = view["blocks"][0]["element"]["initial_value"]
-    summary = view["blocks"][2]["element"]["initial_value"]
+    fields = {b["block_id"]: b for b in view["blocks"]}
+    title = fields["title"]["element"]["initial_value"]
+    summary = fields["summary"]["element"]["initial_value"]
     assert len(title) <= 300 and title.startswith("Payments fail")
     assert " ".join((title + " " + summary).split()) == " ".join(text.split())
 
@@ -105,7 +129,7 @@ def test_modal_values_reads_each_field_type():
     }}
     assert blocks.modal_values({"state": state}) == {"title": "DB down", "live": "report", "summary": None,
                                                      "impact": None, "lead": "U5", "severity": None,
-                                                     "drill": "drill"}
+                                                     "drill": "drill", "reason": None, "until": None}
 
 
 @pytest.mark.parametrize("title", ["Payments are FAILING!!! since 10:31", "ünïcödé 🔥 only", "x" * 200, "---"])
@@ -117,12 +141,17 @@ def test_channel_names_follow_slacks_rules(title):
     assert second != name and len(second) <= 80 and second.endswith("-2")
 
 
-def test_escalation_menu_has_a_page_button_per_team(settings):
-    text, body = blocks.escalation_menu(4, settings.specialists)
+def test_escalation_menu_has_a_page_button_per_team_that_can_be_reached(settings):
+    teams = [t.model_copy(update={"slack_group": "S0TEAM001"}) for t in settings.specialists]
+    teams.append(settings.specialists[0].model_copy(update={"key": "dba", "name": "Database admins"}))
+    text, body = blocks.escalation_menu(4, teams)
     buttons = [e for b in body if b["type"] == "actions" for e in b["elements"]]
-    assert [b["value"] for b in buttons] == [f"4:{t.key}" for t in settings.specialists]
+    assert [b["value"] for b in buttons] == [f"4:{t.key}" for t in settings.specialists]  # not dba
     assert all(b["action_id"] == blocks.PAGE_TEAM and b["text"]["text"].startswith("Page ") for b in buttons)
     assert "webops" in text and len(body) <= blocks.MAX_BLOCKS
+    assert "Not set up to be paged: Database admins" in json.dumps(body)
+    _, none = blocks.escalation_menu(4, settings.specialists)  # the shipped teams: nothing set up
+    assert [b["type"] for b in none] == ["section"]
 
 
 def test_headline_shows_pending_handovers(settings):

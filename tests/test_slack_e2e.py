@@ -55,7 +55,7 @@ def declare(fake, channels, title="Payments are failing", **values):
     view_id = fake.wait_for(lambda: next((v for v, data in fake.views.items()
                                           if data.get("callback_id") == blocks.DECLARE_VIEW), None))
     view = fake.view(view_id)
-    assert view["blocks"][0]["element"]["initial_value"] == title
+    assert {b.get("block_id"): b for b in view["blocks"]}["title"]["element"]["initial_value"] == title
     ack = record(fake.submit_view(view_id, {"severity": "major", "lead": ALICE, **values}, user=ALICE))
     return view_id, ack
 
@@ -151,7 +151,10 @@ def test_whole_incident(slack):
     told = fake.wait_for(lambda: [m for m in fake.ephemeral_for(CAROL) + fake.bot_messages(fake.dm_channel(CAROL))
                                   if m.get("text") == refusal], message="Carol was not told why not")
     assert len(told) == 1 and bot.incident(1)["status"] == "open"
-    record(fake.click_button(headline(fake, channels), blocks.CLOSE, BOB))
+    record(fake.click_button(headline(fake, channels), blocks.CLOSE, BOB))  # the pre-close check: a form
+    close_id = fake.wait_for(lambda: next((v for v, d in fake.views.items() if d.get("callback_id") ==
+                                           blocks.CLOSE_VIEW), None))
+    record(fake.submit_view(close_id, {"reason": "resolved"}, user=BOB))
     fake.wait_for_message(channel_id, lambda m: "is closed" in m.get("text", ""))
     fake.wait_for(lambda: blocks.CLOSE not in all_text(headline(fake, channels)))
     fake.wait_for(lambda: any("rca.md" in m.get("text", "") for m in fake.bot_messages(fake.dm_channel(BOB))))
@@ -162,7 +165,8 @@ def test_whole_incident(slack):
     mention(fake, channel_id, BOB, "archive")  # no ✅: the channel is archived before it could be added
     fake.wait_for(lambda: fake.channel(channel_id).is_archived)
     msg = fake.post_message(fake.dm_channel(BOB), BOB, "reopen 1")
-    assert after(fake, fake.dm_channel(BOB), msg, "Incident 1 is open again.")["text"] == "Incident 1 is open again."
+    reply = after(fake, fake.dm_channel(BOB), msg, "open again")["text"]  # by number: its number and title
+    assert reply == "Incident 1 — Card payments are failing: open again."
     fake.wait_for(lambda: not fake.channel(channel_id).is_archived)
     fake.wait_for(lambda: bot.incident(1)["status"] == "open")
     fake.wait_for_message(channel_id, lambda m: m.get("text") == "🔥 Incident 1 is open again.")

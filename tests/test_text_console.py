@@ -22,22 +22,32 @@ SCRIPT = [
     ("!incident declare Payments are failing <!channel>",
      "Incident 1 declared: Payments are failing <\u200b!channel>\n"
      "Next: find an Incident Lead and a Scribe (lead 1 me, scribe 1 @someone), then set sev 1 <severity>."),
-    ("!lead 1 me", "@you is now Incident Lead of incident 1.\nIdeally from outside your immediate team."),
-    ("!scribe 1 @sam", "@sam is now Incident Scribe of incident 1."),
-    ("!summary 1 Card payments fail for every user", "The summary of incident 1 is now:\n"
+    ("!lead 1 me", "Incident 1 — Payments are failing <\u200b!channel>: @you is now Incident Lead.\nIdeally from outside your immediate team."),
+    ("!scribe 1 @sam", "Incident 1 — Payments are failing <\u200b!channel>: @sam is now Incident Scribe."),
+    ("!summary 1 Card payments fail for every user", "Incident 1 — Payments are failing <\u200b!channel>: the summary is now:\n"
                                                      "Card payments fail for every user"),
-    ("!impact 1 Nobody can pay", "The impact of incident 1 is now:\nNobody can pay"),
+    ("!impact 1 Nobody can pay", "Incident 1 — Payments are failing <\u200b!channel>: the impact is now:\nNobody can pay"),
     ("!sev 1 major issue since 10:31",
      "'major issue since 10:31' is not a severity. Choose one of: Critical, Major, Trivial."),
-    ("!SEV 1 critical", "Incident 1 is now ⛈️ Critical."),
-    ("!action 1 Restart the payment workers", "Action 1 logged on incident 1. Mark it with action done 1."),
-    ("!action done 1 1", "Action 1 of incident 1 is done."),
-    ("!decision 1 Roll back the release", "Decision logged on the timeline of incident 1."),
+    ("!SEV 1 critical", "Incident 1 — Payments are failing <\u200b!channel>: now ⛈️ Critical."),
+    # As people type (changing nothing more): a colon, a full stop, the process document's <Critical>, a typo,
+    # the number or the role first.
+    ("!sev: 1 Critical.", "Incident 1 — Payments are failing <\u200b!channel>: already Critical."),
+    ("!sev 1 <critical>", "Incident 1 — Payments are failing <\u200b!channel>: already Critical."),
+    ("!sumary 1 x", "I don't know that command. Did you mean summary? help shows the incident process and its "
+                    "commands."),
+    ("!role 1 scribe @sam", "@sam is already the Incident Scribe of incident 1."),
+    ("!role scribe 1 @sam", "@sam is already the Incident Scribe of incident 1."),
+    ("!action 1 Restart the payment workers", "Incident 1 — Payments are failing <\u200b!channel>: action 1 logged. Mark it with action done 1 1."),
+    ("!action done 1 1", "Incident 1 — Payments are failing <\u200b!channel>: action 1 is done."),
+    ("!decision 1 Roll back the release", "Incident 1 — Payments are failing <\u200b!channel>: decision logged on the timeline."),
     ("!asuser bob", None),
     ("!close 1", "close of incident 1 is for the incident's role holders, its reporter and bot admins. "
                  "Its lead: @you."),
     ("!asadmin", None),
-    ("!close 1", "Incident 1 is closed after 0 min. Thank you all. Next: the root-cause analysis."),
+    # Nothing missing (summary, impact, scribe, no open action): closed at once, as resolved.
+    ("!close 1", "Incident 1 — Payments are failing <\u200b!channel>: closed after 0 min (resolved). Thank you all. "
+                 "Next: the root-cause analysis."),
     ("!timeline 1", None),
     ("!frobnicate", "I don't know that command. help shows the incident process and its commands."),
     ("!incident list all", "• 1: Payments are failing <\u200b!channel> [Resolved] · Critical · lead @you"),
@@ -50,19 +60,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def console(tmp_path_factory):
-    """Run the whole script through one errbot process; return its cleaned-up standard output."""
-    data = tmp_path_factory.mktemp("errbot-data")
+def run_console(data, script) -> str:
+    """Run `script` through one errbot process on the Text backend; its cleaned-up standard output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "INCIDENT_", "BOT_"))}
     env.update(BOT_DATA_DIR=str(data), INCIDENT_WEB_PORT=str(free_port()), PYTHONUNBUFFERED="1",
                BOT_LOG_LEVEL="WARNING")
-    stdin = "".join(f"{command}\n" for command, _ in SCRIPT)
+    stdin = "".join(f"{command}\n" for command, _ in script)
     proc = subprocess.run([str(ERRBOT), "-c", str(ROOT / "config.py")], cwd=ROOT, env=env, input=stdin,
                           capture_output=True, text=True, timeout=60)
     out = ANSI.sub("", proc.stdout)
     assert proc.returncode == 0, f"errbot exited with {proc.returncode}\n{out[-2000:]}\n{proc.stderr[-3000:]}"
-    return out, data
+    return out
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory):
+    """Run the whole script through one errbot process; return its cleaned-up standard output."""
+    data = tmp_path_factory.mktemp("errbot-data")
+    return run_console(data, SCRIPT), data
 
 
 def replies(out: str) -> list[str]:
@@ -78,7 +93,7 @@ def test_a_whole_incident_on_the_console(console):
     for (command, expected), answer in zip(SCRIPT, answers):
         if expected is not None:
             assert answer == expected, f"after {command!r}"
-    assert (answers[10], answers[12]) == ("You are now: @bob.", "You are now an admin: @you.")
+    assert (answers[15], answers[17]) == ("You are now: @bob.", "You are now an admin: @you.")
 
 
 def test_the_timeline_on_the_console_has_every_step(console):
@@ -107,3 +122,40 @@ def test_the_record_is_in_sqlite_in_the_data_dir(console):
             (1, "Restart the payment workers", 1, "@you")]
     finally:
         db.close()
+
+
+# Issue 14 on the console: the pre-close check and its two reasons, the post-incident order, who sets how often
+# updates are due, and paging that says plainly it cannot page from here.
+PROCESS = [
+    ("!incident declare Login is slow", None),
+    ("!lead 1 me", None),
+    ("!action 1 Scale up the login pods", None),
+    ("!escalate 1", "No specialist team can be paged: a bot admin sets slack_user, slack_group or "
+                    "pagerduty_routing_key of a team under specialists: in the settings."),
+    ("!updates 1 every 20m", "Incident 1 — Login is slow: stakeholder updates are due every 20 minutes."),
+    ("!rca 1 ready", "Incident 1 is still open: the root-cause analysis follows the close. Close it first (close), "
+                     "then rca ready."),
+    ("!close 1", "Incident 1 — Login is slow: before closing, this is missing: a summary, an impact, an Incident "
+                 "Scribe, 1 open action (1).\nClose it anyway, for one of the process's two reasons:\n"
+                 "• resolved: close 1 anyway\n• blocked until a later date: close 1 anyway blocked until <date>"),
+    ("!close 1 anyway blocked", "Close for one of the process's two reasons: resolved, or blocked until <a later "
+                                "date> (e.g. close blocked until 2024-03-12)."),
+    ("!close 1 anyway blocked until 2024-03-12", "Incident 1 — Login is slow: closed after 0 min (blocked until "
+                                                 "2024-03-12). Thank you all. Next: the root-cause analysis."),
+    ("!rca 1 ready", "Incident 1 — Login is slow: the analysis is ready; share it with rca 1 share."),
+    ("!rca 1 share", "Incident 1 — Login is slow: sharing the analysis in #opg-delivery, #opg-all-team-digital, "
+                     "#opg-leadership."),
+    ("!timeline 1", None),
+]
+
+
+def test_the_process_on_the_console(tmp_path):
+    answers = replies(run_console(tmp_path, PROCESS))
+    assert len(answers) == len(PROCESS), answers
+    for (command, expected), answer in zip(PROCESS, answers):
+        if expected is not None:
+            assert answer == expected, f"after {command!r}"
+    timeline = answers[-1]
+    assert "[cadence] Stakeholder updates every 20 minutes" in timeline
+    assert "[closed] @you closed the incident: blocked until 2024-03-12" in timeline
+    assert "[rca] Root-cause analysis shared in #opg-delivery, #opg-all-team-digital, #opg-leadership" in timeline

@@ -14,6 +14,7 @@ from .chat_base import LEADING_NUMBER, NUMBER, USAGE, Caller, Reply  # noqa: F40
 from .chat_comms import CommsCommands
 from .chat_roles import RoleCommands
 from .errors import InvalidInput, NotAllowed, NotFound
+from .closing import close_reason
 from .service import IncidentService
 from .text import defuse, duration, mention
 from .help import command_help, process_help  # noqa: F401 (re-exported)
@@ -22,8 +23,14 @@ from .views import IncidentView
 # The command being run (set by ChatCommands.run): `_incident` applies its permission once the incident
 # is known.
 _running: ContextVar[Command | None] = ContextVar("opg_incident_command", default=None)
+# Whether the incident was named by its number (not implied by its channel): the reply then names it.
+_by_number: ContextVar[bool] = ContextVar("opg_incident_by_number", default=False)
 # Commands whose text may start with a number: the channel's own number is not taken off their text.
 FREE_TEXT = ("summary", "impact", "note", "decision", "action", "update", "ask")
+# Commands whose argument is itself a number: in an incident's channel one number is that argument
+# (`action done 2` is action 2 of this incident, whatever incident 2 is); two numbers are incident, argument.
+NUMBER_ARGUMENT = ("action done",)
+ONE_NUMBER = re.compile(r"^\s*#?\d{1,9}\s*$")
 
 
 class ChatCommands(RoleCommands, CommsCommands):
@@ -116,8 +123,11 @@ class ChatCommands(RoleCommands, CommsCommands):
         setter = self.service.set_summary if field == "summary" else self.service.set_impact
         out = setter(number, text, caller.user)
         if not out.changed:
-            return Reply(f"The {field} of incident {number} is already that.", out)
-        return Reply(f"The {field} of incident {number} is now:\n{defuse(getattr(out.incident, field))}", out)
+            return self._said(number, f"The {field} of incident {number} is already that.", out,
+                              f"the {field} is already that.")
+        now = defuse(getattr(out.incident, field))
+        return self._said(number, f"The {field} of incident {number} is now:\n{now}", out,
+                          f"the {field} is now:\n{now}")
 
     @command("sev", usage="sev <severity>", help="Set the severity.", group="lead", may=RESPONDERS, aliases=("severity",))
     def sev(self, args: str, caller: Caller) -> Reply:
@@ -127,8 +137,9 @@ class ChatCommands(RoleCommands, CommsCommands):
         out = self.service.set_severity(number, text, caller.user)
         sev = self.service.settings.severity(out.incident.severity)
         if not out.changed:
-            return Reply(f"Incident {number} is already {sev.name}.", out)
-        return Reply(f"Incident {number} is now {sev.emoji} {sev.name}.".replace("  ", " "), out)
+            return self._said(number, f"Incident {number} is already {sev.name}.", out, f"already {sev.name}.")
+        return self._said(number, f"Incident {number} is now {sev.emoji} {sev.name}.".replace("  ", " "), out,
+                          f"now {sev.emoji} {sev.name}.".replace("  ", " "))
 
     # -- the scribe's log ---------------------------------------------------------------------------
     @command("action", usage="action <text>", help="Log a follow-up action.", group="scribe", may=IN_CHANNEL)
@@ -149,7 +160,8 @@ class ChatCommands(RoleCommands, CommsCommands):
         if not match:
             raise InvalidInput(f"Which action? Usage: `{USAGE['action done']}`; `actions` lists them.")
         out = self.service.complete_action(number, int(match.group(1)), caller.user)
-        return Reply(f"Action {match.group(1)} of incident {number} is done.", out)
+        return self._said(number, f"Action {match.group(1)} of incident {number} is done.", out,
+                          f"action {match.group(1)} is done.")
 
     @command("note", usage="note <text>", help="Put a note on the timeline (pinning a message does too).", group="scribe", may=IN_CHANNEL)
     def note(self, args: str, caller: Caller) -> Reply:
@@ -167,8 +179,11 @@ class ChatCommands(RoleCommands, CommsCommands):
         out = self.service.log(number, kind, text, caller.user)
         if kind == "action":
             no = self.service.actions(number)[-1].number
-            return Reply(f"Action {no} logged on incident {number}. Mark it with `action done {no}`.", out)
-        return Reply(f"{kind.capitalize()} logged on the timeline of incident {number}.", out)
+            done = f"action done {number} {no}" if _by_number.get() else f"action done {no}"  # works where it is said
+            return self._said(number, f"Action {no} logged on incident {number}. Mark it with `{done}`.", out,
+                              f"action {no} logged. Mark it with `{done}`.")
+        return self._said(number, f"{kind.capitalize()} logged on the timeline of incident {number}.", out,
+                          f"{kind} logged on the timeline.")
 
     @command("actions", usage="actions", help="List the actions of the incident.", group="scribe")
     def actions(self, args: str, caller: Caller) -> Reply:
@@ -189,26 +204,45 @@ class ChatCommands(RoleCommands, CommsCommands):
             for e in entries))
 
     # -- close --------------------------------------------------------------------------------------
-    @command("close", usage="close", help="Close the incident (the Incident Lead or a bot admin).", group="lead", may=RESPONDERS)
+    @command("close", usage="close [anyway] [resolved|blocked until <date>]", help="Close the incident (the "
+             "Incident Lead or a bot admin): first it lists what is missing (summary, impact, scribe, open actions) "
+             "and asks to confirm with `close anyway`; the reason, resolved or blocked until a later date, goes on "
+             "the timeline.", group="lead", may=RESPONDERS)
     def close(self, args: str, caller: Caller) -> Reply:
-        number, _ = self._incident(args, caller, usage=USAGE["close"])
-        out = self.service.close(number, caller.user)
-        return Reply(f"Incident {number} is closed after {duration(out.incident.duration)}. Thank you all. "
-                     f"Next: the root-cause analysis.", out)
+        number, rest = self._incident(args, caller, usage=USAGE["close"])
+        anyway = re.match(r"^\s*anyway\b", rest, re.IGNORECASE)
+        reason = close_reason(rest[anyway.end():] if anyway else rest)
+        if not anyway:
+            missing = self.service.close_check(number, caller.user)
+            if missing:
+                n = f"{number} " if _by_number.get() else ""
+                confirm = (f"this is missing: {', '.join(missing)}.\nClose it anyway, for one of the process's two "
+                           f"reasons:\n• resolved: `close {n}anyway`\n"
+                           f"• blocked until a later date: `close {n}anyway blocked until <date>`")
+                return self._said(number, f"Before closing incident {number}, {confirm}", None,
+                                  f"before closing, {confirm}")
+        out = self.service.close(number, caller.user, reason)
+        why = defuse(out.happened[0].new)
+        return self._said(number, f"Incident {number} is closed after {duration(out.incident.duration)} ({why}). Thank "
+                                  f"you all. Next: the root-cause analysis.", out,
+                          f"closed after {duration(out.incident.duration)} ({why}). Thank you all. Next: the "
+                          f"root-cause analysis.")
 
     @command("reopen", usage="reopen", help="Reopen a closed incident (the Incident Lead or a bot admin).", group="lead", may=RESPONDERS)
     def reopen(self, args: str, caller: Caller) -> Reply:
         number, _ = self._incident(args, caller, usage=USAGE["reopen"])
         out = self.service.reopen(number, caller.user)
-        return Reply(f"Incident {number} is open again.", out)
+        return self._said(number, f"Incident {number} is open again.", out, "open again.")
 
     @command("archive", usage="archive", help="Archive the comms channel of a closed incident.", group="lead", may=RESPONDERS)
     def archive(self, args: str, caller: Caller) -> Reply:
         number, _ = self._incident(args, caller, usage=USAGE["archive"])
         out = self.service.archive_channel(number, caller.user)
         if not out.changed:
-            return Reply(f"The comms channel of incident {number} is already archived.", out)
-        return Reply(f"Archiving the comms channel of incident {number}.", out)
+            return self._said(number, f"The comms channel of incident {number} is already archived.", out,
+                              "its comms channel is already archived.")
+        return self._said(number, f"Archiving the comms channel of incident {number}.", out,
+                          "archiving its comms channel.")
 
     # -- rendering ----------------------------------------------------------------------------------
     def describe(self, inc: IncidentView) -> str:
@@ -241,6 +275,10 @@ class ChatCommands(RoleCommands, CommsCommands):
         cmd = _running.get()
         here = self.service.for_channel(caller.channel)
         if here is not None:
+            if cmd is not None and cmd.name in NUMBER_ARGUMENT and ONE_NUMBER.match(args):
+                self._allowed(cmd, here, caller)
+                _by_number.set(False)
+                return here.number, args
             match = LEADING_NUMBER.match(args)
             named = int(match.group(1)) if match else None
             if named is not None and named != here.number and self._exists(named):
@@ -251,11 +289,13 @@ class ChatCommands(RoleCommands, CommsCommands):
             if named == here.number and (cmd is None or cmd.name not in FREE_TEXT):
                 args = match.group(2) or ""
             self._allowed(cmd, here, caller)
+            _by_number.set(False)
             return here.number, args
         match = LEADING_NUMBER.match(args)
         if match:
             number = int(match.group(1))
             self._allowed(cmd, self.service.get(number), caller)
+            _by_number.set(True)
             return number, match.group(2) or ""
         open_ones = self.service.list("open", limit=5)
         hint = ("\nOpen incidents: " + ", ".join(f"#{i.number} {defuse(i.title)}" for i in open_ones)
@@ -263,6 +303,15 @@ class ChatCommands(RoleCommands, CommsCommands):
         raise InvalidInput(f"Which incident? Outside an incident channel, put its number first: "
                            f"`{_with_number(usage)}`.{hint}")
 
+
+    def _said(self, number: int, text: str, out=None, named: str | None = None) -> Reply:
+        """The reply to a change. When the incident was named by its number, the reply starts with its number
+        and title ("Incident 2 — Payments API timing out: the impact is now ..."), so a wrong number shows
+        at once; `named` is the text after that (default: `text`)."""
+        if _by_number.get():
+            inc = out.incident if out is not None else self.service.get(number)
+            return Reply(f"Incident {number} — {defuse(inc.title)}: {text if named is None else named}", out)
+        return Reply(text, out)
 
     def _allowed(self, cmd: Command | None, inc: IncidentView, caller: Caller) -> None:
         if cmd is not None:

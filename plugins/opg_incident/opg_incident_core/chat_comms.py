@@ -14,39 +14,62 @@ PERSON_OR_GROUP = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>|<!subteam\^(S[A-Z0
 class CommsCommands:
     """Part of ChatCommands (which provides service and _incident)."""
 
-    @command("update", usage="update <text>", help="Post a stakeholder update (the Communications Lead, or the lead when there is none).", group="comms", may=RESPONDERS)
+    @command("update", usage="update <text>", help="Post a stakeholder update (the Communications Lead or the Incident Lead).", group="comms", may=RESPONDERS)
     def update(self, args: str, caller: Caller) -> Reply:
         number, text = self._incident(args, caller, usage=USAGE["update"])
         if not text.strip():
             raise InvalidInput(f"Say what the update is. Usage: `{USAGE['update']}`.")
         out = self.service.post_update(number, text, caller.user)
         where = self.service.stakeholder_channels(number)
-        told = ", ".join(f"#{c}" if not c[:1] in "CG" or not c[1:].isupper() else f"<#{c}>" for c in where)
-        return Reply(f"Update posted for incident {number}" + (f" (and sent to {told})." if told else "."), out)
+        told = ", ".join(_ref(c) for c in where)
+        return self._said(number, f"Update posted for incident {number}" + (f" (and sent to {told})." if told else "."),
+                          out, "update posted" + (f" (and sent to {told})." if told else "."))
 
-    @command("updates", usage="updates", help="List the stakeholder updates of the incident.", group="comms")
+    @command("updates", usage="updates [every <minutes>m|off]", help="List the stakeholder updates; `updates every "
+             "30m` or `updates off` sets how often they are due (the Communications Lead's choice).", group="comms")
     def updates(self, args: str, caller: Caller) -> Reply:
-        number, _ = self._incident(args, caller, usage=USAGE["updates"])
+        number, text = self._incident(args, caller, usage=USAGE["updates"])
+        text = text.strip().lower()
+        if text:
+            return self._cadence(number, text, caller)
         items = self.service.updates(number)
+        every = self.service.update_cadence(number)
+        due = f"Updates are due every {every} minutes." if every else "Update reminders are off."
         if not items:
-            return Reply(f"No stakeholder updates for incident {number} yet: `{USAGE['update']}`.")
+            return Reply(f"No stakeholder updates for incident {number} yet: `{USAGE['update']}`. {due}")
         fmt = self.service.format_time
-        return Reply("\n".join(f"{fmt(u.at)} [{u.status}] {defuse(u.text)} ({mention(u.author)})" for u in items))
+        return Reply("\n".join(f"{fmt(u.at)} [{u.status}] {defuse(u.text)} ({mention(u.author)})" for u in items)
+                     + f"\n{due}")
+
+    def _cadence(self, number: int, text: str, caller: Caller) -> Reply:
+        if text == "off":
+            out = self.service.set_update_cadence(number, None, caller.user)
+            return self._said(number, f"No more stakeholder update reminders for incident {number}.", out,
+                              "no more stakeholder update reminders.")
+        match = re.fullmatch(r"(?:every\s+)?(\d{1,4})\s*(m|min|mins|minutes|h|hour|hours)?", text)
+        if not match:
+            raise InvalidInput(f"Usage: `{USAGE['updates']}`, e.g. `updates every 30m` or `updates off`.")
+        minutes = int(match.group(1)) * (60 if (match.group(2) or "m").startswith("h") else 1)
+        out = self.service.set_update_cadence(number, minutes, caller.user)
+        return self._said(number, f"Stakeholder updates for incident {number} are due every {minutes} minutes.", out,
+                          f"stakeholder updates are due every {minutes} minutes.")
 
     @command("notify", usage="notify #channel", help="Send the stakeholder updates to another channel too.", group="comms", may=RESPONDERS)
     def notify(self, args: str, caller: Caller) -> Reply:
         number, channel = self._incident(args, caller, usage=USAGE["notify"])
         out = self.service.notify(number, channel, caller.user)
         if not out.changed:
-            return Reply("That channel already gets the updates.", out)
+            return self._said(number, "That channel already gets the updates.", out)
         # Not at the start of the line: errbot's Markdown would make "#name ..." a heading.
-        return Reply(f"Done: {channel.strip()} will get the stakeholder updates of incident {number}.", out)
+        return self._said(number, f"Done: {_ref(out.happened[0].new)} will get the stakeholder updates of incident "
+                                  f"{number}.", out)
 
     @command("call", usage="call <url>", help="Share the call link in the topic, headline and living document.", group="lead", may=RESPONDERS)
     def call(self, args: str, caller: Caller) -> Reply:
         number, url = self._incident(args, caller, usage=USAGE["call"])
         out = self.service.set_call(number, url, caller.user)
-        return Reply(f"Call for incident {number}: {out.incident.call_url}", out)
+        return self._said(number, f"Call for incident {number}: {out.incident.call_url}", out,
+                          f"call {out.incident.call_url}")
 
     @command("invite", usage="invite <@user|@group> ...", help="Bring people or user groups into the incident channel.", group="lead", may=RESPONDERS)
     def invite(self, args: str, caller: Caller) -> Reply:
@@ -56,26 +79,38 @@ class CommsCommands:
         if not people:
             raise InvalidInput(f"Who? Usage: `{USAGE['invite']}`.")
         out = self.service.record_invites(number, people, caller.user)
-        return Reply(f"Inviting {len(people)} to incident {number}.", out)
+        return self._said(number, f"Inviting {len(people)} to incident {number}.", out, f"inviting {len(people)}.")
 
     @command("ask", usage="ask <text>", help="Ask the wider help channels for experience.", group="lead", may=RESPONDERS)
     def ask(self, args: str, caller: Caller) -> Reply:
         number, text = self._incident(args, caller, usage=USAGE["ask"])
         out = self.service.ask_for_help(number, text, caller.user)
         where = ", ".join("#" + c for c in self.service.settings.stakeholders.help_channels)
-        return Reply(f"Asked for help in {where}.", out)
+        return self._said(number, f"Asked for help in {where}.", out)
 
-    @command("escalate", usage="escalate [team]", help="List the specialist teams, or page one.", group="lead", may=RESPONDERS)
+    @command("escalate", usage="escalate [team]", help="List the specialist teams that can be paged, or page one.", group="lead", may=RESPONDERS)
     def escalate(self, args: str, caller: Caller) -> Reply:
         number, team = self._incident(args, caller, usage=USAGE["escalate"])
-        teams = self.service.settings.specialists
+        teams = [t for t in self.service.settings.specialists if t.reachable]
+        unset = [t.name for t in self.service.settings.specialists if not t.reachable]
+        setting = ("a bot admin sets slack_user, slack_group or pagerduty_routing_key of a team under "
+                   "specialists: in the settings")
         if not team.strip():
             if not teams:
-                return Reply("No specialist teams are configured (specialists in the settings).")
+                return Reply("No specialist team can be paged: " + setting + ".")
+            unreachable = (f"\nNot set up to be paged: {', '.join(unset)} ({setting})." if unset else "")
             return Reply(f"Specialist teams for incident {number} (page one with `escalate <team>`):\n" + "\n".join(
-                f"• {t.key}: {t.name}" + (f" ({t.covers})" if t.covers else "") for t in teams), menu=number)
-        out = self.service.page_specialist(number, team.strip().split()[0], caller.user)
-        return Reply(f"Paging {self.service.settings.specialist(team.strip().split()[0]).name}.", out)
+                f"• {t.key}: {t.name}" + (f" ({t.covers})" if t.covers else "") for t in teams) + unreachable,
+                menu=number)
+        key = team.strip().split()[0]
+        out = self.service.page_specialist(number, key, caller.user)
+        chosen = self.service.settings.specialist(key)
+        how = [w for w, on in (("PagerDuty", chosen.pagerduty_routing_key),
+                               (f"a direct message to {mention(chosen.slack_user)}", chosen.slack_user),
+                               ("a mention of their Slack group", chosen.slack_group)) if on]
+        drill = " (a drill: only to its participants)" if out.incident.drill else ""
+        return self._said(number, f"Page to {chosen.name} queued{drill} ({', '.join(how)}); the result follows "
+                                    f"here and on the timeline.", out)
 
     # More `rca` subcommands from adapters, {word: handler(number, rest, caller) -> Reply}; assign, never mutate.
     rca_subcommands: dict = {}
@@ -90,14 +125,29 @@ class CommsCommands:
         word = word.strip().lower()
         if word == "ready":
             out = self.service.mark_rca_ready(number, caller.user)
-            return Reply(f"The analysis of incident {number} is ready; share it with `rca share`.", out)
+            if not out.changed:
+                return self._said(number, f"The analysis of incident {number} was marked ready already; share it "
+                                          f"with `rca share`.", out)
+            return self._said(number, f"The analysis of incident {number} is ready; share it with `rca share`.", out,
+                              f"the analysis is ready; share it with `rca {number} share`.")
         if word == "share":
             out = self.service.share_rca(number, caller.user)
-            where = ", ".join("#" + c for c in self.service.settings.stakeholders.share_channels)
-            return Reply(f"Sharing the analysis of incident {number} in {where}.", out)
+            where = ", ".join("#" + c for c in self.service.settings.stakeholders.share_targets)
+            again = out.happened[0].old
+            if again:
+                return self._said(number, f"Sharing the analysis of incident {number} again in {where}: it changed "
+                                          f"since it was shared at {again}.", out,
+                                  f"sharing the analysis again in {where}: it changed since it was shared at {again}.")
+            return self._said(number, f"Sharing the analysis of incident {number} in {where}.", out,
+                              f"sharing the analysis in {where}.")
         if word:
             raise InvalidInput(f"Usage: `{USAGE['rca']}`.")
         draft = (f"The root-cause analysis draft of incident {number}: {document_url}/incidents/{number}/rca.md"
                  if document_url else f"The root-cause analysis draft: /incidents/{number}/rca.md")
         published = self.service.get(number).rca_url
         return Reply(f"{draft}\nPublished: {published}" if published else draft)
+
+
+def _ref(channel: str) -> str:
+    """A stakeholder channel as written in chat: a link for a Slack id, #name for a name."""
+    return f"<#{channel}>" if channel[:1] in "CG" and channel[1:].isalnum() and channel.isupper() else f"#{channel}"

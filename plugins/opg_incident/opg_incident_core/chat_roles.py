@@ -40,7 +40,7 @@ class RoleCommands:
                                f"To change it: `{usage}`.")
         if who.lower() in ("none", "nobody"):
             out = self.service.release_role(number, role.key, caller.user)
-            return Reply(f"Incident {number} has no {role.name} now.", out)
+            return self._said(number, f"Incident {number} has no {role.name} now.", out, f"no {role.name} now.")
         user = parse_user(who, caller.user)
         if user is None:
             raise InvalidInput(f"'{defuse(who)}' is not a person. Usage: `{usage}`.")
@@ -57,10 +57,9 @@ class RoleCommands:
                          f"accept (`accept`)."]
         else:
             lines = [f"{mention(user)} is now {role.name} of incident {number}."]
-        if role.guidance:
-            lines.append(role.guidance)
-        lines.extend(out.warnings)
-        return Reply("\n".join(lines), out)
+        more = ([role.guidance] if role.guidance else []) + list(out.warnings)
+        short = (f"{mention(user)} is now {role.name}." if offered is None else lines[0])
+        return self._said(number, "\n".join(lines + more), out, "\n".join([short] + more))
 
     @command("handover", usage="handover <role> <@user> [note]", help="Hand a role over; it moves when they accept. `handover <role> withdraw` takes the offer back.", group="lead", may=IN_CHANNEL)
     def handover(self, args: str, caller: Caller) -> Reply:
@@ -73,7 +72,7 @@ class RoleCommands:
         role = self.service._role(key)
         if who.lower() == "withdraw":
             out = self.service.withdraw_handover(number, role.key, caller.user)
-            return Reply(f"The offer of {role.name} on incident {number} is withdrawn.", out)
+            return self._said(number, f"The offer of {role.name} on incident {number} is withdrawn.", out)
         user = parse_user(who, caller.user)
         if user is None:
             raise InvalidInput(f"'{defuse(who)}' is not a person. Usage: `{USAGE['handover']}`.")
@@ -145,13 +144,14 @@ class RoleCommands:
                          f"off. Set them with `{USAGE['checkin']}`."))
         if text == "off":
             out = self.service.set_checkin(number, None, caller.user)
-            return Reply(f"Check-ins for incident {number} are off.", out)
+            return self._said(number, f"Check-ins for incident {number} are off.", out, "check-ins are off.")
         match = re.fullmatch(r"(?:every\s+)?(\d{1,4})\s*(m|min|mins|minutes|h|hour|hours)?", text)
         if not match:
             raise InvalidInput(f"Usage: `{USAGE['checkin']}`, e.g. `checkin every 30m` or `checkin every 1h`.")
         minutes = int(match.group(1)) * (60 if (match.group(2) or "m").startswith("h") else 1)
         out = self.service.set_checkin(number, minutes, caller.user)
-        return Reply(f"Check-ins for incident {number} every {minutes} minutes.", out)
+        return self._said(number, f"Check-ins for incident {number} every {minutes} minutes.", out,
+                          f"check-ins every {minutes} minutes.")
 
     def _role_name(self, key: str) -> str:
         role = self.service.settings.role(key)

@@ -73,11 +73,13 @@ class Registry:
         return self.commands[name].usage
 
     def find(self, text: str) -> tuple[Command | None, str]:
-        """The command that `text` starts with (any case, the longest name first) and the rest."""
+        """The command that `text` starts with (any case, the longest name first) and the rest; a colon right
+        after the name is allowed, as people type (`sev: critical`)."""
         words = text.strip().split(None, 2)
         for size in (2, 1):
             if len(words) >= size:
-                cmd = self.get(" ".join(words[:size]))
+                head = " ".join(words[:size])
+                cmd = self.get(head) or (self.get(head[:-1]) if head.endswith(":") else None)
                 if cmd is not None:
                     rest = text.strip().split(None, size)
                     return cmd, (rest[size] if len(rest) > size else "")
@@ -92,7 +94,8 @@ class Registry:
     def pattern(self) -> str:
         """A regular expression matching any command name at the start of a message (any case)."""
         names = sorted(self.commands, key=len, reverse=True)
-        return r"^(" + "|".join(r"\s+".join(map(re.escape, n.split())) for n in names) + r")(?:\s+(.*))?$"
+        return (r"^(" + "|".join(r"\s+".join(map(re.escape, n.split())) for n in names)
+                + r")(?:(?:\s*:\s*|\s+)(.*))?$")  # `sev: critical` as well as `sev critical`
 
 
 REGISTRY = Registry()

@@ -6,12 +6,13 @@ import re
 
 from . import storage
 from .errors import InvalidInput, NotAllowed, NotFound
-from .storage import StakeholderChannel, StakeholderUpdate
+from .storage import ReminderState, StakeholderChannel, StakeholderUpdate, TimelineEntry
 from .text import defuse, mention
 from .views import Happened, Outcome, UpdateView
 
 URL = re.compile(r"^https?://[^\s<>|]{3,500}$")
-CHANNEL = re.compile(r"^(?:<#([CG][A-Z0-9]+)(?:\|[^>]*)?>|#?([a-z0-9_-]{1,80}))$")
+CADENCE = "update_cadence"  # the ReminderState row holding the chosen minutes between updates (0: off)
+CHANNEL = re.compile(r"^(?:<#([CG][A-Z0-9]+)(?:\|[^>]*)?>|#?([A-Za-z0-9_-]{1,80}))$")
 
 
 class CommsMixin:
@@ -25,17 +26,46 @@ class CommsMixin:
         with storage.write():
             row = self._incident(number, lock=True)
             roles = self._holders(row)
-            allowed = roles.get("comms") or roles.get("lead")
-            if by != allowed and not self.is_admin(by):
-                who = "the Communications Lead" if roles.get("comms") else "the Incident Lead (there is no " \
-                                                                          "Communications Lead)"
-                raise NotAllowed(f"Stakeholder updates come from {who}: {mention(allowed)}.")
+            if by not in {roles.get("comms"), roles.get("lead")} - {None} and not self.is_admin(by):
+                who = (f"the Communications Lead ({mention(roles['comms'])}) or the Incident Lead "
+                       f"({mention(roles.get('lead'))})" if roles.get("comms") else
+                       f"the Incident Lead ({mention(roles.get('lead'))}; there is no Communications Lead)")
+                raise NotAllowed(f"Stakeholder updates come from {who}.")
             self._default_stakeholders(row, by)
             view = self._view(row)
             update = StakeholderUpdate.create(incident=row, text=text[:3000], author=by, at=self.now(),
                                               status=view.status_text, severity=row.severity, summary=row.summary)
             self._log(row, "update", by, f"Stakeholder update: {text[:3000]}")
             return self._outcome(row, [Happened("update", by, new=text, entry_id=update.id)])
+
+    def update_cadence(self, number: int) -> int | None:
+        """Minutes between stakeholder updates: the Communications Lead's choice (None: off), else the
+        settings' default for the severity."""
+        row = self._incident(number)
+        chosen = ReminderState.get_or_none(ReminderState.incident == row, ReminderState.key == CADENCE)
+        if chosen is None:
+            return self.settings.stakeholders.update_every(row.severity)
+        return chosen.count or None
+
+    def set_update_cadence(self, number: int, minutes: int | None, by: str) -> Outcome:
+        """`updates every 30m|off`: the Communications Lead's choice (the lead's while there is none)."""
+        if minutes is not None and not 5 <= minutes <= 24 * 60:
+            raise InvalidInput("Updates can be every 5 minutes to every 24 hours: `updates every 30m`, or `updates off`.")
+        with storage.write():
+            row = self._incident(number, lock=True)
+            roles = self._holders(row)
+            chooser = roles.get("comms") or roles.get("lead")
+            if by != chooser and not self.is_admin(by):
+                who = "Communications Lead" if roles.get("comms") else "Incident Lead (there is no Communications Lead)"
+                raise NotAllowed(f"How often stakeholder updates go out is the {who}'s choice: {mention(chooser)}.")
+            state, _ = ReminderState.get_or_create(incident=row, key=CADENCE)  # count: the minutes, 0 for off
+            if state.last_sent_at is not None and state.count == (minutes or 0):
+                return self._outcome(row, [])
+            state.count, state.last_sent_at = minutes or 0, self.now()
+            state.save()
+            self._log(row, "cadence", by, f"Stakeholder updates every {minutes} minutes" if minutes else
+                      "No more stakeholder update reminders")
+            return self._outcome(row, [Happened("cadence", by, new=str(minutes) if minutes else None)])
 
     def updates(self, number: int) -> list[UpdateView]:
         row = self._incident(number)
@@ -59,7 +89,7 @@ class CommsMixin:
         if not match:
             raise InvalidInput("Which channel? `notify #channel`: a channel name (lowercase a-z 0-9 - _) "
                                "or a channel link.")
-        name = match.group(1) or match.group(2)
+        name = match.group(1) or match.group(2).lower()  # Slack channel names are lower case
         with storage.write():
             row = self._incident(number, lock=True)
             roles = self._holders(row)
@@ -123,19 +153,37 @@ class CommsMixin:
             return self._outcome(row, [Happened("invite", by, new=",".join(people))])
 
     def page_specialist(self, number: int, team_key: str, by: str) -> Outcome:
+        """Ask the adapter to page a specialist team. Refused, naming the setting, when nothing is set up to
+        reach the team or nothing here can send a page (the Text console); the adapter records the page, or
+        its failure, on the timeline once it has tried."""
         team = self.settings.specialist(team_key)
         if team is None:
-            known = ", ".join(t.key for t in self.settings.specialists) or "none are configured"
+            known = ", ".join(t.key for t in self.settings.specialists if t.reachable) or "none can be paged"
             raise InvalidInput(f"'{defuse(team_key)}' is not a specialist team; teams: {known}.")
+        if not team.reachable:
+            raise InvalidInput(f"{team.name} cannot be paged: nothing is set up to reach them. A bot admin sets "
+                               f"slack_user, slack_group or pagerduty_routing_key of `{team.key}` under "
+                               f"specialists: in the settings. Page them by hand meanwhile.")
+        if "page" not in self.announce_kinds:
+            raise InvalidInput(f"Nothing here can send a page (no Slack connection): page {team.name} by hand.")
         with storage.write():
             row = self._incident(number, lock=True)
-            entry = self._log(row, "page", by, f"Paged {team.name}")
-            return self._outcome(row, [Happened("page", by, new=team.key, entry_id=entry)])
+            return self._outcome(row, [Happened("page", by, new=team.key)])
+
+    def record_page(self, number: int, by: str, text: str, failed: bool = False) -> None:
+        """A page sent (or one that failed), on the timeline: what was tried and what came of it."""
+        with storage.write():
+            row = self._incident(number, lock=True)
+            self._log(row, "page_failed" if failed else "page", by, text)
 
     def mark_rca_ready(self, number: int, by: str) -> Outcome:
+        """The lead says the analysis is done: only after the close (the analysis follows the incident)."""
         with storage.write():
             row = self._incident(number, lock=True)
             self._may_close_or_reopen(row, by, "mark the analysis of")
+            if row.status != "closed":
+                raise InvalidInput(f"Incident {row.number} is still open: the root-cause analysis follows the close. "
+                                   "Close it first (`close`), then `rca ready`.")
             if row.rca_ready_at is not None:
                 return self._outcome(row, [])
             row.rca_ready_at = self.now()
@@ -144,20 +192,36 @@ class CommsMixin:
             return self._outcome(row, [Happened("rca_ready", by)])
 
     def share_rca(self, number: int, by: str) -> Outcome:
-        if not self.settings.stakeholders.share_channels:
+        """Share the analysis with the delivery team, OPG Digital, leadership and the cloud provider's
+        Technical Account Managers: after the close and `rca ready`; again only once it has changed."""
+        where = self.settings.stakeholders.share_targets
+        if not where:
             raise InvalidInput("No sharing channels are configured (stakeholders.share_channels in the settings).")
         with storage.write():
             row = self._incident(number, lock=True)
+            if row.status != "closed":
+                raise InvalidInput(f"Incident {row.number} is still open: the analysis is shared after the close.")
             if row.rca_ready_at is None:
                 raise InvalidInput("The lead marks the analysis ready first: `rca ready`.")
-            if row.rca_shared_at is not None:  # once: leadership channels get it one time
+            again = row.rca_shared_at
+            if again is not None and not self._changed_since(row, again):
                 raise InvalidInput(f"The analysis of incident {row.number} was shared already, at "
-                                   f"{self.format_time(row.rca_shared_at)}.")
+                                   f"{self.format_time(again)}, and has not changed since.")
             row.rca_shared_at = self.now()
             row.save()
-            where = ", ".join("#" + c for c in self.settings.stakeholders.share_channels)
-            self._log(row, "rca", by, f"Root-cause analysis shared in {where}")
-            return self._outcome(row, [Happened("rca_shared", by)])
+            shown = ", ".join("#" + c for c in where)
+            text = (f"Root-cause analysis shared again, changed since it was shared at {self.format_time(again)}, "
+                    f"in {shown}" if again else f"Root-cause analysis shared in {shown}")
+            self._log(row, "rca", by, text)
+            return self._outcome(row, [Happened("rca_shared", by, old=self.format_time(again) if again else None)])
+
+    def rca_shared_at(self, number: int):
+        return self._incident(number).rca_shared_at
+
+    def _changed_since(self, row, when) -> bool:
+        """Has the record (and so the analysis drawn from it, or its published page) changed since `when`?"""
+        return TimelineEntry.select().where(TimelineEntry.incident == row, TimelineEntry.recorded_at > when,
+                                            TimelineEntry.kind != "rca").exists()
 
     def record_rca_published(self, number: int, url: str, by: str, version: int | None = None) -> Outcome:
         """The analysis is published at `url` (an adapter did it): its link goes on the record, the timeline

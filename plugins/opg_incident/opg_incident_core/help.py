@@ -21,9 +21,13 @@ def process_help(settings, bot_prefix: str = "", admins: bool = True) -> str:
         f"`--drill` for practice). The bot marks the official start in #{settings.channels.incidents}.",
         f"2. Roles: {roles}. Lead and Scribe must be filled, by different people.",
         f"3. Lead's updates: `{p}summary <text>`, `{p}impact <text>`, `{p}sev <{sevs}>`.",
+        "Severities: " + "; ".join(f"{s.emoji} {s.name}".strip() + (f": {s.description}" if s.description else "")
+                                   for s in settings.severities) + ".",
         f"4. Scribe's log: pin important messages; `{p}action <text>`, `{p}note <text>`, `{p}decision <text>`, "
         f"`{p}action done <n>`, `{p}actions`, `{p}timeline`.",
-        f"5. End: `{p}close` (the lead or a bot admin), then the root-cause analysis. `{p}reopen` if it comes back.",
+        f"5. End: `{p}close` (the lead or a bot admin) says what is missing first (summary, impact, scribe, open "
+        f"actions); `{p}close anyway` closes as resolved, `{p}close anyway blocked until <date>` as blocked. Then the "
+        f"root-cause analysis: `{p}rca ready`, `{p}rca share`. `{p}reopen` if it comes back.",
         "In Slack, mention me in the incident's channel (`@opg-incident summary ...`), use `/opg-incident <command>`, "
         "or write to me directly.",
         f"In an incident channel the incident is implied; elsewhere put its number first: `{p}summary 12 <text>`.",

@@ -70,11 +70,11 @@ class ReminderSchedule:
             check("update_stale", rules.update_stale, row.summary_updated_at or row.declared_at)
             if self._working_hours(now):
                 check("close_prompt", rules.close_prompt, row.declared_at)
-            every = settings.stakeholders.update_every(row.severity)
+            every = self.service.update_cadence(inc.number)  # the Communications Lead's choice; None: off
             state = states.get((row.id, "stakeholder_update"))
             last = self.service.last_update_at(inc.number)
             since = max(x for x in (row.declared_at, last, state.last_sent_at if state else None) if x)
-            if now - since >= self.minute * every:
+            if every and now - since >= self.minute * every:
                 comms = inc.roles.get("comms") or inc.roles.get("lead") or inc.reporter
                 out.append(DueReminder(inc.number, "stakeholder_update",
                                        f"📣 {mention(comms)}, it is {every} minutes since the last stakeholder "

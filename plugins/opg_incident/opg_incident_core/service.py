@@ -13,6 +13,7 @@ from peewee import IntegrityError, PostgresqlDatabase, fn
 
 from . import outbox, storage
 from .errors import AlreadyHandled, InvalidInput, NotAllowed, NotFound, SettingsError
+from .closing import REASON, ClosingMixin, close_reason
 from .comms import CommsMixin
 from .inbox import InboxMixin
 from .pins import PinsMixin
@@ -29,7 +30,7 @@ SYSTEM = "system"  # the bot itself, acting on a schedule or on the settings (ne
 NUMBERING_LOCK = 31410001  # pg_advisory_xact_lock key guarding incident numbers
 
 
-class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, PinsMixin, InboxMixin):
+class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, ClosingMixin, PinsMixin, InboxMixin):
     def __init__(self, settings: Callable[[], Settings], admins: Iterable[str] = (),
                  clock: Callable[[], dt.datetime] = storage.utcnow):
         self._settings = settings
@@ -174,7 +175,10 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, PinsMixin, InboxMix
             return self._outcome(row, [Happened("action_done", by, new=str(action_number))])
 
     # -- close and reopen ---------------------------------------------------------------------------
-    def close(self, number: int, by: str) -> Outcome:
+    def close(self, number: int, by: str, reason: str = "resolved") -> Outcome:
+        """Close, for one of the process's two reasons: `resolved`, or `blocked until <a later date>`; the
+        reason goes on the timeline and the headline."""
+        reason = close_reason(reason)
         with storage.write():
             row = self._incident(number, lock=True)
             if row.status == "closed":
@@ -183,8 +187,8 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, PinsMixin, InboxMix
             self._may_close_or_reopen(row, by, "close")
             row.status, row.closed_at, row.closed_by = "closed", self.now(), by
             row.save()
-            self._log(row, "closed", by, f"{mention(by)} closed the incident")
-            return self._outcome(row, [Happened("closed", by)])
+            self._log(row, "closed", by, f"{mention(by)} closed the incident{REASON}{reason}")
+            return self._outcome(row, [Happened("closed", by, new=reason)])
 
     def reopen(self, number: int, by: str) -> Outcome:
         with storage.write():
@@ -345,7 +349,13 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, PinsMixin, InboxMix
             source_ts=None, thread_ts=None, permalink=None, files="[]", removed_at=None, pin_event_ts=None))
 
     def _view(self, row: Incident) -> IncidentView:
-        return IncidentView.of(row, self._holders(row))
+        view = IncidentView.of(row, self._holders(row))
+        if row.status == "closed":  # why it was closed: the reason on its latest "closed" entry
+            entry = TimelineEntry.select(TimelineEntry.text).where(
+                TimelineEntry.incident == row, TimelineEntry.kind == "closed").order_by(TimelineEntry.id.desc()).first()
+            _, said, reason = (entry.text if entry else "").partition(" closed the incident" + REASON)
+            view = dataclasses.replace(view, close_reason=reason if said else None)
+        return view
 
     def _outcome(self, row: Incident, happened: list, warnings: Iterable[str] = ()) -> Outcome:
         """The result of an operation; inside its transaction, queue what the adapter must tell."""

@@ -76,6 +76,8 @@ PATTERN_HELP = {
     SLACK_GROUP_ID: "a Slack user group ID such as S0123ABC",
     KEY: "a key: lowercase letters, digits, - and _, starting with a letter, at most 31 characters",
     r"^[a-z0-9_-]{1,80}$": "a Slack channel name: lowercase letters, digits, - and _, at most 80 characters",
+    r"^[a-z0-9_-]{0,80}$": "a Slack channel name (or empty): lowercase letters, digits, - and _, at most 80 "
+                           "characters",
     r"^[a-z0-9][a-z0-9_-]{0,99}$": "a Confluence label: lowercase letters, digits, - and _, no spaces",
 }
 REMINDER_PLACEHOLDERS = {"bot": "@opg-incident", "number": 1, "role": "Incident Scribe", "key": "scribe",
@@ -125,6 +127,8 @@ class Reminders(_Frozen):
 class Paging(_Frozen):
     oncall_user: str = Field(default="", pattern=SLACK_USER_ID)  # a Slack user ID such as U0123ABC
     pagerduty_routing_key: str = ""
+    # Drills page nobody: their pages go to the person who asked, and to PagerDuty only with this key.
+    drill_routing_key: str = ""
 
 
 class Archive(_Frozen):
@@ -172,6 +176,11 @@ class Specialist(_Frozen):
     slack_group: str = Field(default="", pattern=SLACK_GROUP_ID)
     pagerduty_routing_key: str = ""
 
+    @property
+    def reachable(self) -> bool:
+        """Something is set up to page the team."""
+        return bool(self.slack_user or self.slack_group or self.pagerduty_routing_key)
+
 
 class Stakeholders(_Frozen):
     # Channels told of every update, by severity key; "default" applies when no severity is set.
@@ -180,7 +189,15 @@ class Stakeholders(_Frozen):
     update_every_minutes: dict[str, int] = {"default": 60}
     help_channels: tuple[str, ...] = ()
     share_channels: tuple[str, ...] = ()
+    # The cloud provider's Technical Account Managers (e.g. a channel shared with them): `rca share` too.
+    cloud_provider_channel: str = Field(default="", pattern=r"^[a-z0-9_-]{0,80}$")
     call_link_template: str = ""
+
+    @property
+    def share_targets(self) -> tuple[str, ...]:
+        """Where `rca share` shares the analysis."""
+        extra = (self.cloud_provider_channel,) if self.cloud_provider_channel else ()
+        return tuple(dict.fromkeys(self.share_channels + extra))
 
     def channels_for(self, severity: str | None) -> tuple[str, ...]:
         return self.channels.get(severity or "default", self.channels.get("default", ()))
@@ -276,8 +293,11 @@ class Settings(_Frozen):
         return next((s for s in self.severities if s.key == key), None)
 
     def parse_severity(self, text: str) -> Severity | None:
-        """The severity named by `text` (key, name or alias, any case, whole text only)."""
-        wanted = " ".join(text.split()).lower()
+        """The severity named by `text` (key, name or alias, any case, whole text only), as people type it:
+        `Critical.`, `<Critical>` (the process document's own syntax; Slack sends it as &lt;Critical&gt;),
+        `: critical`."""
+        wanted = " ".join(text.replace("&lt;", "<").replace("&gt;", ">").split()).lower()
+        wanted = re.sub(r"^[\s:<\"'`*_]+|[\s.!,;:>\"'`*_]+$", "", wanted)
         for sev in self.severities:
             if wanted in {sev.key.lower(), sev.name.lower(), *(a.lower() for a in sev.aliases)}:
                 return sev

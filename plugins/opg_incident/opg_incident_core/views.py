@@ -47,6 +47,7 @@ class IncidentView:
     call_url: str | None = None
     rca_ready: bool = False
     rca_url: str | None = None  # the published analysis (a Confluence page), once published
+    close_reason: str | None = None  # closed: "resolved" or "blocked until <date>"
 
     @property
     def is_open(self) -> bool:

@@ -5,13 +5,14 @@ User text (titles, summaries, impacts) always goes out as plain_text, so `<!chan
 from __future__ import annotations
 
 from slack_sdk.models.blocks import (
-    ActionsBlock, ButtonElement, CheckboxesElement, ConfirmObject, ContextBlock, DividerBlock, HeaderBlock, InputBlock, Option,
-    PlainTextInputElement, PlainTextObject, RadioButtonsElement, SectionBlock, StaticSelectElement,
+    ActionsBlock, ButtonElement, CheckboxesElement, ContextBlock, DatePickerElement, DividerBlock, HeaderBlock, InputBlock, Option,
+    PlainTextInputElement, PlainTextObject, RadioButtonsElement, SectionBlock,
     UserSelectElement,
 )
 from slack_sdk.models.blocks.basic_components import MarkdownTextObject
 from slack_sdk.models.views import View
 
+from opg_incident_core.help import CRITERIA
 from opg_incident_core.text import defuse, mention
 
 MAX_BLOCKS = 50
@@ -32,7 +33,8 @@ HANDOVER_ACCEPT = "opg_handover_accept"
 HANDOVER_DECLINE = "opg_handover_decline"
 TAKE_ROLE = "opg_take_role"
 PAGE_TEAM = "opg_page_team"
-FIELDS = ("title", "live", "summary", "impact", "lead", "severity", "drill")
+CLOSE_VIEW = "opg_close"
+FIELDS = ("title", "live", "summary", "impact", "lead", "severity", "drill", "reason", "until")
 
 
 def clip(text: str, limit: int) -> str:
@@ -61,7 +63,8 @@ def incident_modal(settings, *, title: str = "", incident=None, metadata: str = 
         cut = cut if cut > 100 else 300
         title, summary = title[:cut], title[cut:].strip()
     """The form behind /opg-incident (incident=None) and behind Edit (incident given, pre-filled)."""
-    sev_options = [Option(value=s.key, label=clip(f"{s.emoji} {s.name}".strip(), MAX_LABEL))
+    sev_options = [Option(value=s.key, label=clip(f"{s.emoji} {s.name}".strip(), MAX_LABEL),
+                          description=clip(s.description, MAX_LABEL) or None)  # what each severity means
                    for s in settings.severities]
     live_options = [Option(value="live", label="Yes, this is a live incident happening now"),
                     Option(value="report", label="No, this is a report of something that happened")]
@@ -86,12 +89,14 @@ def incident_modal(settings, *, title: str = "", incident=None, metadata: str = 
         InputBlock(block_id="lead", label="Lead", optional=True, element=UserSelectElement(
             action_id="value", initial_user=lead if lead and lead[:1] in "UW" else None,
             placeholder="Who leads the response?")),
-        InputBlock(block_id="severity", label="Severity", optional=True, element=StaticSelectElement(
-            action_id="value", options=sev_options, initial_option=current_sev, placeholder="How bad is it?")),
+        InputBlock(block_id="severity", label="Severity: how bad is it?", optional=True,
+                   element=RadioButtonsElement(action_id="value", options=sev_options, initial_option=current_sev)),
     ]
     if incident is not None:
         blocks.pop(1)  # live or report is decided when declaring
-    if incident is None:
+    if incident is None:  # the process's test first: is it an incident?
+        blocks.insert(0, SectionBlock(block_id="criteria", text=mrkdwn(
+            "*Is it an incident?* Declare one when:\n" + "\n".join(f"• {c}" for c in CRITERIA))))
         blocks.append(InputBlock(block_id="drill", label="Drill", optional=True, element=CheckboxesElement(
             action_id="value", options=[Option(value="drill", label="This is a drill: practise, page nobody")])))
     view = View(
@@ -116,6 +121,8 @@ def modal_values(view: dict) -> dict:
             value = ",".join(_dict(o).get("value") or "" for o in chosen) if isinstance(chosen, list) else None
         elif "selected_user" in element:
             value = element.get("selected_user")
+        elif "selected_date" in element:
+            value = element.get("selected_date")
         else:
             value = element.get("value")
         out[field] = value if isinstance(value, str) and value else None
@@ -165,14 +172,14 @@ def headline(incident, settings, document_url: str, pending=()) -> tuple[str, li
         buttons += [
             ButtonElement(text="📟 Page on-call lead", action_id=PAGE_ONCALL, value=str(incident.number)),
             ButtonElement(text="✏️ Edit", action_id=EDIT, value=str(incident.number)),
-            ButtonElement(text="✅ Close", action_id=CLOSE, value=str(incident.number), style="danger",
-                          confirm=ConfirmObject(title="Close this incident?", confirm="Close it", deny="Not yet",
-                                                text="Only the Incident Lead may close it. Is the service "
-                                                     "restored?")),
+            # Opens the pre-close check (close_modal): what is missing, and the reason to stop.
+            ButtonElement(text="✅ Close", action_id=CLOSE, value=str(incident.number), style="danger"),
         ]
         blocks += [DividerBlock(), ActionsBlock(block_id="headline_actions", elements=buttons)]
     else:
-        blocks.append(ContextBlock(elements=[mrkdwn("This incident is closed. Thank you all.")]))
+        reason = getattr(incident, "close_reason", None)
+        blocks.append(ContextBlock(elements=[mrkdwn(f"This incident is closed ({defuse(reason)}). Thank you all."
+                                                    if reason else "This incident is closed. Thank you all.")]))
     fallback = f"Incident {incident.number}{label}: {defuse(incident.title)} reported by {mention(incident.reporter)}"
     return clip(fallback, 3000), [b.to_dict() for b in blocks[:MAX_BLOCKS]]
 
@@ -201,14 +208,40 @@ def reminder(text: str, number: int, role_key: str | None, role_name: str | None
 
 
 def escalation_menu(number: int, teams) -> tuple[str, list]:
-    """The specialist teams, and a Page button for each: one actions block per team, since an action_id must be
-    unique within its block (Slack refuses the message otherwise); 25 teams at most, within 50 blocks."""
-    teams = list(teams)[:25]
+    """The specialist teams that can be paged, and a Page button for each: one actions block per team, since an
+    action_id must be unique within its block (Slack refuses the message otherwise); 25 teams at most, within
+    50 blocks. The teams nothing is set up to reach are named, with the setting."""
+    unset = [t.name for t in teams if not t.reachable]
+    teams = [t for t in teams if t.reachable][:25]
     text = f"Specialist teams for incident {number}:\n" + "\n".join(
         f"• *{t.name}* (`{t.key}`)" + (f": {t.covers}" if t.covers else "") for t in teams)
+    if unset:
+        text += (f"\nNot set up to be paged: {', '.join(unset)} (slack_user, slack_group or "
+                 f"pagerduty_routing_key under specialists: in the settings).")
     body = [SectionBlock(text=mrkdwn(text)).to_dict()] + [
         ActionsBlock(block_id=f"escalate_{number}_{i}", elements=[
             ButtonElement(text=clip(f"Page {t.name}", MAX_LABEL), action_id=PAGE_TEAM, value=f"{number}:{t.key}")
         ]).to_dict() for i, t in enumerate(teams)]
     fallback = f"Specialist teams for incident {number}: " + ", ".join(f"{t.key} ({t.name})" for t in teams)
     return fallback, body
+
+
+# -- the pre-close check ----------------------------------------------------------------------------
+def close_modal(number: int, title: str, missing: list[str], metadata: str) -> dict:
+    """Behind the headline's Close button: what is missing, and the process's two reasons to stop."""
+    check = ("*Missing:*\n" + "\n".join(f"• {m}" for m in missing) + "\nClose it anyway?") if missing else \
+        "Nothing is missing: the summary, the impact and the scribe are set, and no action is open."
+    reasons = [Option(value="resolved", label="Resolved", description="The service is restored"),
+               Option(value="blocked", label="Blocked until a later date",
+                      description="Stop for now; pick up on the date below")]
+    view = View(type="modal", callback_id=CLOSE_VIEW, title=clip(f"Close incident {number}", 24), submit="Close it",
+                close="Not yet", private_metadata=metadata, blocks=[
+                    SectionBlock(block_id="question", text=plain(f"Close incident {number}: {title}?")),
+                    SectionBlock(block_id="check", text=mrkdwn(check)),
+                    InputBlock(block_id="reason", label="Why stop now?", element=RadioButtonsElement(
+                        action_id="value", options=reasons, initial_option=reasons[0])),
+                    InputBlock(block_id="until", label="Blocked until", optional=True,
+                               hint="Only when blocked: the date to pick it up again", element=DatePickerElement(
+                                   action_id="value")),
+                ])
+    return view.to_dict()

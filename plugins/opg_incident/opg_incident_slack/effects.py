@@ -2,10 +2,10 @@
 channel, pages, the end of the incident and the archive. Runs off the ack path, one call at a time."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
-
-import requests
+from urllib.parse import urlsplit
 
 from opg_incident_core.reminders import DueReminder, ReminderSchedule
 from opg_incident_core.service import SYSTEM
@@ -17,6 +17,7 @@ from .effects_comms import CommsEffects
 from .gateway import SlackError
 
 log = logging.getLogger(__name__)
+LOCAL_HOSTS = {None, "", "localhost", "127.0.0.1", "::1", "0.0.0.0"}
 HEADLINE_KINDS = {"declared", "summary", "impact", "severity", "role", "closed", "reopened", "channel", "edited",
                   "call", "offered", "handover_accepted", "handover_declined", "handover_expired",
                   "handover_withdrawn", "rca_published"}
@@ -40,7 +41,13 @@ class Effects(CommsEffects):
         self.slack = gateway
         self.service = service
         self._settings = settings
-        self.public_url = getattr(config, "INCIDENT_PUBLIC_URL", "http://localhost:3141").rstrip("/")
+        port = getattr(config, "INCIDENT_WEB_PORT", 3141)
+        self.public_url = (getattr(config, "INCIDENT_PUBLIC_URL", "") or f"http://localhost:{port}").rstrip("/")
+        if urlsplit(self.public_url).hostname in LOCAL_HOSTS:
+            log.warning("INCIDENT_PUBLIC_URL is not set (or points at this machine): every link the bot posts in "
+                        "Slack would point at %s, which nobody else can open. Set INCIDENT_PUBLIC_URL to the "
+                        "address people reach the living document at, e.g. https://incidents.example.org.",
+                        self.public_url)
         self.oncall_override = getattr(config, "INCIDENT_ONCALL", "")
         self.minute = float(getattr(config, "INCIDENT_MINUTE_SECONDS", 60) or 60)
         self.pagerduty_url = getattr(config, "INCIDENT_PAGERDUTY_URL", "https://events.pagerduty.com/v2/enqueue")
@@ -88,6 +95,8 @@ class Effects(CommsEffects):
         if item.kind in JOBS:
             return JOBS[item.kind](self, item, p)
         happened = Happened(**{k: p.get(k) for k in ("kind", "by", "old", "new", "role", "entry_id")})
+        if item.kind == "page":  # one page, one PagerDuty dedup key: the outbox item's, the same on a retry
+            happened = dataclasses.replace(happened, entry_id=item.id)
         return [lambda: self._announce(self.service.get(number), happened, p.get("origin"))]
 
     def _announce(self, inc, happened, origin) -> None:
@@ -161,11 +170,24 @@ class Effects(CommsEffects):
             text = f"{mention(happened.old)} is no longer {name}."
         if inc.channel_id and inc.channel_id != origin_channel:
             self._best(self.slack.post, inc.channel_id, text)
+        if happened.new and happened.new[:1] in "UW" and inc.channel_id and not inc.channel_archived:
+            self._best(self.slack.invite, inc.channel_id, [happened.new])  # everyone with a role is in it
         if happened.new and role and happened.new[:1] in "UW":
             guidance = f"\n{role.guidance}" if role.guidance else ""
-            self._best(self.slack.dm, happened.new, f"You are now {name} of incident {inc.number}: {defuse(inc.title)}\n"
-                                        f"{role.description}{guidance}\nLiving document: "
-                                        f"{self.document_url(inc.number)}")
+            self._best(self.slack.dm, happened.new, f"{self._drill_label(inc)}You are now {name} of incident "
+                                                    f"{inc.number}: {defuse(inc.title)}\n{role.description}{guidance}\n"
+                                                    f"{self._where(inc)}\nLiving document: "
+                                                    f"{self.document_url(inc.number)}")
+
+    def _where(self, inc) -> str:
+        """Where the incident is worked on: its comms channel, or the headline until there is one."""
+        if inc.channel_id:
+            return f"Comms channel: <#{inc.channel_id}>"
+        return f"No comms channel yet: the headline in #{self.settings.channels.incidents}."
+
+    @staticmethod
+    def _drill_label(inc) -> str:
+        return "🧪 DRILL: " if inc.drill else ""
 
     # -- handovers -----------------------------------------------------------------------------------
     def _offer_role(self, inc, happened) -> None:
@@ -178,9 +200,9 @@ class Effects(CommsEffects):
                     f"{defuse(inc.title)}{note}\nDo you hand it over?")
         else:
             guidance = f"\n_{role.guidance}_" if role and role.guidance else ""
-            text = (f"{mention(offer.requested_by)} offers you the role of {name} for incident {inc.number}: "
-                    f"{defuse(inc.title)}\n{role.description if role else ''}{guidance}{note}\n"
-                    f"Living document: {self.document_url(inc.number)}")
+            text = (f"{self._drill_label(inc)}{mention(offer.requested_by)} offers you the role of {name} for "
+                    f"incident {inc.number}: {defuse(inc.title)}\n{role.description if role else ''}{guidance}{note}\n"
+                    f"{self._where(inc)}\nLiving document: {self.document_url(inc.number)}")
         if offer.awaiting[:1] in "UW":
             channel, ts = self.slack.dm(offer.awaiting, text, blocks.handover_offer(text, offer.id))
             self.service.set_handover_message(offer.id, channel, ts)
@@ -236,22 +258,25 @@ class Effects(CommsEffects):
         self.slack.dm(user, text)
 
     def _announce_end(self, inc, closed_by: str) -> None:
-        text = (f"✅ Incident {inc.number} is closed by {mention(closed_by)}. Thank you all. "
+        why = f" ({defuse(inc.close_reason)})" if inc.close_reason else ""
+        ended = "resolved" if inc.close_reason in (None, "resolved") else f"closed{why}"
+        text = (f"✅ Incident {inc.number} is closed by {mention(closed_by)}{why}. Thank you all. "
                 f"The root-cause analysis draft: {self.document_url(inc.number)}/rca.md")
         if inc.channel_id:
             self._best(self.slack.post, inc.channel_id, text)
         if inc.headline_ts:
-            self._best(self.slack.post, inc.headline_channel_id, f"Incident {inc.number} is resolved.",
+            self._best(self.slack.post, inc.headline_channel_id, f"Incident {inc.number} is {ended}.",
                             thread_ts=inc.headline_ts)
         lead = inc.roles.get("lead")
         if lead and lead[:1] in "UW":
             self._best(self.slack.dm, lead, f"Incident {inc.number} is closed. Next steps for the lead:\n"
                                 f"1. Schedule the root-cause analysis with the team.\n"
                                 f"2. Start from the draft: {self.document_url(inc.number)}/rca.md\n"
-                                f"3. Share it with the delivery team, the wider organisation and leadership.\n"
+                                f"3. When it is done: `rca ready`, then `rca share` (to "
+                                f"{', '.join('#' + c for c in self.settings.stakeholders.share_targets)}).\n"
                                 + ("4. Archive the comms channel with `archive` once it is fixed."
                                    if self.settings.archive.when == "manual" and inc.channel_id else ""))
-        self._tell_stakeholders(inc, f"✅ Incident {inc.number} is resolved: {defuse(inc.title)}\n"
+        self._tell_stakeholders(inc, f"✅ Incident {inc.number} is {ended}: {defuse(inc.title)}\n"
                                      f"Final summary: {defuse(inc.summary) or 'not set'}\n"
                                      f"The record: {self.document_url(inc.number)}")
         if inc.channel_id and self.settings.archive.when == "on_close":
@@ -295,8 +320,8 @@ class Effects(CommsEffects):
     def set_up_comms_channel(self, number: int, by: str) -> list:
         """The steps after the channel exists, each on its own so that a retry does the rest."""
         return [
-            lambda: self._channel_step(number, lambda inc: self.slack.invite(
-                inc.channel_id, [inc.reporter, inc.roles.get("lead"), by])),
+            lambda: self._channel_step(number, lambda inc: self.slack.invite(  # everyone with a role
+                inc.channel_id, [*inc.roles.values(), by])),
             lambda: self._channel_step(number, lambda inc: self.slack.set_topic(
                 inc.channel_id, f"{inc.title} | {self.document_url(number)}")),
             lambda: self._channel_step(number, lambda inc: self.slack.post(inc.channel_id, self._welcome(inc))),
@@ -313,35 +338,12 @@ class Effects(CommsEffects):
         return (f"👋 {drill}This is the comms channel of incident {inc.number}: {defuse(inc.title)}\n"
                 f"Living document: {self.document_url(inc.number)}\n"
                 f"Mention me with a command: `lead me`, `scribe @someone`, `summary <text>`, `impact <text>`, "
-                f"`sev <{'|'.join(s.name for s in self.settings.severities)}>`, `action <text>`, `close`, "
-                f"`help`. Pin important messages: they go on the timeline.{process}")
+                f"`sev <{'|'.join(s.name for s in self.settings.severities)}>`, `action <text>`, `update <text>`, "
+                f"`close`. `help` lists every command by who uses it (anyone, the lead, the scribe, the "
+                f"communications lead); `help <command>` says more about one. Pin important messages: they go on "
+                f"the timeline.{process}")
 
-    # -- paging -------------------------------------------------------------------------------------
-    def page_oncall(self, number: int, by: str, page_id: int = 0) -> None:
-        inc = self.service.get(number)
-        oncall = self.oncall_override or self.settings.paging.oncall_user
-        where = f"<#{inc.channel_id}>" if inc.channel_id else f"the headline in #{self.settings.channels.incidents}"
-        message = (f"📟 {mention(by)} pages you for incident {inc.number}: {defuse(inc.title)}\n"
-                   f"Join {where}. Living document: {self.document_url(number)}")
-        results = []
-        try:
-            if self.settings.paging.pagerduty_routing_key:
-                self._trigger_pagerduty(self.settings.paging.pagerduty_routing_key, inc, by, f"oncall-{page_id}")
-                results.append("PagerDuty triggered")
-            if oncall:
-                self.slack.dm(oncall, message)
-                results.append(f"{mention(oncall)} was sent a direct message")
-            report = f"📟 Paged the on-call lead: {', '.join(results)}." if results else (
-                f"⚠️ Nobody is set up to be paged (a bot admin sets paging.oncall_user in the settings, or "
-                f"INCIDENT_ONCALL). Page the on-call lead by hand: call them, or post in "
-                f"#{self.settings.channels.incidents}.")
-        except (SlackError, requests.RequestException) as exc:
-            if isinstance(exc, SlackError) and exc.transient:
-                raise
-            report = (f"⚠️ Paging the on-call lead failed ({exc}). Page them by hand: call the on-call "
-                      f"number or post in #{self.settings.channels.incidents}.")
-        self._post_for(inc, report)
-
+    # -- paging: effects_comms.CommsEffects.page_oncall ------------------------------------------------
     def _post_for(self, inc, text: str) -> None:
         """Post in the incident channel, or on the headline's thread when there is no channel yet."""
         if inc.channel_id:

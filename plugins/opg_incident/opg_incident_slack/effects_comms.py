@@ -53,21 +53,35 @@ class CommsEffects:
                 failed.append(name)
         return failed
 
+    def _post_stakeholders(self, inc, channels, text: str, body: list | None = None) -> list[str]:
+        """Post to people outside the incident. A drill reaches only its participants: the post goes, labelled
+        DRILL, where the drill is worked on (its channel, or its headline's thread), saying where it would
+        have gone."""
+        channels = list(channels)
+        if not inc.drill:
+            return self._post_everywhere(channels, text, body)
+        if channels:
+            where = ", ".join(f"<#{c}>" if c[:1] in "CG" and c.isupper() else f"#{c}" for c in channels)
+            label = "" if text.startswith("🧪 DRILL") else "🧪 DRILL: "
+            self._post_for(inc, f"{label}{text}\n_(A drill: not sent to {where}.)_")
+        return []
+
     # -- stakeholder updates ------------------------------------------------------------------------
     def _post_update(self, inc, happened) -> None:
         update = self.service.get_update(happened.entry_id)
         sev = self.settings.severity(update.severity)
-        due = self.settings.stakeholders.update_every(update.severity)
-        label = " (drill)" if inc.drill else ""
-        text = (f"📣 *Update on incident {inc.number}{label}: {defuse(inc.title)}*\n"
+        due = self.service.update_cadence(inc.number)  # None: the Communications Lead turned them off
+        label = "🧪 DRILL: " if inc.drill else ""
+        text = (f"{label}📣 *Update on incident {inc.number}: {defuse(inc.title)}*\n"
                 f"Status: {update.status} · Severity: {sev.name if sev else 'not set'}\n"
                 f"Summary: {defuse(update.summary) or 'not set yet'}\n"
                 f"{defuse(update.text)}\n"
-                f"Next update within {due} minutes. Living document: {self.document_url(inc.number)}")
+                + (f"Next update within {due} minutes. " if due else "")
+                + f"Living document: {self.document_url(inc.number)}")
         body = blocks.text_message(text)
         if inc.headline_ts:
             self.slack.post(inc.headline_channel_id, text, body, thread_ts=inc.headline_ts)
-        failed = self._post_everywhere(self.service.stakeholder_channels(inc.number), text, body)
+        failed = self._post_stakeholders(inc, self.service.stakeholder_channels(inc.number), text, body)
         if failed and inc.channel_id:
             self.slack.post(inc.channel_id, "⚠️ The update could not be posted in " +
                             ", ".join("#" + f for f in failed) + ": invite me there, or check the name.")
@@ -76,7 +90,7 @@ class CommsEffects:
         """End-of-incident (or reopened) notices wherever updates were posted."""
         if not self.service.updates(inc.number):
             return
-        self._post_everywhere(self.service.stakeholder_channels(inc.number), text, blocks.text_message(text))
+        self._post_stakeholders(inc, self.service.stakeholder_channels(inc.number), text, blocks.text_message(text))
 
     # -- the call, people, help ---------------------------------------------------------------------
     def _share_call(self, inc, happened) -> None:
@@ -99,39 +113,79 @@ class CommsEffects:
 
     def _ask(self, inc, happened) -> None:
         where = f"<#{inc.channel_id}>" if inc.channel_id else self.document_url(inc.number)
-        label = " (a drill)" if inc.drill else ""
-        text = (f"🙋 Incident {inc.number}{label} needs help: {defuse(happened.new or '')}\n"
+        text = (f"🙋 Incident {inc.number} needs help: {defuse(happened.new or '')}\n"
                 f"Asked by {mention(happened.by)}. Join {where}; living document: {self.document_url(inc.number)}")
-        failed = self._post_everywhere(self.settings.stakeholders.help_channels, text)
+        failed = self._post_stakeholders(inc, self.settings.stakeholders.help_channels, text)
         if failed:
             self._post_for(inc, "⚠️ Could not ask in " + ", ".join("#" + f for f in failed) + ".")
 
-    # -- specialists --------------------------------------------------------------------------------
+    # -- paging: the on-call lead, specialist teams ------------------------------------------------------
+    def page_oncall(self, number: int, by: str, page_id: int = 0) -> None:
+        inc = self.service.get(number)
+        oncall = self.oncall_override or self.settings.paging.oncall_user
+        where = f"<#{inc.channel_id}>" if inc.channel_id else f"the headline in #{self.settings.channels.incidents}"
+        message = (f"📟 {mention(by)} pages you for incident {inc.number}: {defuse(inc.title)}\n"
+                   f"Join {where}. Living document: {self.document_url(number)}")
+        unset = ("Nobody is set up to be paged (a bot admin sets paging.oncall_user or "
+                 "paging.pagerduty_routing_key in the settings, or INCIDENT_ONCALL)")
+        self._page(inc, by, "the on-call lead", message, unset, routing_key=self.settings.paging.pagerduty_routing_key,
+                   user=oncall, dedup=f"oncall-{page_id}",
+                   by_hand=f"call them, or post in #{self.settings.channels.incidents}")
+
     def _page_specialist(self, inc, happened) -> None:
         team = self.settings.specialist(happened.new or "")
         if team is None:
             return
-        label = " (drill)" if inc.drill else ""
         where = f"<#{inc.channel_id}>" if inc.channel_id else self.document_url(inc.number)
-        message = (f"📟 {mention(happened.by)} pages {team.name} for incident {inc.number}{label}: "
+        message = (f"📟 {mention(happened.by)} pages {team.name} for incident {inc.number}: "
                    f"{defuse(inc.title)}\nJoin {where}. Living document: {self.document_url(inc.number)}")
-        done = []
-        try:
-            if team.pagerduty_routing_key:
-                self._trigger_pagerduty(team.pagerduty_routing_key, inc, happened.by,
-                                        f"{team.key}-{happened.entry_id or inc.number}")
-                done.append("PagerDuty triggered")
-            if team.slack_user:
-                self.slack.dm(team.slack_user, message)
-                done.append(f"{mention(team.slack_user)} was sent a direct message")
-            if team.slack_group and inc.channel_id:
-                self.slack.post(inc.channel_id, f"<!subteam^{team.slack_group}> {message}")
-                done.append("the team was mentioned here")
-            if not done:
-                raise SlackError("paging", f"no way to reach {team.name} is configured")
-            report = f"📟 Paged {team.name}: {', '.join(done)}."
-        except (SlackError, requests.RequestException) as exc:
-            report = f"⚠️ Paging {team.name} failed ({exc}). Page them by hand."
+        unset = (f"Nothing is set up to reach {team.name} (slack_user, slack_group or pagerduty_routing_key of "
+                 f"`{team.key}` under specialists: in the settings)")
+        self._page(inc, happened.by, team.name, message, unset, routing_key=team.pagerduty_routing_key,
+                   user=team.slack_user, group=team.slack_group,
+                   dedup=f"{team.key}-{happened.entry_id or self.service.now().timestamp():.0f}")
+
+    def _page(self, inc, by: str, name: str, message: str, unset: str, *, routing_key: str = "", user: str = "",
+              group: str = "", dedup: str = "", by_hand: str = "") -> None:
+        """Send a page every way that is set up, then say what came of it, where the incident is worked on
+        and on the timeline. A drill pages nobody: its page goes to the person who asked (a participant)
+        and to PagerDuty only with paging.drill_routing_key, labelled DRILL."""
+        if inc.drill:
+            routing_key, group = self.settings.paging.drill_routing_key, ""
+            user = by if by[:1] in "UW" else ""
+            message = f"🧪 DRILL: a practice page; nobody on call was paged.\n{message}"
+            unset = "Nobody was paged: a drill pages only its participants (or paging.drill_routing_key)"
+        steps = []
+        if routing_key:
+            steps.append(("PagerDuty triggered", "PagerDuty",
+                          lambda: self._trigger_pagerduty(routing_key, inc, by, dedup)))
+        if user:
+            steps.append((f"{mention(user)} was sent a direct message", f"the direct message to {mention(user)}",
+                          lambda: self.slack.dm(user, message)))
+        if group:
+            steps.append(("the team was mentioned here", "the group mention",
+                          lambda: self._post_for(inc, f"<!subteam^{group}> {message}")))
+        done, failed = [], []
+        for ok, what, step in steps:
+            try:
+                step()
+                done.append(ok)
+            except (SlackError, requests.RequestException) as exc:
+                if isinstance(exc, SlackError) and exc.transient:
+                    raise  # the worker tries again; a page already out is not sent twice (dedup keys)
+                failed.append(f"{what}: {exc}")
+        label = "🧪 DRILL: " if inc.drill else ""
+        hand = f" Page them by hand: {by_hand}." if by_hand else " Page them by hand."
+        if done:
+            record = f"Paged {name}: {', '.join(done)}" + (f"; failed: {'; '.join(failed)}" if failed else "")
+            report = f"{label}📟 {record}."
+        elif failed:
+            record = f"Paging {name} failed ({'; '.join(failed)})"
+            report = f"{label}⚠️ {record}.{'' if inc.drill else hand}"
+        else:
+            record = f"Could not page {name}: {unset}"
+            report = f"{label}⚠️ {unset}.{'' if inc.drill else hand}"
+        self.service.record_page(inc.number, by, f"{label}{record}", failed=not done)
         self._post_for(inc, report)
 
     def _trigger_pagerduty(self, routing_key: str, inc, by: str, what: str) -> None:
@@ -147,9 +201,10 @@ class CommsEffects:
 
     # -- the analysis -------------------------------------------------------------------------------
     def _share_rca(self, inc, happened) -> None:
-        text = (f"📖 The root-cause analysis of incident {inc.number}: {defuse(inc.title)}\n"
+        again = f"📖 Updated (it changed since it was shared at {happened.old}): the" if happened.old else "📖 The"
+        text = (f"{again} root-cause analysis of incident {inc.number}: {defuse(inc.title)}\n"
                 f"Summary: {defuse(inc.summary) or 'not set'}\n"
                 f"Read it: {inc.rca_url or self.document_url(inc.number) + '/rca.md'}")
-        failed = self._post_everywhere(self.settings.stakeholders.share_channels, text)
+        failed = self._post_stakeholders(inc, self.settings.stakeholders.share_targets, text)
         if failed:
             self._post_for(inc, "⚠️ Could not share in " + ", ".join("#" + f for f in failed) + ".")

@@ -75,6 +75,8 @@ class SlackInteractions:
     def _view_submission(self, payload: dict) -> dict | None:
         view = _dict(payload.get("view"))
         user = _text(_dict(payload.get("user")).get("id"))
+        if view.get("callback_id") == blocks.CLOSE_VIEW:
+            return self._close_submission(view, user)
         values = blocks.modal_values(view)
         errors = self._validate(values)
         if errors:
@@ -162,7 +164,7 @@ class SlackInteractions:
                                              metadata=json.dumps({"number": number}))
                 self.slack.open_view(payload.get("trigger_id", ""), view)
             elif action_id == blocks.CLOSE:
-                self.effects.after(self.service.close(number, user))
+                self._close_form(number, user, payload)
             elif action_id in (blocks.HANDOVER_ACCEPT, blocks.HANDOVER_DECLINE):
                 outcome = self.service.answer_handover(number, user, action_id == blocks.HANDOVER_ACCEPT)
                 self.effects.after(outcome)
@@ -170,6 +172,28 @@ class SlackInteractions:
                     self.effects.job("tell", None, {"user": user, "channel": channel, "text": " ".join(outcome.warnings)})
         except (IncidentError, SlackError) as exc:
             self.effects.job("tell", None, {"user": user, "channel": channel, "text": f"Sorry: {exc}"})
+
+    # -- the pre-close check (the headline's Close button) ------------------------------------------
+    def _close_form(self, number: int, user: str, payload: dict) -> None:
+        """Refused at once for someone who may not close it; otherwise a form with what is missing and the
+        process's two reasons to stop."""
+        missing = self.service.close_check(number, user)
+        view = blocks.close_modal(number, self.service.get(number).title, missing, json.dumps({"number": number}))
+        self.slack.open_view(payload.get("trigger_id", ""), view)
+
+    def _close_submission(self, view: dict, user: str) -> dict | None:
+        values = blocks.modal_values(view)
+        number = _metadata(view.get("private_metadata")).get("number")
+        reason = "resolved"
+        if values.get("reason") == "blocked":
+            if not values.get("until"):
+                return {"response_action": "errors", "errors": {"until": "Until when? Pick the date to pick it up."}}
+            reason = f"blocked until {values['until']}"
+        try:
+            self.effects.after(self.service.close(number if isinstance(number, int) else 0, user, reason))
+        except IncidentError as exc:
+            return {"response_action": "errors", "errors": {"reason": _plain(str(exc))[:150]}}
+        return None
 
     # -- pins ---------------------------------------------------------------------------------------
     def _pin_added(self, event: dict) -> None:
