@@ -137,14 +137,14 @@ class TestPlugin:
                                                       "comms": "@dan"}
 
         # a bot admin gives a held role at once (for a holder who is away)
-        assert ask(testbot, "!scribe 1 @sam").startswith("@sam is now Incident Scribe of incident 1")
+        assert "@sam is now Incident Scribe" in ask(testbot, "!scribe 1 @sam")
         # a handover is offered, and moves only when accepted
         assert "@kim" in ask(testbot, "!handover 1 scribe @kim")
         assert self.service(testbot).get(1).roles["scribe"] == "@sam"
         [offer] = self.service(testbot).handovers(1)
         assert (offer.role, offer.to_user, offer.awaiting) == ("scribe", "@kim", "@kim")
         as_user(testbot, "@kim")
-        assert ask(testbot, "!accept").startswith("@kim is now Incident Scribe of incident 1")
+        assert "@kim is now Incident Scribe" in ask(testbot, "!accept")
         assert self.service(testbot).get(1).roles["scribe"] == "@kim"
 
         history = [(h.role, h.holder, h.released_at is None) for h in self.service(testbot).role_history(1)]

@@ -69,7 +69,7 @@ class RoleCommands:
         if not key or not who:
             raise InvalidInput(f"Usage: `{USAGE['handover']}`, or `handover <role> withdraw`. Roles: "
                                f"{', '.join(r.key for r in self.service.settings.assignable_roles)}.")
-        role = self.service._role(key)
+        role = self.service.role(key)
         if who.lower() == "withdraw":
             out = self.service.withdraw_handover(number, role.key, caller.user)
             return self._said(number, f"The offer of {role.name} on incident {number} is withdrawn.", out)

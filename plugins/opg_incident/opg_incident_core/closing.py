@@ -30,7 +30,7 @@ class ClosingMixin:
         row = self._incident(number)
         if row.status == "closed":
             raise InvalidInput(f"Incident {row.number} was already closed at {self.format_time(row.closed_at)}.")
-        self._may_close_or_reopen(row, by, "close")
+        self._lead_or_admin(row, by, "close")
         open_actions = [a.number for a in Action.select(Action.number).where(Action.incident == row,
                                                                              Action.done == False)  # noqa: E712
                         .order_by(Action.number)]

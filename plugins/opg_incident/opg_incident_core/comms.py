@@ -26,7 +26,7 @@ class CommsMixin:
         with storage.write():
             row = self._incident(number, lock=True)
             roles = self._holders(row)
-            if by not in {roles.get("comms"), roles.get("lead")} - {None} and not self.is_admin(by):
+            if not self.authority.allows(by, (roles.get("comms"), roles.get("lead"))):
                 who = (f"the Communications Lead ({mention(roles['comms'])}) or the Incident Lead "
                        f"({mention(roles.get('lead'))})" if roles.get("comms") else
                        f"the Incident Lead ({mention(roles.get('lead'))}; there is no Communications Lead)")
@@ -55,7 +55,7 @@ class CommsMixin:
             row = self._incident(number, lock=True)
             roles = self._holders(row)
             chooser = roles.get("comms") or roles.get("lead")
-            if by != chooser and not self.is_admin(by):
+            if not self.authority.allows(by, (chooser,)):
                 who = "Communications Lead" if roles.get("comms") else "Incident Lead (there is no Communications Lead)"
                 raise NotAllowed(f"How often stakeholder updates go out is the {who}'s choice: {mention(chooser)}.")
             state, _ = ReminderState.get_or_create(incident=row, key=CADENCE)  # count: the minutes, 0 for off
@@ -93,8 +93,8 @@ class CommsMixin:
         with storage.write():
             row = self._incident(number, lock=True)
             roles = self._holders(row)
-            if by not in (roles.get("lead"), roles.get("comms")) and not self.is_admin(by):
-                raise NotAllowed("The Incident Lead or the Communications Lead chooses who gets the updates.")
+            self.authority.require(by, (roles.get("lead"), roles.get("comms")),
+                                   "The Incident Lead or the Communications Lead chooses who gets the updates.")
             self._default_stakeholders(row, by)
             _, created = StakeholderChannel.get_or_create(incident=row, channel=name,
                                                           defaults={"added_by": by, "added_at": self.now()})
@@ -180,7 +180,7 @@ class CommsMixin:
         """The lead says the analysis is done: only after the close (the analysis follows the incident)."""
         with storage.write():
             row = self._incident(number, lock=True)
-            self._may_close_or_reopen(row, by, "mark the analysis of")
+            self._lead_or_admin(row, by, "mark the analysis of")
             if row.status != "closed":
                 raise InvalidInput(f"Incident {row.number} is still open: the root-cause analysis follows the close. "
                                    "Close it first (`close`), then `rca ready`.")

@@ -47,7 +47,7 @@ class ReminderSchedule:
         states = {(s.incident_id, s.key): s for s in ReminderState.select().where(
             ReminderState.incident.in_([r.id for r in rows]))} if rows else {}
         for row in rows:
-            inc = self.service._view(row)
+            inc = self.service.view(row)
             lead = mention(inc.roles.get("lead")) if inc.roles.get("lead") else mention(inc.reporter)
 
             def check(reminder_key, rule, start, **extra):
@@ -92,14 +92,7 @@ class ReminderSchedule:
 
     def sent(self, reminder: DueReminder) -> None:
         """Count a reminder that went out; a check-in also lands on the timeline."""
-        with storage.write():
-            row = self.service._incident(reminder.number, lock=True)
-            state, _ = ReminderState.get_or_create(incident=row, key=reminder.key)
-            state.count += 1
-            state.last_sent_at = self.service.now()
-            state.save()
-            if reminder.key == "checkin":
-                self.service._log(row, "checkin", "system", "Check-in prompt sent")
+        self.service.reminder_sent(reminder.number, reminder.key)
         telemetry.emit("reminder_sent", key=reminder.key)
 
     def _working_hours(self, now: dt.datetime) -> bool:
@@ -111,6 +104,17 @@ class ReminderSchedule:
 class CheckinsMixin:
     """The lead's check-in schedule, part of IncidentService."""
 
+    def reminder_sent(self, number: int, key: str) -> None:
+        """Count a reminder that went out (a check-in also lands on the timeline)."""
+        with storage.write():
+            row = self._incident(number, lock=True)
+            state, _ = ReminderState.get_or_create(incident=row, key=key)
+            state.count += 1
+            state.last_sent_at = self.now()
+            state.save()
+            if key == "checkin":
+                self._log(row, "checkin", "system", "Check-in prompt sent")
+
     def get_checkin(self, number: int) -> int | None:
         return self._incident(number).checkin_minutes
 
@@ -120,8 +124,8 @@ class CheckinsMixin:
         with storage.write():
             row = self._incident(number, lock=True)
             lead = self._holders(row).get("lead")
-            if by != lead and not self.is_admin(by):
-                raise NotAllowed(f"Only the Incident Lead ({mention(lead)}) or a bot admin sets the check-ins.")
+            self.authority.require(by, (lead,), f"Only the Incident Lead ({mention(lead)}) or a bot admin sets the "
+                                                "check-ins.")
             if row.checkin_minutes == minutes:
                 return self._outcome(row, [])
             row.checkin_minutes, row.checkin_since = minutes, self.now()

@@ -28,7 +28,7 @@ class RolesMixin:
         with storage.write():
             row = self._incident(number, lock=True)
             current = self._holders(row).get(role.key)
-            if current is not None and current != holder and not self.is_admin(by):
+            if current is not None and current != holder and not self.authority.allows(by):
                 return self._offer(row, role, holder, by, note)  # a bot admin takes over from an absent holder
             happened: list[Happened] = []
             warnings = self._assign(row, role.key, holder, by, happened, note)
@@ -52,7 +52,7 @@ class RolesMixin:
             raise InvalidInput(f"{mention(to_user)} is already the {role.name} of incident {row.number}.")
         lead = current.get("lead")
         asking = by == to_user and holder is not None  # someone asks the holder for the role
-        if not asking and by not in (holder, lead) and not self.is_admin(by):
+        if not asking and not self.authority.allows(by, (holder, lead)):
             who = f"the {role.name} ({mention(holder)}), the Incident Lead" if holder else "the Incident Lead"
             raise NotAllowed(f"Only {who} or a bot admin may hand over the {role.name} role. "
                              f"To take it yourself: `{role.key} me`.")
@@ -108,8 +108,8 @@ class RolesMixin:
             offer = self._pending(row, role.key)
             if offer is None:
                 raise InvalidInput(f"There is no pending offer of {role.name} on incident {row.number}.")
-            if by not in (offer.requested_by, offer.from_holder) and not self.is_admin(by):
-                raise NotAllowed(f"Only {mention(offer.requested_by)} or a bot admin may withdraw this offer.")
+            self.authority.require(by, (offer.requested_by, offer.from_holder),
+                                   f"Only {mention(offer.requested_by)} or a bot admin may withdraw this offer.")
             self._finish(row, offer, "withdrawn", by, self.now())
             return self._outcome(row, [self._happened(offer)])
 
@@ -141,7 +141,7 @@ class RolesMixin:
             holder = current.get(role.key)
             if holder is None:
                 raise InvalidInput(f"Nobody holds the {role.name} role on incident {row.number}.")
-            if by not in (holder, current.get("lead")) and not self.is_admin(by):
+            if not self.authority.allows(by, (holder, current.get("lead"))):
                 raise NotAllowed(f"Only the {role.name} ({mention(holder)}), the Incident Lead or a bot admin "
                                  f"may leave the role empty.")
             self._release(row, role.key, by, self.now())
@@ -214,6 +214,10 @@ class RolesMixin:
         current.released_at, current.released_by = now, by
         current.save()
         return current.holder
+
+    def role(self, key: str):
+        """The assignable role named `key` (any case); InvalidInput naming the roles otherwise."""
+        return self._role(key)
 
     def _role(self, key: str):
         role = self.settings.role((key or "").lower())

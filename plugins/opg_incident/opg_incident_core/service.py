@@ -26,7 +26,7 @@ from .views import ActionView, Happened, IncidentView, Outcome, TimelineView
 
 MAX_TITLE = 300
 LOG_KINDS = ("action", "note", "decision")
-SYSTEM = "system"  # the bot itself, acting on a schedule or on the settings (never a chat user id)
+from .authority import SYSTEM, Authority  # noqa: E402  (SYSTEM re-exported)
 NUMBERING_LOCK = 31410001  # pg_advisory_xact_lock key guarding incident numbers
 
 
@@ -51,6 +51,11 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, ClosingMixin, PinsM
 
     def is_admin(self, user: str) -> bool:
         return user in self.admins
+
+    @property
+    def authority(self) -> Authority:
+        """Every "X or a bot admin may" rule of the operations goes through this one object."""
+        return Authority(self.is_admin)
 
     # -- declare ------------------------------------------------------------------------------------
     def declare(self, title: str, reporter: str, *, report: bool = False, drill: bool = False,
@@ -184,7 +189,7 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, ClosingMixin, PinsM
             if row.status == "closed":
                 when = self.format_time(row.closed_at)
                 raise InvalidInput(f"Incident {row.number} was already closed at {when}.")
-            self._may_close_or_reopen(row, by, "close")
+            self._lead_or_admin(row, by, "close")
             row.status, row.closed_at, row.closed_by = "closed", self.now(), by
             row.save()
             self._log(row, "closed", by, f"{mention(by)} closed the incident{REASON}{reason}")
@@ -195,22 +200,20 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, ClosingMixin, PinsM
             row = self._incident(number, lock=True)
             if row.status == "open":
                 raise InvalidInput(f"Incident {row.number} is still open.")
-            self._may_close_or_reopen(row, by, "reopen")
+            self._lead_or_admin(row, by, "reopen")
             row.status, row.closed_at, row.closed_by = "open", None, None
             row.channel_archived_at = None
             row.save()
             self._log(row, "reopened", by, f"{mention(by)} reopened the incident")
             return self._outcome(row, [Happened("reopened", by)])
 
-    def _may_close_or_reopen(self, row: Incident, by: str, verb: str) -> None:
+    def _lead_or_admin(self, row: Incident, by: str, verb: str) -> None:
+        """Close, reopen, archive: the Incident Lead or a bot admin."""
         lead = self._holders(row).get("lead")
-        if by == lead or by == SYSTEM or self.is_admin(by):
-            return
-        if lead is None:
-            raise NotAllowed(f"Only the Incident Lead or a bot admin may {verb} incident {row.number}, and it "
-                             "has no lead yet: take the role with `lead me` first.")
-        raise NotAllowed(f"Only the Incident Lead ({mention(lead)}) or a bot admin may {verb} "
-                         f"incident {row.number}.")
+        self.authority.require(by, (lead,), (
+            f"Only the Incident Lead or a bot admin may {verb} incident {row.number}, and it has no lead yet: take "
+            "the role with `lead me` first." if lead is None else
+            f"Only the Incident Lead ({mention(lead)}) or a bot admin may {verb} incident {row.number}."))
 
     # -- Slack bookkeeping --------------------------------------------------------------------------
     def attach_channel(self, number: int, channel_id: str, channel_name: str, by: str) -> Outcome:
@@ -233,7 +236,7 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, ClosingMixin, PinsM
                 raise InvalidInput(f"Close incident {row.number} before archiving its channel.")
             if row.channel_archived_at is not None:
                 return self._outcome(row, [])
-            self._may_close_or_reopen(row, by, "archive the channel of")
+            self._lead_or_admin(row, by, "archive the channel of")
             row.channel_archived_at = self.now()
             row.save()
             self._log(row, "archived", by, f"Comms channel #{row.channel_name} archived")
@@ -255,8 +258,7 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, ClosingMixin, PinsM
     # -- settings -----------------------------------------------------------------------------------
     def reload_settings(self, store, by: str) -> list[str]:
         """Re-read the settings file (bot admins only); the old settings stay when it is invalid."""
-        if not self.is_admin(by):
-            raise NotAllowed("Only bot admins may reload the settings.")
+        self.authority.require_admin(by, "Only bot admins may reload the settings.")
         try:
             return store.reload()
         except SettingsError as exc:
@@ -347,6 +349,10 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, ClosingMixin, PinsM
         return storage.insert(TimelineEntry, dict(
             incident=row.id, kind=kind, at=now, author=author, text=text, recorded_at=now, source_channel=None,
             source_ts=None, thread_ts=None, permalink=None, files="[]", removed_at=None, pin_event_ts=None))
+
+    def view(self, row: Incident) -> IncidentView:
+        """What an incident's row says now, with its roles (for collaborators such as the reminders)."""
+        return self._view(row)
 
     def _view(self, row: Incident) -> IncidentView:
         view = IncidentView.of(row, self._holders(row))
