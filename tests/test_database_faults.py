@@ -208,7 +208,7 @@ class TestPluginFaults:
         finally:
             storage.database.initialize(working)
         assert "Computer says" not in reply
-        assert self.ask(testbot, "!summary 1 db restored").startswith("The summary of incident 1 is now")
+        assert self.ask(testbot, "!summary 1 db restored").endswith("the summary is now:\ndb restored")
 
     def test_plugin_reload_after_an_invalid_edit_keeps_the_last_good_settings(self, testbot):
         assert self.ask(testbot, "!incident declare Payments are failing").startswith("Incident 1 declared")
@@ -222,7 +222,7 @@ class TestPluginFaults:
                               f"{self.settings_path}:") and "colour: unknown field" in why
         assert "Plugin OpgIncident reloaded" in " ".join(said)
         assert self.ask(testbot, "!incident list").startswith("• 1: Payments are failing")
-        assert self.ask(testbot, "!sev 1 major") == "Incident 1 is now 🌧️ Major."
+        assert self.ask(testbot, "!sev 1 major") == "Incident 1 — Payments are failing: the severity is now 🌧️ Major."
 
 
 # -- a start that fails, fails loudly --------------------------------------------------------------------

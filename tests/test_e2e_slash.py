@@ -60,7 +60,7 @@ def test_subcommands_run_as_mentions_would_and_answer_the_person_alone(incident)
     answer = slash(fake, channel, ALICE, "SUMMARY the database is back")
     assert "The summary of incident 1 is now:\nthe database is back" == answer["text"]
     answer = slash(fake, channels["general"], ALICE, "impact 1 nobody could pay")  # elsewhere: the number first
-    assert answer["text"].startswith("The impact of incident 1 is now")
+    assert answer["text"] == "Incident 1 — Payments are failing: the impact is now:\nnobody could pay"
     record = bot.incident(1)
     assert (record["severity"], record["summary"], record["impact"]) == (
         "Critical", "the database is back", "nobody could pay")
@@ -74,7 +74,9 @@ def test_close_closes_and_an_outsider_is_refused(incident):
     assert refused["text"].startswith("Not allowed: `close` of incident 1 is for the incident's role holders")
     assert bot.incident(1)["status"] == "open"
     forms = len(declare_forms(fake))
-    answer = slash(fake, channel, ALICE, "close")
+    answer = slash(fake, channel, ALICE, "close")  # the pre-close check first: what is missing
+    assert answer["text"].startswith("Before closing incident 1, this is missing") and bot.incident(1)["status"] == "open"
+    answer = slash(fake, channel, ALICE, "close anyway")
     assert answer["text"].startswith("Incident 1 is closed after")
     assert bot.incident(1)["status"] == "closed"
     assert len(declare_forms(fake)) == forms

@@ -85,8 +85,8 @@ class TestPlugin:
         ask(testbot, "!incident declare Payments are failing")
         assert ask(testbot, "!summary 1 Card payments fail") == "Incident 1 — Payments are failing: the summary is now:\nCard payments fail"
         assert ask(testbot, "!impact 1 Nobody can pay") == "Incident 1 — Payments are failing: the impact is now:\nNobody can pay"
-        assert ask(testbot, "!sev 1 major") == "Incident 1 — Payments are failing: now 🌧️ Major."
-        assert ask(testbot, "!severity 1 sev1") == "Incident 1 — Payments are failing: now ⛈️ Critical."
+        assert ask(testbot, "!sev 1 major") == "Incident 1 — Payments are failing: the severity is now 🌧️ Major."
+        assert ask(testbot, "!severity 1 sev1") == "Incident 1 — Payments are failing: the severity is now ⛈️ Critical."
         assert ask(testbot, "!sev 1 CRITICAL") == "Incident 1 — Payments are failing: already Critical."
         inc = self.service(testbot).get(1)
         assert (inc.summary, inc.impact, inc.severity) == ("Card payments fail", "Nobody can pay", "critical")
@@ -111,7 +111,7 @@ class TestPlugin:
 
     def test_commands_in_any_case(self, testbot):
         assert ask(testbot, "!INCIDENT DECLARE Payments are failing").startswith("Incident 1 declared")
-        assert ask(testbot, "!SEV 1 critical") == "Incident 1 — Payments are failing: now ⛈️ Critical."
+        assert ask(testbot, "!SEV 1 critical") == "Incident 1 — Payments are failing: the severity is now ⛈️ Critical."
         assert ask(testbot, "!Summary 1 x") == "Incident 1 — Payments are failing: the summary is now:\nx"
         assert ask(testbot, "!Lead 1 me").startswith("Incident 1 — Payments are failing: @admin is now Incident Lead.")
         assert ask(testbot, "!ACTION 1 Restart").startswith("Incident 1 — Payments are failing: action 1 logged.")
@@ -256,7 +256,7 @@ class TestPlugin:
         self.settings_path.write_text(text.replace("  - key: trivial\n    name: Trivial",
                                                    "  - key: trivial\n    name: Low"), encoding="utf-8")
         assert ask(testbot, "!incident reload") == "Settings reloaded. Changed: changed severity Low (trivial)"
-        assert ask(testbot, "!sev 1 low") == "Incident 1 — Payments are failing: now 🌤️ Low."
+        assert ask(testbot, "!sev 1 low") == "Incident 1 — Payments are failing: the severity is now 🌤️ Low."
         assert ask(testbot, "!incident reload") == "Settings reloaded. Nothing changed."
 
     def test_invalid_yaml_is_refused_and_the_old_settings_stay(self, testbot):
@@ -269,13 +269,13 @@ class TestPlugin:
         reply = ask(testbot, "!incident reload")
         assert reply.startswith("The settings were not reloaded; the old ones stay.\n"
                                 f"{self.settings_path}:{line}: severities[1].colour: unknown field; allowed: ")
-        assert ask(testbot, "!sev 1 trivial") == "Incident 1 — Payments are failing: now 🌤️ Trivial."  # the old settings
+        assert ask(testbot, "!sev 1 trivial") == "Incident 1 — Payments are failing: the severity is now 🌤️ Trivial."  # the old settings
         assert ask(testbot, "!sev 1 low").startswith("'low' is not a severity. Choose one of: Critical, Major, "
                                                      "Trivial.")
 
         self.settings_path.write_text("roles: [\n", encoding="utf-8")
         assert "not valid YAML" in ask(testbot, "!incident reload")
-        assert ask(testbot, "!sev 1 major") == "Incident 1 — Payments are failing: now 🌧️ Major."
+        assert ask(testbot, "!sev 1 major") == "Incident 1 — Payments are failing: the severity is now 🌧️ Major."
 
     def test_non_admins_cannot_reload(self, testbot):
         plugin = testbot.bot.plugin_manager.get_plugin_obj_by_name("OpgIncident")

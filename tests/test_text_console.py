@@ -29,7 +29,7 @@ SCRIPT = [
     ("!impact 1 Nobody can pay", "Incident 1 — Payments are failing <\u200b!channel>: the impact is now:\nNobody can pay"),
     ("!sev 1 major issue since 10:31",
      "'major issue since 10:31' is not a severity. Choose one of: Critical, Major, Trivial."),
-    ("!SEV 1 critical", "Incident 1 — Payments are failing <\u200b!channel>: now ⛈️ Critical."),
+    ("!SEV 1 critical", "Incident 1 — Payments are failing <\u200b!channel>: the severity is now ⛈️ Critical."),
     # As people type (changing nothing more): a colon, a full stop, the process document's <Critical>, a typo,
     # the number or the role first.
     ("!sev: 1 Critical.", "Incident 1 — Payments are failing <\u200b!channel>: already Critical."),

@@ -139,7 +139,7 @@ class ChatCommands(RoleCommands, CommsCommands):
         if not out.changed:
             return self._said(number, f"Incident {number} is already {sev.name}.", out, f"already {sev.name}.")
         return self._said(number, f"Incident {number} is now {sev.emoji} {sev.name}.".replace("  ", " "), out,
-                          f"now {sev.emoji} {sev.name}.".replace("  ", " "))
+                          f"the severity is now {sev.emoji} {sev.name}.".replace("  ", " "))
 
     # -- the scribe's log ---------------------------------------------------------------------------
     @command("action", usage="action <text>", help="Log a follow-up action.", group="scribe", may=IN_CHANNEL)
