@@ -63,7 +63,7 @@ def generate(url: str, incidents: int, entries: int, seed: int = 7, batch: int =
                   storage.Incident.drill, storage.Incident.summary, storage.Incident.impact,
                   storage.Incident.severity, storage.Incident.status, storage.Incident.reporter,
                   storage.Incident.declared_at, storage.Incident.closed_at, storage.Incident.closed_by,
-                  storage.Incident.summary_updated_at, storage.Incident.channel_id, storage.Incident.channel_name,
+                  storage.Incident.lead_updated_at, storage.Incident.channel_id, storage.Incident.channel_name,
                   storage.Incident.channel_archived_at, storage.Incident.headline_channel_id,
                   storage.Incident.headline_ts]
     T = storage.TimelineEntry

@@ -146,7 +146,7 @@ def test_summary_and_impact_are_set_logged_and_kept_whole(service, clock, inc, f
         (field, aware(T0 + dt.timedelta(minutes=3)), "@bob", f"{field.capitalize()} updated: first version"),
         (field, aware(T0 + dt.timedelta(minutes=7)), "@cat", f"{field.capitalize()} updated: {MULTILINE}"),
     ]
-    assert Incident.get(number=inc).summary_updated_at == T0 + dt.timedelta(minutes=7)
+    assert Incident.get(number=inc).lead_updated_at == T0 + dt.timedelta(minutes=7)
 
 
 @pytest.mark.parametrize("field", ["summary", "impact"])

@@ -6,9 +6,8 @@ import re
 from .commands import IN_CHANNEL, RESPONDERS, command  # noqa: F401
 from .chat_base import USAGE, Caller, Reply
 from .errors import InvalidInput
-from .text import defuse, mention
+from .text import PERSON_OR_GROUP, defuse, mention
 
-PERSON_OR_GROUP = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>|<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>|(?<![\w<])@([\w.\-]+)")
 
 
 class CommsCommands:

@@ -21,9 +21,7 @@ class PinsMixin:
                    event_ts: str | None = None) -> Outcome:
         """A pinned message joins the timeline at the message's own time; pinning twice changes nothing,
         and a pin older (by `event_ts`) than an unpin already applied changes nothing either."""
-        when = at or _ts_time(message_ts) or self.now()
-        if when.tzinfo:
-            when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        when = storage.naive_utc(at or _ts_time(message_ts) or self.now())
         with storage.write():
             row = self._incident_for_channel(channel_id, lock=True)
             entry = self._pin_entry(row, channel_id, message_ts)
@@ -88,6 +86,6 @@ def _older(event_ts: str | None, applied_ts: str | None) -> bool:
 
 def _ts_time(ts: str | None) -> dt.datetime | None:
     try:
-        return dt.datetime.fromtimestamp(float(ts), dt.timezone.utc).replace(tzinfo=None)
+        return storage.naive_utc(dt.datetime.fromtimestamp(float(ts), dt.timezone.utc))
     except (TypeError, ValueError, OverflowError, OSError):
         return None

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 from . import storage, telemetry
 from .errors import InvalidInput, NotAllowed
+from .settings import DAYS
 from .storage import Incident, ReminderState
 from .text import mention
 from .views import Happened, Outcome
 
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class ReminderSchedule:
                           key=role.key)
             if not inc.severity:
                 check("severity_missing", rules.severity_missing, row.declared_at)
-            check("update_stale", rules.update_stale, row.summary_updated_at or row.declared_at)
+            check("update_stale", rules.update_stale, row.lead_updated_at or row.declared_at)
             if self._working_hours(now):
                 check("close_prompt", rules.close_prompt, row.declared_at)
             every = self.service.update_cadence(inc.number)  # the Communications Lead's choice; None: off
@@ -98,7 +98,7 @@ class ReminderSchedule:
     def _working_hours(self, now: dt.datetime) -> bool:
         hours = self.service.settings.reminders.working_hours
         local = now.replace(tzinfo=dt.timezone.utc).astimezone(self.service.settings.zone)
-        return DAY_NAMES[local.weekday()] in hours.days and hours.start <= local.strftime("%H:%M") < hours.end
+        return DAYS[local.weekday()] in hours.days and hours.start <= local.strftime("%H:%M") < hours.end
 
 
 class CheckinsMixin:

@@ -15,7 +15,6 @@ from .storage import Handover, Incident, RoleAssignment
 from .text import defuse, mention
 from .views import Happened, HandoverView, Outcome, RoleHolding
 
-FINAL = ("accepted", "declined", "expired", "withdrawn")
 
 
 class RolesMixin:

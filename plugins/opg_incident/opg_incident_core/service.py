@@ -46,8 +46,7 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, ClosingMixin, PinsM
         return self._settings()
 
     def now(self) -> dt.datetime:
-        value = self._now()
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+        return storage.naive_utc(self._now())
 
     def is_admin(self, user: str) -> bool:
         return user in self.admins
@@ -80,7 +79,7 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, ClosingMixin, PinsM
                     row = Incident.create(number=number, title=title, report=report, drill=drill,
                                           summary=_text(summary), impact=_text(impact),
                                           severity=sev.key if sev else None, reporter=reporter,
-                                          declared_at=now, summary_updated_at=now)
+                                          declared_at=now, lead_updated_at=now)
                     kind = "a report" if report else ("a drill" if drill else "an incident")
                     self._log(row, "declared", reporter, f"{mention(reporter)} declared {kind}: {title}")
                     happened = [Happened("declared", reporter, new=title)]
@@ -124,8 +123,8 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, ClosingMixin, PinsM
             if old == text:
                 return self._outcome(row, [])
             setattr(row, field, text)
-            row.summary_updated_at = self.now()
-            storage.save_fields(row, getattr(Incident, field), Incident.summary_updated_at)
+            row.lead_updated_at = self.now()
+            storage.save_fields(row, getattr(Incident, field), Incident.lead_updated_at)
             self._log(row, field, by, f"{field.capitalize()} updated: {text}")
             return self._outcome(row, [Happened(field, by, old=old, new=text)])
 

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import SettingsError
+from .text import GROUP_ID, USER_ID
 
 DEFAULT_SETTINGS_PATH = Path(__file__).resolve().parent.parent / "settings.yml"
 KEY = r"^[a-z][a-z0-9_-]{0,30}$"
@@ -69,8 +70,8 @@ class Channels(_Frozen):
         return self.reports or self.incidents
 
 
-SLACK_USER_ID = r"^([UW][A-Z0-9]{2,})?$"
-SLACK_GROUP_ID = r"^(S[A-Z0-9]{2,})?$"
+SLACK_USER_ID = rf"^({USER_ID})?$"
+SLACK_GROUP_ID = rf"^({GROUP_ID})?$"
 PATTERN_HELP = {
     SLACK_USER_ID: "a Slack user ID such as U0123ABC (in Slack: the person's profile, ⋮, Copy member ID)",
     SLACK_GROUP_ID: "a Slack user group ID such as S0123ABC",

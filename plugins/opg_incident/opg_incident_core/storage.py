@@ -39,8 +39,14 @@ class TextField(_TextField):
         return super().db_value(value.translate(_CONTROL) if isinstance(value, str) else value)
 
 
+def naive_utc(value: dt.datetime) -> dt.datetime:
+    """The one rule for stored times: UTC without a zone (an aware time is converted, a naive one is taken
+    as UTC already)."""
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+
+
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return naive_utc(dt.datetime.now(dt.timezone.utc))
 
 
 class BaseModel(Model):
@@ -68,7 +74,8 @@ class Incident(BaseModel):
     declared_at = DateTimeField(default=utcnow, index=True)
     closed_at = DateTimeField(null=True)
     closed_by = CharField(max_length=64, null=True)
-    summary_updated_at = DateTimeField(null=True)
+    # When the lead last changed the summary or the impact (the "update the summary" reminder counts from it).
+    lead_updated_at = DateTimeField(null=True, column_name="summary_updated_at")
     channel_id = CharField(max_length=64, null=True, unique=True)
     channel_name = CharField(max_length=80, null=True)
     channel_archived_at = DateTimeField(null=True)

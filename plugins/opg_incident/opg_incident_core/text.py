@@ -4,8 +4,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
-USER_REF = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@([\w.\-]+)$")
+# Slack's ids, in one place: a person (U…, W… on Enterprise Grid) and a user group (S…).
+USER_ID = r"[UW][A-Z0-9]{2,}"
+GROUP_ID = r"S[A-Z0-9]{2,}"
+SLACK_USER = re.compile(rf"^{USER_ID}$")
+USER_REF = re.compile(rf"^<@({USER_ID})(?:\|[^>]*)?>$|^@([\w.\-]+)$")
+# A person or a user group as Slack writes them in a message, or a plain @name.
+PERSON_OR_GROUP = re.compile(rf"<@({USER_ID})(?:\|[^>]*)?>|<!subteam\^({GROUP_ID})(?:\|[^>]*)?>|(?<![\w<])@([\w.\-]+)")
 ZWSP = "\u200b"
 MAX_TEXT = 40_000
 BROADCASTS = ("channel", "here", "everyone")

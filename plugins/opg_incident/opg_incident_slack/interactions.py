@@ -11,6 +11,7 @@ import re
 
 from opg_incident_core import IncidentError
 from opg_incident_core.service import MAX_TITLE
+from opg_incident_core.text import USER_ID
 
 from . import blocks
 from .gateway import SlackError
@@ -219,7 +220,7 @@ class SlackInteractions:
 
 def _plain(text: str) -> str:
     """A refusal for a modal field error (plain text: mentions as @U…)."""
-    return re.sub(r"<@([UW][A-Z0-9]+)>", r"@\1", text)
+    return re.sub(rf"<@({USER_ID})>", r"@\1", text)
 
 
 def _dict(value) -> dict:
