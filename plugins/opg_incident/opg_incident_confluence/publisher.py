@@ -8,6 +8,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
+from opg_incident_core.views import document_url
 from opg_incident_web import rca
 
 from . import render, store
@@ -42,7 +43,7 @@ class Publisher:
                                   "not_configured")
         settings = self._settings()
         record = rca.gather(self.service, number)
-        analysis = rca.analysis(*record, settings, url=f"{self.public_url}/incidents/{number}")
+        analysis = rca.analysis(*record, settings, url=document_url(self.public_url, number))
         title, body = target.title_for(record[0], settings.zone), render.storage(analysis)
         digest = hashlib.sha256(f"{title}\0{body}".encode()).hexdigest()
         client = self.client_factory(target)

@@ -6,6 +6,7 @@ import re
 from .commands import IN_CHANNEL, RESPONDERS, command  # noqa: F401
 from .chat_base import USAGE, Caller, Reply
 from .errors import InvalidInput
+from . import views
 from .text import PERSON_OR_GROUP, defuse, mention
 
 
@@ -141,8 +142,7 @@ class CommsCommands:
                               f"sharing the analysis in {where}.")
         if word:
             raise InvalidInput(f"Usage: `{USAGE['rca']}`.")
-        draft = (f"The root-cause analysis draft of incident {number}: {document_url}/incidents/{number}/rca.md"
-                 if document_url else f"The root-cause analysis draft: /incidents/{number}/rca.md")
+        draft = f"The root-cause analysis draft of incident {number}: {views.document_url(document_url, number, '/rca.md')}"
         published = self.service.get(number).rca_url
         return Reply(f"{draft}\nPublished: {published}" if published else draft)
 

@@ -185,3 +185,8 @@ class UpdateView:
     def of(cls, row: storage.StakeholderUpdate, number: int) -> "UpdateView":
         return cls(id=row.id, number=number, text=row.text, author=row.author, at=aware(row.at),
                    status=row.status, severity=row.severity, summary=row.summary)
+
+
+def document_url(public_url: str, number: int, part: str = "") -> str:
+    """The living document of incident `number` (`part`: "/rca.md", ".json"), under INCIDENT_PUBLIC_URL."""
+    return f"{(public_url or '').rstrip('/')}/incidents/{number}{part}"

@@ -17,6 +17,7 @@ from flask import Response, current_app, jsonify, redirect, request, url_for
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from opg_incident_core import NotFound, storage
+from opg_incident_core.views import document_url
 from opg_incident_core.queries import DRILLS, STATUSES, count_incidents, incident_facts, list_incidents
 
 from . import access, charts, present, rca
@@ -240,7 +241,7 @@ def incident(state: WebState, decision, number: int):
 def incident_json(state: WebState, decision, number: int):
     inc, timeline, actions, history = _record(state, number)
     doc = present.incident_document(inc, timeline, actions, history, state.settings(),
-                                    url=f"{state.public_url}/incidents/{number}", slack_base=state.slack_base,
+                                    url=document_url(state.public_url, number), slack_base=state.slack_base,
                                     pending=state.service().handovers(number))
     return jsonify(doc)
 
@@ -249,7 +250,7 @@ def incident_json(state: WebState, decision, number: int):
 def rca_draft(state: WebState, decision, number: int):
     inc, timeline, actions, history = _record(state, number)
     text = rca.draft(inc, timeline, actions, history, state.settings(),
-                     url=f"{state.public_url}/incidents/{number}")
+                     url=document_url(state.public_url, number))
     response = Response(text, mimetype="text/markdown")
     response.headers["Content-Disposition"] = f'inline; filename="incident-{number}-rca.md"'
     return response
