@@ -64,13 +64,13 @@ def production_config(tmp: Path) -> dict:
 
 
 def command(kind: str, i: int) -> tuple[str, str]:
-    """(message, the start of the expected reply)."""
+    """(message, what the reply must say)."""
     if kind == "echo":
         return f"!echo Card payments fail {i}", f"Card payments fail {i}"
     if kind == "summary":
-        return f"!summary 1 Card payments fail for everyone since 10:{i % 60:02d} ({i})", "The summary of incident 1"
+        return f"!summary 1 Card payments fail for everyone since 10:{i % 60:02d} ({i})", "the summary is now"
     severity = SEVERITIES[i % 2]
-    return f"!sev 1 {severity}", "Incident 1 is now"
+    return f"!sev 1 {severity}", "the severity is now"
 
 
 class Profiles:
@@ -131,7 +131,7 @@ def measure(samples: int, warmup: int, profile: str | None = None) -> dict:
                     if i < 0:
                         continue
                     times[kind].append(elapsed)
-                    if not answer.startswith(expected):
+                    if expected not in answer:
                         wrong[kind].append(answer[:200])
             if profiles is not None:
                 profiles.current = None
