@@ -148,7 +148,10 @@ def scenario(fake, bot, channels, quiet: float = 1.0) -> Steps:
     fake.wait_for(lambda: len([e for e in bot.incident(1)["timeline"] if e["kind"] == "pin"]) == 4, timeout=15)
     steps.done("5 pins, 1 edit, 1 unpin, 10 chat messages")
 
-    fake.click_button(_slack.headline(fake, channels, 1), blocks.CLOSE, BOB)
+    fake.click_button(_slack.headline(fake, channels, 1), blocks.CLOSE, BOB)  # the pre-close check: a form
+    close_id = fake.wait_for(lambda: next((v for v, d in fake.views.items() if d.get("callback_id") ==
+                                           blocks.CLOSE_VIEW), None))
+    fake.submit_view(close_id, {"reason": "resolved"}, user=BOB)
     fake.wait_for_message(channel, lambda m: "is closed" in m.get("text", ""), timeout=15)
     steps.done("close (lead's button)", quiet=steps.quiet * 1.5)
     return steps

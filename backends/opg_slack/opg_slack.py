@@ -25,7 +25,7 @@ from slack_sdk.webhook import WebhookClient
 log = logging.getLogger(__name__)
 
 # Events errbot's backend does not route; they go to InputHandler.handle_event.
-ROUTED_EVENTS = ("pin_added", "pin_removed", "channel_rename")
+ROUTED_EVENTS = ("pin_added", "pin_removed", "channel_rename", "channel_archive", "channel_unarchive")
 # Message subtypes that are not chat: edits and deletions of (maybe pinned) messages, pin notices.
 ROUTED_SUBTYPES = ("message_changed", "message_deleted")
 IGNORED_SUBTYPES = ("pinned_item", "unpinned_item", "channel_join", "channel_topic", "channel_purpose",

@@ -67,9 +67,11 @@ class Item:
 
 
 def enqueue(kind: str, incident=None, payload: dict | None = None, *, now: dt.datetime,
-            coalesce_key: str | None = None, not_before: dt.datetime | None = None) -> int:
+            coalesce_key: str | None = None, not_before: dt.datetime | None = None,
+            gather: str | None = None) -> int:
     """Add an item; call inside the transaction of the change. A pending item with the same
-    coalesce_key absorbs this one (it renders the latest state when it is sent)."""
+    coalesce_key absorbs this one (it renders the latest state when it is sent). With `gather` (a key of
+    the payload holding a list), what is absorbed is kept: this payload's list joins the pending item's."""
     if coalesce_key:  # join a pending item nobody is sending yet (one being sent may miss this change)
         # Not one that started sending: an expired lease does not mean its worker is gone (a slow call outlives
         # it), and what it renders is older than this change. Locked, so that it cannot start (and render)
@@ -79,6 +81,11 @@ def enqueue(kind: str, incident=None, payload: dict | None = None, *, now: dt.da
             OutboxItem.step == 0, OutboxItem.inflight_step.is_null(),
             (OutboxItem.lease_until.is_null()) | (OutboxItem.lease_until < now)), lock=True)
         if existing is not None:
+            if gather:
+                kept = json.loads(existing.payload or "{}")
+                kept[gather] = list(kept.get(gather) or []) + list((payload or {}).get(gather) or [])
+                (OutboxItem.update(payload=json.dumps(kept, default=str))
+                 .where(OutboxItem.id == existing.id).execute())
             return existing.id
     body = dict(payload or {})
     body.setdefault("origin", _origin.get())

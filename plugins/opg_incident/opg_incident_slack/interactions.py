@@ -68,6 +68,10 @@ class SlackInteractions:
             elif kind == "channel_rename":
                 channel = _dict(event.get("channel"))
                 self.service.rename_channel(_text(channel.get("id")), _text(channel.get("name")))
+            elif kind in ("channel_archive", "channel_unarchive"):  # by a person too: posts follow (effects)
+                inc = self.service.for_channel(_text(event.get("channel")))
+                if inc is not None and inc.channel_archived != (kind == "channel_archive"):
+                    self.service.mark_channel_archived(inc.number, kind == "channel_archive")
         except IncidentError as exc:
             log.debug("Event %s not for an incident: %s", kind, exc)
 

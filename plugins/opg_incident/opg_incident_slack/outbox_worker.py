@@ -25,7 +25,8 @@ PARKED_WHAT = {"refresh": "update the headline", "create_channel": "set up the c
                "page_oncall": "page the on-call lead", "post": "post a message", "tell": "send a message",
                "react": "add a reaction", "remind": "send a reminder", "archive": "archive the comms channel",
                "escalation_menu": "post the list of teams to page", "declared": "post the headline",
-               "closed": "announce the end of the incident", "role": "announce a role change"}
+               "closed": "announce the end of the incident", "role": "announce a role change",
+               "ack": "answer a command"}
 
 
 class OutboxWorker(threading.Thread):
@@ -89,6 +90,8 @@ class OutboxWorker(threading.Thread):
             self._park(item, f"tried {item.attempts - 1} times without finishing")
             return
         if item.kind == "refresh" and item.step == 0 and self._too_soon(item):
+            return
+        if item.kind == "ack" and item.step == 0 and self._ack_later(item):
             return
         try:
             steps = self.effects.plan(item)
@@ -176,6 +179,14 @@ class OutboxWorker(threading.Thread):
         finally:
             stop.set()
             thread.join()
+
+    def _ack_later(self, item: outbox.Item) -> bool:
+        """Answers to commands at a channel's pace: not yet (and meanwhile more answers join the item)."""
+        wait = self.effects.acks_wait(item) if hasattr(self.effects, "acks_wait") else 0.0
+        if wait <= 0:
+            return False
+        outbox.postpone(item.id, self.effects.service.now() + dt.timedelta(seconds=wait), self.owner)
+        return True
 
     def _too_soon(self, item: outbox.Item) -> bool:
         """At most one headline edit a second per incident, counted from the end of the last one: a change
