@@ -79,6 +79,14 @@ def _from_person(fake, delivery) -> bool:
     return bool(event) and user not in (None, fake.bot_user_id) and not event.get("bot_id")
 
 
+def _answered(fake, channel: str, ts: str) -> bool:
+    """A ✅ on the message, or a bot message that answers it (its metadata names the messages it answers)."""
+    if "white_check_mark" in {r["name"] for r in fake.message(channel, ts).get("reactions", [])}:
+        return True
+    return any(ts in ((m.get("metadata") or {}).get("event_payload") or {}).get("acks", [])
+               for m in fake.bot_messages(channel))
+
+
 def repeats(calls: list, method: str) -> dict:
     """Calls of a cached look-up for something looked up before within its cache's lifetime."""
     key, window = LOOKUP_KEY[method], {**LOOKUP_WINDOW, **UNCACHED}[method]
@@ -124,8 +132,7 @@ def scenario(fake, bot, channels, quiet: float = 1.0) -> Steps:
                 (ALICE, "decision Keep the old release until Monday")]
     for user, text in commands:
         said = mention(fake, channel, user, text)
-        fake.wait_for(lambda: "white_check_mark" in {r["name"] for r in fake.message(channel, said["ts"])
-                                                     .get("reactions", [])}, timeout=15)
+        fake.wait_for(lambda: _answered(fake, channel, said["ts"]), timeout=15)
     steps.done(f"{len(commands)} mention commands")
 
     mention(fake, channel, ALICE, f"handover lead <@{BOB}> going off shift")

@@ -73,7 +73,8 @@ class InputHandler(Protocol):
 
 # Look-ups errbot's backend repeats for every message (users.info and team.info for each sender,
 # conversations.info for each channel): answered from memory for a while (seconds).
-CACHED_LOOKUPS = {"users.info": 600.0, "team.info": 600.0, "bots.info": 600.0, "conversations.info": 60.0}
+CACHED_LOOKUPS = {"users.info": 600.0, "team.info": 600.0, "bots.info": 600.0, "conversations.info": 60.0,
+                  "conversations.open": 600.0}  # a person's DM channel never changes
 
 
 def _client_class(base_url: str):
@@ -92,8 +93,8 @@ def _client_class(base_url: str):
             ttl = CACHED_LOOKUPS.get(api_method)
             if ttl is None:
                 return super().api_call(api_method, **kwargs)
-            key = (api_method, json.dumps(kwargs.get("params") or kwargs.get("data") or {}, sort_keys=True,
-                                          default=str))
+            args = {k: v for k, v in (kwargs.get("params") or kwargs.get("data") or {}).items() if v is not None}
+            key = (api_method, json.dumps(args, sort_keys=True, default=str))
             now = time.monotonic()
             with self._lookups_lock:
                 hit = self._lookups.get(key)
@@ -304,6 +305,14 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             else:
                 self._processed(key)
         return count
+
+    def _handle_member_joined_channel(self, webclient, event):
+        """errbot looks up everyone who joins a channel (users.info) to tell whether it is the bot: only the
+        bot's own join matters to it (callback_room_joined), and the bot's id is known."""
+        own = (getattr(self, "auth", None) or {}).get("user_id")
+        if own is not None and event.get("user") != own:
+            return None
+        return super()._handle_member_joined_channel(webclient, event)
 
     def _handle_message(self, webclient, event):
         subtype = event.get("subtype")

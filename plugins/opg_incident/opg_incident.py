@@ -89,7 +89,8 @@ class OpgIncident(BotPlugin):
         self.start_poller(int(getattr(config, "INCIDENT_POLL_SECONDS", 60) or 60), self._tick)
         # The living document, and Slack's request URLs in HTTP mode, on the bot's own web server.
         app = web_app()
-        register_routes(app, lambda: self.service, lambda: self.settings.current, config)
+        names = self.effects.slack.user_name if self.effects is not None else None  # cached users.info
+        register_routes(app, lambda: self.service, lambda: self.settings.current, config, names=names)
         register_ops_routes(app, readiness_checks=[
             ("database", database_check(self.service.now)), ("chat", chat_check(self._bot)),
             ("outbox", outbox_check(self.service.now, 600))], metrics=process_metrics(self.service.now,

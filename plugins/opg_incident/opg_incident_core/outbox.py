@@ -59,6 +59,7 @@ class Item:
     step: int
     inflight_step: int | None
     attempts: int
+    created_at: dt.datetime | None = None
 
     @property
     def may_have_sent(self) -> bool:
@@ -126,7 +127,7 @@ def claim(owner: str, now: dt.datetime, *, limit: int = 10, lease_seconds: float
         (OutboxItem.update(lease_owner=owner, lease_until=until, attempts=OutboxItem.attempts + 1)
          .where(OutboxItem.id.in_([r.id for r in rows])).execute())
     return [Item(r.id, r.kind, r.incident_number, json.loads(r.payload or "{}"),
-                 r.step, r.inflight_step, r.attempts + 1) for r in rows]
+                 r.step, r.inflight_step, r.attempts + 1, r.created_at) for r in rows]
 
 
 def fn_exists(query):

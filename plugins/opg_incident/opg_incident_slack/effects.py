@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import time
 from urllib.parse import urlsplit
 
 from opg_incident_core.reminders import DueReminder, ReminderSchedule
@@ -105,7 +106,7 @@ class Effects(CommsEffects, ChannelEffects, Replies):
         elif happened.kind == "reopened":
             self._announce_reopen(inc, happened.by)
         elif happened.kind == "offered":
-            self._offer_role(inc, happened)
+            self._offer_role(inc, happened, origin)
         elif happened.kind.startswith("handover_"):
             self._handover_answered(inc, happened)
         elif happened.kind == "archived":
@@ -136,7 +137,8 @@ class Effects(CommsEffects, ChannelEffects, Replies):
                                                       f"does not exist. Ask a Slack admin to create it and invite me. "
                                                       f"The record: {self.document_url(number)}")
             raise SlackError("chat.postMessage", f"channel #{where} not found; create it and invite the bot")
-        text, body = blocks.headline(inc, self.settings, self.document_url(number), self.service.handovers(number))
+        text, body = blocks.headline(inc, self.settings, self.document_url(number), self.service.handovers(number),
+                                     getattr(self.slack, "user_name", None))
         try:
             ts = self.slack.post(channel, text, body)
         except SlackError as exc:
@@ -145,12 +147,17 @@ class Effects(CommsEffects, ChannelEffects, Replies):
             self.slack.join(channel)
             ts = self.slack.post(channel, text, body)
         self.service.set_headline(number, channel, ts)
+        self.__dict__.setdefault("_posted", {})[number] = (time.monotonic(), repr((text, body)))
 
     def refresh_headline(self, number: int) -> None:
         inc = self.service.get(number)
         if not inc.headline_ts:
             return
-        text, body = blocks.headline(inc, self.settings, self.document_url(number), self.service.handovers(number))
+        text, body = blocks.headline(inc, self.settings, self.document_url(number), self.service.handovers(number),
+                                     getattr(self.slack, "user_name", None))
+        posted = self.__dict__.get("_posted", {}).pop(number, None)  # the first edit after this process posted it
+        if posted and time.monotonic() - posted[0] < 60 and posted[1] == repr((text, body)):
+            return  # it shows this already
         self.slack.update(inc.headline_channel_id, inc.headline_ts, text, body)
 
     # -- announcements ------------------------------------------------------------------------------
@@ -184,7 +191,7 @@ class Effects(CommsEffects, ChannelEffects, Replies):
         return "🧪 DRILL: " if inc.drill else ""
 
     # -- handovers -----------------------------------------------------------------------------------
-    def _offer_role(self, inc, happened) -> None:
+    def _offer_role(self, inc, happened, origin: str | None = None) -> None:
         offer = self.service.get_handover(happened.entry_id)
         role = self.settings.role(offer.role)
         name = role.name if role else offer.role
@@ -200,9 +207,9 @@ class Effects(CommsEffects, ChannelEffects, Replies):
         if offer.awaiting[:1] in "UW":
             channel, ts = self.slack.dm(offer.awaiting, text, blocks.handover_offer(text, offer.id))
             self.service.set_handover_message(offer.id, channel, ts)
-        if inc.channel_id:
+        if inc.channel_id:  # not where it was asked for: the answer there says it
             self._best(self._post_for, inc, f"🤝 {name}: offered to {mention(offer.to_user)}, waiting for "
-                                            f"{mention(offer.awaiting)} to accept.")
+                                            f"{mention(offer.awaiting)} to accept.", skip=origin)
 
     def _handover_answered(self, inc, happened) -> None:
         offer = self.service.get_handover(happened.entry_id)
@@ -237,8 +244,11 @@ class Effects(CommsEffects, ChannelEffects, Replies):
             return
         schedule.sent(reminder)
 
-    def tell(self, user: str, channel: str | None, text: str) -> None:
-        """An ephemeral note in the channel where they are when the bot is in it, else a direct message."""
+    def tell(self, user: str, channel: str | None, text: str, response_url: str | None = None) -> None:
+        """An ephemeral note where they are: through the slash command's response_url (any channel), or in a
+        channel the bot is in; else a direct message."""
+        if response_url and self.slack.respond(response_url, text):
+            return
         if channel and self.slack.is_member(channel):
             try:
                 self.slack.ephemeral(channel, user, text)
@@ -291,7 +301,8 @@ JOBS = {
     "create_channel": lambda e, item, p: e.comms_channel_steps(item, p.get("by", "")),
     "ack": lambda e, item, p: [lambda: e.send_acks(item)],
     "page_oncall": lambda e, item, p: [lambda: e.page_oncall(item.number, p.get("by", ""), item.id)],
-    "tell": lambda e, item, p: [lambda: e.tell(p.get("user", ""), p.get("channel"), p.get("text", ""))],
+    "tell": lambda e, item, p: [lambda: e.tell(p.get("user", ""), p.get("channel"), p.get("text", ""),
+                                               p.get("response_url"))],
     "post": lambda e, item, p: [lambda: e.slack.post(p.get("channel"), p.get("text", ""))],
     "react": lambda e, item, p: [lambda: e.slack.react(p.get("channel"), p.get("ts"), p.get("name"))],
     "remind": lambda e, item, p: [lambda: e.remind(item.number, p)],

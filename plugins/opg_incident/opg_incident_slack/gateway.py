@@ -156,6 +156,21 @@ class SlackGateway:
     def ephemeral(self, channel: str, user: str, text: str) -> None:
         self.call("chat.postEphemeral", channel=channel, user=user, text=text)
 
+    def respond(self, response_url: str, text: str) -> bool:
+        """An ephemeral answer through a slash command's response_url (valid 30 minutes, 5 answers); False when
+        Slack did not take it."""
+        from slack_sdk.webhook import WebhookClient
+
+        if not response_url.startswith(("https://", "http://")):
+            return False
+        try:
+            response = WebhookClient(response_url, timeout=10).send_dict(
+                {"response_type": "ephemeral", "replace_original": False, "text": text})
+        except Exception as exc:  # noqa: BLE001 - the caller falls back to a direct message
+            log.warning("Could not answer through a response_url: %s", type(exc).__name__)
+            return False
+        return response.status_code == 200
+
     def dm(self, user: str, text: str, blocks: list | None = None) -> tuple[str, str]:
         return (channel := self.dm_channel(user)), self.post(channel, text, blocks)
 

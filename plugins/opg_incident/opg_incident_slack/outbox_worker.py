@@ -21,6 +21,7 @@ from .gateway import SlackError
 
 log = logging.getLogger(__name__)
 DATABASE_ERRORS = (DatabaseError, InterfaceError)
+HEADLINE_SETTLE = 1.5  # seconds a headline edit waits after the change that asks for it
 PARKED_WHAT = {"refresh": "update the headline", "create_channel": "set up the comms channel",
                "page_oncall": "page the on-call lead", "post": "post a message", "tell": "send a message",
                "react": "add a reaction", "remind": "send a reminder", "archive": "archive the comms channel",
@@ -190,9 +191,14 @@ class OutboxWorker(threading.Thread):
 
     def _too_soon(self, item: outbox.Item) -> bool:
         """At most one headline edit a second per incident, counted from the end of the last one: a change
-        made while that edit was on its way was queued a second after the edit before it."""
+        made while that edit was on its way was queued a second after the edit before it. And not before
+        HEADLINE_SETTLE after the change: the changes that follow at once (a handover's offer and its
+        acceptance, a few commands in a row) go in the same edit."""
         last = outbox.last_done(f"refresh:{item.number}")
         at = last + dt.timedelta(seconds=1) if last else None
+        if item.created_at is not None:
+            settled = item.created_at + dt.timedelta(seconds=HEADLINE_SETTLE)
+            at = max(at, settled) if at else settled
         if at is None or at <= self.effects.service.now():
             return False
         outbox.postpone(item.id, at, self.owner)
