@@ -12,7 +12,7 @@ import reliability_kit as kit
 from fake_slack import FakeSlack
 from conftest import failed
 from slack_bot import ALICE, BOB, CAROL, ONCALL, SlackBot, seed
-from slack_steps import after, with_text
+from slack_steps import after, answered, with_text
 from opg_incident_slack import blocks
 
 pytestmark = pytest.mark.e2e
@@ -40,9 +40,9 @@ def mention(fake, channel, user, text):
     return fake.post_message(channel, user, f"<@{fake.bot_user_id}> {text}")
 
 
-def reacted(fake, channel, ts, name="white_check_mark"):
-    return fake.wait_for(lambda: name in {r["name"] for r in fake.message(channel, ts).get("reactions", [])},
-                         message=f"no :{name}: on {ts}")
+def reacted(fake, channel, ts):
+    """Answered: a ✅ where that says enough, else an answer naming the message (slack_steps.answered)."""
+    return fake.wait_for(lambda: answered(fake, channel, {"ts": ts}), message=f"no answer to {ts}")
 
 
 def record(ack):
@@ -187,6 +187,9 @@ def test_reminder_for_an_empty_scribe_then_claim_by_button(tmp_path):
             channel_id = fake.wait_for(lambda: "inc-1-payments-are-failing" in fake.channels and fake.channel("inc-1-payments-are-failing")).id
             reminder = fake.wait_for_message(channel_id, lambda m: "has no Incident Scribe" in m.get("text", ""),
                                              timeout=20)
+            # the bot's mention is a live mention, the command in backticks (not the mention: it would show raw)
+            assert f"<@{fake.bot_user_id}> `scribe me`" in all_text(reminder), reminder["text"]
+            assert f"`<@{fake.bot_user_id}>" not in all_text(reminder)
             fake.click_button(reminder, blocks.TAKE_ROLE, CAROL)
             fake.wait_for(lambda: bot.incident(1)["roles"].get("scribe") == CAROL)
             fake.wait_for_message(channel_id, lambda m: f"<@{CAROL}> is now Incident Scribe" in m.get("text", ""))
@@ -206,9 +209,10 @@ def test_ack_latency_report(slack):
         assert ack.payload["response_action"] == "errors", ack
         record(fake.click_button(headline(fake, channels), blocks.EDIT, BOB))
     dm = fake.dm_channel(BOB)
-    for _ in range(10):
-        fake.post_message(dm, BOB, "incident show 1")
-    fake.wait_for(lambda: len(with_text(fake, dm, "Payments are failing")) == 10, message="not 10 answers")
+    asked = [fake.post_message(dm, BOB, "incident show 1") for _ in range(10)]
+    fake.wait_for(lambda: all(answered(fake, dm, m) for m in asked), message="not 10 answers")
+    shown = "".join(m["text"] for m in with_text(fake, dm, "Payments are failing"))
+    assert shown.count("Incident 1: Payments are failing") == 10  # answers in a row may share a message
     deliveries = [d for d in fake.deliveries() if d.type != "events_api" or
                   (d.payload["event"].get("user") == BOB and d.payload["event"].get("channel") == dm)]
     fake.wait_for(lambda: all(d.acks for d in deliveries), message="a delivery was never acked")

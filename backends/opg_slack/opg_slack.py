@@ -6,6 +6,7 @@ fails when they change. A plugin takes Slack's inputs by registering one `InputH
 `register_inputs`; the backend imports nothing of it.
 """
 import json
+import re
 import logging
 import queue
 import socket
@@ -24,6 +25,7 @@ from slack_sdk.webhook import WebhookClient
 
 log = logging.getLogger(__name__)
 
+PERSON_MENTION = re.compile(r"(<@[UW][A-Z0-9]+(?:\|[^<>]*)?>)")
 # Events errbot's backend does not route; they go to InputHandler.handle_event.
 ROUTED_EVENTS = ("pin_added", "pin_removed", "channel_rename", "channel_archive", "channel_unarchive")
 # Message subtypes that are not chat: edits and deletions of (maybe pinned) messages, pin notices.
@@ -305,6 +307,17 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             else:
                 self._processed(key)
         return count
+
+    def process_mentions(self, text):
+        """errbot builds an identifier for every mention in a message, to write it back as it was: for a
+        person that opens a DM with them (conversations.open) and looks it up (conversations.info), two calls
+        per person mentioned in a command. People's mentions stay as Slack sent them (the plugin reads them
+        from the text); channels' go through errbot's."""
+        parts, mentioned = PERSON_MENTION.split(text), []
+        for i in range(0, len(parts), 2):  # the text between people's mentions
+            parts[i], found = super().process_mentions(parts[i])
+            mentioned += found
+        return "".join(parts), mentioned
 
     def _handle_member_joined_channel(self, webclient, event):
         """errbot looks up everyone who joins a channel (users.info) to tell whether it is the bot: only the

@@ -106,7 +106,7 @@ class Effects(CommsEffects, ChannelEffects, Replies):
         elif happened.kind == "reopened":
             self._announce_reopen(inc, happened.by)
         elif happened.kind == "offered":
-            self._offer_role(inc, happened, origin)
+            self._offer_role(inc, happened)
         elif happened.kind.startswith("handover_"):
             self._handover_answered(inc, happened)
         elif happened.kind == "archived":
@@ -191,7 +191,7 @@ class Effects(CommsEffects, ChannelEffects, Replies):
         return "🧪 DRILL: " if inc.drill else ""
 
     # -- handovers -----------------------------------------------------------------------------------
-    def _offer_role(self, inc, happened, origin: str | None = None) -> None:
+    def _offer_role(self, inc, happened) -> None:
         offer = self.service.get_handover(happened.entry_id)
         role = self.settings.role(offer.role)
         name = role.name if role else offer.role
@@ -207,9 +207,9 @@ class Effects(CommsEffects, ChannelEffects, Replies):
         if offer.awaiting[:1] in "UW":
             channel, ts = self.slack.dm(offer.awaiting, text, blocks.handover_offer(text, offer.id))
             self.service.set_handover_message(offer.id, channel, ts)
-        if inc.channel_id:  # not where it was asked for: the answer there says it
+        if inc.channel_id:
             self._best(self._post_for, inc, f"🤝 {name}: offered to {mention(offer.to_user)}, waiting for "
-                                            f"{mention(offer.awaiting)} to accept.", skip=origin)
+                                            f"{mention(offer.awaiting)} to accept.")
 
     def _handover_answered(self, inc, happened) -> None:
         offer = self.service.get_handover(happened.entry_id)

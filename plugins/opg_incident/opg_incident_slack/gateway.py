@@ -148,7 +148,10 @@ class SlackGateway:
             params["metadata"] = {"event_type": "opg_outbox", "event_payload": {"key": key, **(meta or {})}}
         elif meta:
             params["metadata"] = {"event_type": "opg_outbox", "event_payload": dict(meta)}
-        return self.call("chat.postMessage", **params)["ts"]
+        ts = self.call("chat.postMessage", **params)["ts"]
+        if channel[:1] in "CG":
+            self._remember(("member", channel), True)  # it could post there: it is in it (is_member)
+        return ts
 
     def update(self, channel: str, ts: str, text: str, blocks: list | None = None) -> None:
         self.call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks or [])

@@ -16,9 +16,9 @@ from opg_incident_core import outbox, storage
 ACK_KIND = "ack"
 REACTION = "white_check_mark"
 # Commands whose answer only confirms what the person said, when they say it in the incident's channel
-# (close, reopen, archive: their announcement there says it)
-ACK_ONLY = frozenset({"note", "decision", "action", "action done", "summary", "impact", "sev", "close", "reopen",
-                      "archive"})
+# (close, reopen, archive: their announcement there says it). Others answer with what they did (`action`
+# gives the action's number, and how to mark it done).
+ACK_ONLY = frozenset({"note", "decision", "close", "reopen", "archive"})
 LABELS = {"note": ("note", "notes"), "decision": ("decision", "decisions"), "action": ("action", "actions"),
           "action done": ("action done", "actions done"), "summary": ("summary", "summaries"),
           "impact": ("impact", "impacts"), "sev": ("severity", "severities")}
