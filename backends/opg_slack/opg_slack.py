@@ -320,12 +320,9 @@ class OPGSlackBackend(_slackv3.SlackBackend):
         return "".join(parts), mentioned
 
     def _handle_member_joined_channel(self, webclient, event):
-        """errbot looks up everyone who joins a channel (users.info) to tell whether it is the bot: only the
-        bot's own join matters to it (callback_room_joined), and the bot's id is known."""
-        own = (getattr(self, "auth", None) or {}).get("user_id")
-        if own is not None and event.get("user") != own:
-            return None
-        return super()._handle_member_joined_channel(webclient, event)
+        """errbot looks up everyone who joins a channel (users.info) to tell whether it is the bot, and then the
+        channel (conversations.info) for callback_room_joined, which no plugin here listens to: not done."""
+        return None
 
     def _handle_message(self, webclient, event):
         subtype = event.get("subtype")
