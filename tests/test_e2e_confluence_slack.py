@@ -60,6 +60,10 @@ def test_publish_update_refuse_force_share_and_failures_in_slack(setup):
     assert bot.incident(1)["rca_url"].startswith(url)
     fake.wait_for(lambda: url in text_of(headline(fake, channels)), message="no analysis link on the headline")
     assert "📖 Root-cause analysis" in text_of(headline(fake, channels))
+    # the channel's bookmark to the analysis: its Confluence page (one bookmark, beside the living document's)
+    fake.wait_for(lambda: [b["link"] for b in fake.channel(channel).bookmarks if b["title"] == "Root-cause analysis"]
+                  == [bot.incident(1)["rca_url"]], message="no bookmark to the Confluence page")
+    assert [b["title"] for b in fake.channel(channel).bookmarks] == ["Living document", "Root-cause analysis"]
 
     # again, by the scribe, after a change: the same page, version 2
     after(fake, channel, mention(fake, channel, ALICE, "impact Nobody could pay for 40 minutes"), "The impact")
