@@ -139,7 +139,8 @@ def closed_and_archived(fake, bot, channels) -> str:
     return channel
 
 
-@pytest.mark.parametrize("mode", ["socket", "http"])
+# Reopening: the same path in both transports (a DM's message event, then the outbox): Socket Mode only.
+@pytest.mark.parametrize("mode", ["socket"])
 def test_reopen_after_archive_without_a_user_token_tells_the_lead_and_goes_on_in_the_thread(tmp_path, mode):
     with FakeSlack(mode) as fake:
         channels = seed(fake)
@@ -166,7 +167,7 @@ def test_reopen_after_archive_without_a_user_token_tells_the_lead_and_goes_on_in
             kit.settle(fake, bot.database_url, timeout=20, quiet=1.2)
 
 
-@pytest.mark.parametrize("mode", ["socket", "http"])
+@pytest.mark.parametrize("mode", ["socket"])
 def test_reopen_after_archive_with_a_user_token_unarchives_the_channel(tmp_path, mode):
     with FakeSlack(mode) as fake:
         channels = seed(fake)
