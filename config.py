@@ -14,6 +14,9 @@ SLACK_BOT_TOKEN = env("SLACK_BOT_TOKEN", "")
 SLACK_APP_TOKEN = env("SLACK_APP_TOKEN", "")
 SLACK_SIGNING_SECRET = env("SLACK_SIGNING_SECRET", "")
 SLACK_API_URL = env("SLACK_API_URL", "https://slack.com/api/")
+# Optional: a person's user token (xoxp-, user scope channels:write) for the one thing Slack lets no bot do:
+# unarchive a comms channel when its incident is reopened. Without it the lead is told how to unarchive it.
+SLACK_USER_TOKEN = env("SLACK_USER_TOKEN", "")
 
 BOT_DATA_DIR = str(Path(env("BOT_DATA_DIR", str(ROOT / "data"))).resolve())
 Path(BOT_DATA_DIR).mkdir(parents=True, exist_ok=True)

@@ -79,6 +79,14 @@ def _from_person(fake, delivery) -> bool:
     return bool(event) and user not in (None, fake.bot_user_id) and not event.get("bot_id")
 
 
+def _answered(fake, channel: str, ts: str) -> bool:
+    """A ✅ on the message, or a bot message that answers it (its metadata names the messages it answers)."""
+    if "white_check_mark" in {r["name"] for r in fake.message(channel, ts).get("reactions", [])}:
+        return True
+    return any(ts in ((m.get("metadata") or {}).get("event_payload") or {}).get("acks", [])
+               for m in fake.bot_messages(channel))
+
+
 def repeats(calls: list, method: str) -> dict:
     """Calls of a cached look-up for something looked up before within its cache's lifetime."""
     key, window = LOOKUP_KEY[method], {**LOOKUP_WINDOW, **UNCACHED}[method]
@@ -124,8 +132,7 @@ def scenario(fake, bot, channels, quiet: float = 1.0) -> Steps:
                 (ALICE, "decision Keep the old release until Monday")]
     for user, text in commands:
         said = mention(fake, channel, user, text)
-        fake.wait_for(lambda: "white_check_mark" in {r["name"] for r in fake.message(channel, said["ts"])
-                                                     .get("reactions", [])}, timeout=15)
+        fake.wait_for(lambda: _answered(fake, channel, said["ts"]), timeout=15)
     steps.done(f"{len(commands)} mention commands")
 
     mention(fake, channel, ALICE, f"handover lead <@{BOB}> going off shift")
@@ -148,7 +155,10 @@ def scenario(fake, bot, channels, quiet: float = 1.0) -> Steps:
     fake.wait_for(lambda: len([e for e in bot.incident(1)["timeline"] if e["kind"] == "pin"]) == 4, timeout=15)
     steps.done("5 pins, 1 edit, 1 unpin, 10 chat messages")
 
-    fake.click_button(_slack.headline(fake, channels, 1), blocks.CLOSE, BOB)
+    fake.click_button(_slack.headline(fake, channels, 1), blocks.CLOSE, BOB)  # the pre-close check: a form
+    close_id = fake.wait_for(lambda: next((v for v, d in fake.views.items() if d.get("callback_id") ==
+                                           blocks.CLOSE_VIEW), None))
+    fake.submit_view(close_id, {"reason": "resolved"}, user=BOB)
     fake.wait_for_message(channel, lambda m: "is closed" in m.get("text", ""), timeout=15)
     steps.done("close (lead's button)", quiet=steps.quiet * 1.5)
     return steps

@@ -19,7 +19,16 @@ from slack_bot import ALICE, BOB, CAROL
 from opg_incident_slack import blocks
 
 NOTE_REPLY = "Note logged on the timeline of incident"
+ACK = "white_check_mark"
 LEASE = {"INCIDENT_OUTBOX_LEASE_SECONDS": "3"}  # a crashed process's outbox items come back after 3 s
+
+
+def manifest_user_scopes() -> tuple:
+    """The user scopes slack-app-manifest.yml asks for (SLACK_USER_TOKEN's)."""
+    import yaml
+
+    with open(Path(__file__).resolve().parent.parent / "slack-app-manifest.yml") as f:
+        return tuple(((yaml.safe_load(f) or {}).get("oauth_config") or {}).get("scopes", {}).get("user") or ())
 
 
 def report(name: str, **figures) -> None:
@@ -162,15 +171,39 @@ def quiet_message(fake, channel: str, user: str, text: str) -> str:
         return ws.add_message(ws.channel(channel), events.person_message(ws, user, text))["ts"]
 
 
+def answers(fake, channel: str) -> collections.Counter:
+    """How often each message of `channel` (threads included) was answered by the bot: a ✅ of its own on it,
+    or named in the metadata of a bot message that answers it (`acks`, opg_incident_slack/replies.py)."""
+    counts: collections.Counter = collections.Counter()
+    for message in fake.messages(channel):
+        if any(r.get("name") == ACK and fake.bot_user_id in r.get("users", []) for r in message.get("reactions", [])):
+            counts[message["ts"]] += 1
+        if message.get("user") == fake.bot_user_id or message.get("bot_id"):
+            counts.update(acks_of(message))
+    return counts
+
+
+def acks_of(message: dict) -> list:
+    return list(((message.get("metadata") or {}).get("event_payload") or {}).get("acks") or [])
+
+
 def note_replies(fake, channel: str) -> int:
-    return sum(NOTE_REPLY in m.get("text", "") for m in fake.bot_messages(channel))
+    """Notes (`note ...` mentions) in `channel` the bot answered."""
+    said = {m["ts"] for m in fake.messages(channel) if m.get("user") != fake.bot_user_id
+            and re.match(r"^<@[A-Z0-9]+> note ", m.get("text", ""))}
+    return len(said & set(answers(fake, channel)))
+
+
+def answered_twice(fake, channel: str) -> list:
+    """Messages answered by more than one answer (a ✅ counts once)."""
+    return [ts for ts, n in answers(fake, channel).items() if n > 1]
 
 
 def duplicate_bot_texts(fake, channel: str, ignore: str = NOTE_REPLY) -> list:
-    """Bot messages in `channel` posted more than once with the same text (replies to notes, all alike,
-    are counted separately)."""
+    """Bot messages in `channel` posted more than once with the same text (answers to commands, alike by
+    nature, are counted by answered_twice)."""
     counts = collections.Counter(m.get("text", "") for m in fake.bot_messages(channel)
-                                 if ignore not in m.get("text", ""))
+                                 if ignore not in m.get("text", "") and not acks_of(m))
     return [(t[:80], n) for t, n in counts.items() if n > 1]
 
 

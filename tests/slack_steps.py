@@ -21,10 +21,17 @@ def after(fake, channel, since: dict, needle: str, timeout: float = 10.0) -> dic
 def with_text(fake, channel, needle, thread_ts=None) -> list:
     return [m for m in fake.bot_messages(channel, thread_ts) if needle in text_of(m)]
 
+def answered(fake, channel, message) -> bool:
+    """A ✅ of the bot's on `message`, or a bot message answering it (its metadata names it: `acks`)."""
+    if "white_check_mark" in {r["name"] for r in fake.message(channel, message["ts"]).get("reactions", [])}:
+        return True
+    return any(message["ts"] in ((m.get("metadata") or {}).get("event_payload") or {}).get("acks", [])
+               for m in fake.messages(channel) if m.get("user") == fake.bot_user_id)
+
+
 def reacted(fake, channel, message):
-    fake.wait_for(lambda: "white_check_mark" in {r["name"] for r in
-                                                 fake.message(channel, message["ts"]).get("reactions", [])},
-                  message=f"no ✅ on {message['text']!r}")
+    """The command was answered: a ✅ where that says enough, else its answer (opg_incident_slack/replies.py)."""
+    fake.wait_for(lambda: answered(fake, channel, message), message=f"no answer to {message['text']!r}")
 
 def headline(fake, channels, number=1) -> dict:
     def find():

@@ -10,7 +10,7 @@ from fake_confluence import FakeConfluence
 from fake_confluence.server import TOKEN
 from fake_slack import FakeSlack
 from slack_bot import ALICE, BOB, CAROL, PEOPLE, SlackBot, seed
-from slack_steps import after, declare, headline, mention, text_of
+from slack_steps import after, declare, headline, mention, reacted, text_of
 from test_e2e_comms import comms_channel
 
 pytestmark = pytest.mark.e2e
@@ -60,6 +60,10 @@ def test_publish_update_refuse_force_share_and_failures_in_slack(setup):
     assert bot.incident(1)["rca_url"].startswith(url)
     fake.wait_for(lambda: url in text_of(headline(fake, channels)), message="no analysis link on the headline")
     assert "📖 Root-cause analysis" in text_of(headline(fake, channels))
+    # the channel's bookmark to the analysis: its Confluence page (one bookmark, beside the living document's)
+    fake.wait_for(lambda: [b["link"] for b in fake.channel(channel).bookmarks if b["title"] == "Root-cause analysis"]
+                  == [bot.incident(1)["rca_url"]], message="no bookmark to the Confluence page")
+    assert [b["title"] for b in fake.channel(channel).bookmarks] == ["Living document", "Root-cause analysis"]
 
     # again, by the scribe, after a change: the same page, version 2
     after(fake, channel, mention(fake, channel, ALICE, "impact Nobody could pay for 40 minutes"), "The impact")
@@ -75,7 +79,7 @@ def test_publish_update_refuse_force_share_and_failures_in_slack(setup):
     after(fake, channel, mention(fake, channel, ALICE, "rca publish --force"), "is in Confluence (version 4)")
 
     # rate-limited: told, then done after Retry-After
-    after(fake, channel, mention(fake, channel, ALICE, "note One more thing"), "Note logged")
+    reacted(fake, channel, mention(fake, channel, ALICE, "note One more thing"))  # a ✅ says it
     wiki.fail("PUT", "/content/", 429, retry_after="1")
     asked = mention(fake, channel, ALICE, "rca publish")
     assert "trying again in 1 s" in told(fake, ALICE, "Confluence asks us to slow down (429)")

@@ -23,14 +23,14 @@ ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
 class Web:
     """A fresh Flask app with the living document, a service on a temporary SQLite and a hand clock."""
 
-    def __init__(self, tmp_path, **config):
+    def __init__(self, tmp_path, names=None, **config):
         self.db = open_database(f"sqlite:///{tmp_path / 'web.sqlite'}")
         self.settings = load_settings(ROOT / "plugins" / "opg_incident" / "settings.yml")
         self.now = dt.datetime(2025, 6, 3, 13, 0)  # naive UTC: 14:00 BST
         self.service = IncidentService(lambda: self.settings, admins={"@admin"}, clock=lambda: self.now)
         self.app = Flask("test_web")
         self.config = types.SimpleNamespace(INCIDENT_PUBLIC_URL="https://incidents.example", **config)
-        register_routes(self.app, lambda: self.service, lambda: self.settings, self.config)
+        register_routes(self.app, lambda: self.service, lambda: self.settings, self.config, names=names)
         self.client = self.app.test_client()
 
     def tick(self, **delta):
@@ -67,6 +67,37 @@ def web(tmp_path):
 
 # -- JSON -------------------------------------------------------------------------------------------
 
+NAMES = {"U01REPORT": "Rita <Reporter>", "U02LEAD": "Lee & co", "U03SCRIBE": "Sam"}
+
+
+def test_people_by_name_on_the_page_in_the_json_and_the_rca_with_their_ids_kept(tmp_path):
+    """With the Slack adapter's look-up (cached users.info), people show by display name wherever the record
+    names them (roles, authors, owners, mentions in texts), escaped; the JSON keeps the ids beside them."""
+    asked = []
+    w = Web(tmp_path, names=lambda user: asked.append(user) or NAMES.get(user))
+    try:
+        n = w.full_incident()
+        page = w.get(f"/incidents/{n}").get_data(as_text=True)
+        assert "Lee &amp; co" in page and "Rita &lt;Reporter&gt;" in page and ">Sam<" in page
+        assert "@Lee &amp; co is on it" in page  # the mention in the summary
+        assert "U02LEAD" not in page and "<Reporter>" not in page
+        doc = w.get(f"/incidents/{n}.json").get_json()
+        assert doc["roles"]["lead"] == "U02LEAD"  # the run contract: ids
+        assert doc["role_holders"]["lead"] == {"id": "U02LEAD", "name": "Lee & co"}
+        assert doc["people"] == NAMES
+        pin = next(e for e in doc["timeline"] if e["kind"] == "pin")
+        assert (pin["author"], pin["author_name"]) == ("U03SCRIBE", "Sam")
+        assert doc["actions"][0]["owner_name"] == "Lee & co"
+        rca = w.get(f"/incidents/{n}/rca.md").get_data(as_text=True)
+        assert "| Incident Lead | Lee \\& co |" in rca and "@Lee \\& co is on it" in rca
+        assert "Rita \\<Reporter\\>" in rca and "U02LEAD" not in rca
+        index = w.get("/incidents").get_data(as_text=True)
+        assert "Lee &amp; co" in index
+        assert set(asked) == set(NAMES)
+    finally:
+        w.db.close()
+
+
 def test_json_carries_the_run_contract(web):
     n = web.full_incident()
     web.tick(hours=1)
@@ -87,7 +118,8 @@ def test_json_carries_the_run_contract(web):
     pin = next(e for e in doc["timeline"] if e["kind"] == "pin")
     assert pin["at"] == "2025-06-03T14:07:30+01:00"  # the message's own time, in Europe/London (BST)
     assert pin["author"] == "U03SCRIBE" and pin["permalink"].startswith("https://opg.slack.com/")
-    assert doc["actions"] == [{"number": 1, "text": "Write the runbook", "owner": "U02LEAD", "done": False,
+    assert doc["actions"] == [{"number": 1, "text": "Write the runbook", "owner": "U02LEAD", "owner_name": "U02LEAD",
+                               "done": False,
                                "created_at": "2025-06-03T14:15:00+01:00", "done_at": None, "done_by": None}]
     assert doc["closed_at"] == "2025-06-03T15:15:00+01:00" and doc["duration_seconds"] == 75 * 60
     assert doc["channel"]["url"] == "https://slack.com/app_redirect?channel=C0INC1"

@@ -6,6 +6,7 @@ fails when they change. A plugin takes Slack's inputs by registering one `InputH
 `register_inputs`; the backend imports nothing of it.
 """
 import json
+import re
 import logging
 import queue
 import socket
@@ -24,8 +25,9 @@ from slack_sdk.webhook import WebhookClient
 
 log = logging.getLogger(__name__)
 
+PERSON_MENTION = re.compile(r"(<@[UW][A-Z0-9]+(?:\|[^<>]*)?>)")
 # Events errbot's backend does not route; they go to InputHandler.handle_event.
-ROUTED_EVENTS = ("pin_added", "pin_removed", "channel_rename")
+ROUTED_EVENTS = ("pin_added", "pin_removed", "channel_rename", "channel_archive", "channel_unarchive")
 # Message subtypes that are not chat: edits and deletions of (maybe pinned) messages, pin notices.
 ROUTED_SUBTYPES = ("message_changed", "message_deleted")
 IGNORED_SUBTYPES = ("pinned_item", "unpinned_item", "channel_join", "channel_topic", "channel_purpose",
@@ -73,7 +75,8 @@ class InputHandler(Protocol):
 
 # Look-ups errbot's backend repeats for every message (users.info and team.info for each sender,
 # conversations.info for each channel): answered from memory for a while (seconds).
-CACHED_LOOKUPS = {"users.info": 600.0, "team.info": 600.0, "bots.info": 600.0, "conversations.info": 60.0}
+CACHED_LOOKUPS = {"users.info": 600.0, "team.info": 600.0, "bots.info": 600.0, "conversations.info": 60.0,
+                  "conversations.open": 600.0}  # a person's DM channel never changes
 
 
 def _client_class(base_url: str):
@@ -92,8 +95,8 @@ def _client_class(base_url: str):
             ttl = CACHED_LOOKUPS.get(api_method)
             if ttl is None:
                 return super().api_call(api_method, **kwargs)
-            key = (api_method, json.dumps(kwargs.get("params") or kwargs.get("data") or {}, sort_keys=True,
-                                          default=str))
+            args = {k: v for k, v in (kwargs.get("params") or kwargs.get("data") or {}).items() if v is not None}
+            key = (api_method, json.dumps(args, sort_keys=True, default=str))
             now = time.monotonic()
             with self._lookups_lock:
                 hit = self._lookups.get(key)
@@ -304,6 +307,22 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             else:
                 self._processed(key)
         return count
+
+    def process_mentions(self, text):
+        """errbot builds an identifier for every mention in a message, to write it back as it was: for a
+        person that opens a DM with them (conversations.open) and looks it up (conversations.info), two calls
+        per person mentioned in a command. People's mentions stay as Slack sent them (the plugin reads them
+        from the text); channels' go through errbot's."""
+        parts, mentioned = PERSON_MENTION.split(text), []
+        for i in range(0, len(parts), 2):  # the text between people's mentions
+            parts[i], found = super().process_mentions(parts[i])
+            mentioned += found
+        return "".join(parts), mentioned
+
+    def _handle_member_joined_channel(self, webclient, event):
+        """errbot looks up everyone who joins a channel (users.info) to tell whether it is the bot, and then the
+        channel (conversations.info) for callback_room_joined, which no plugin here listens to: not done."""
+        return None
 
     def _handle_message(self, webclient, event):
         subtype = event.get("subtype")

@@ -21,6 +21,8 @@ from opg_incident_core.errors import AlreadyHandled
 from opg_incident_core.reminders import ReminderSchedule
 from opg_incident_confluence import ConfluenceAdapter
 from opg_incident_slack import Effects, SlackGateway, SlackInteractions
+from opg_incident_slack.gateway import user_client
+from opg_incident_slack.replies import ACK_ONLY
 from opg_incident_slack.inputs import SlackInputs
 from opg_incident_core import telemetry
 from opg_incident_web import register_routes, register_slack_http, start_web_server, web_app
@@ -72,7 +74,9 @@ class OpgIncident(BotPlugin):
             log.warning("BOT_ADMINS is empty: nobody can reload the settings, take a backup, or take over a role "
                         "whose holder is away. Set BOT_ADMINS to the Slack user IDs of the bot's admins.")
         if self._bot.mode == "slackv3":
-            gateway = SlackGateway(self._bot.slack_web)
+            user_token = getattr(config, "SLACK_USER_TOKEN", "") or ""
+            gateway = SlackGateway(self._bot.slack_web, user_client=user_client(
+                user_token, getattr(config, "SLACK_API_URL", "") or "https://slack.com/api/") if user_token else None)
             self.effects = Effects(gateway, self.service, lambda: self.settings.current, config)
             self.interactions = SlackInteractions(self.service, self.effects, gateway,
                                                   lambda: self.settings.current, self.chat)
@@ -85,7 +89,8 @@ class OpgIncident(BotPlugin):
         self.start_poller(int(getattr(config, "INCIDENT_POLL_SECONDS", 60) or 60), self._tick)
         # The living document, and Slack's request URLs in HTTP mode, on the bot's own web server.
         app = web_app()
-        register_routes(app, lambda: self.service, lambda: self.settings.current, config)
+        names = self.effects.slack.user_name if self.effects is not None else None  # cached users.info
+        register_routes(app, lambda: self.service, lambda: self.settings.current, config, names=names)
         register_ops_routes(app, readiness_checks=[
             ("database", database_check(self.service.now)), ("chat", chat_check(self._bot)),
             ("outbox", outbox_check(self.service.now, 600))], metrics=process_metrics(self.service.now,
@@ -184,7 +189,9 @@ class OpgIncident(BotPlugin):
 
     def _run(self, msg, cmd: Command, args) -> str | None:
         """Run a registered command: the core checks who may, records the change (marking the input handled
-        in its transaction, or after when it changed nothing) and answers; the answer goes back through errbot."""
+        in its transaction, or after when it changed nothing) and answers. In Slack the answer goes through the
+        outbox (Slack's pace, a ✅ where that says enough: see opg_incident_slack/replies.py); on the console,
+        and when the database cannot take it, back through errbot."""
         caller = self._caller(msg)
         input_key = msg.extras.get("opg_input")  # a Slack input (see backends/opg_slack: InputHandler)
         handling = self.inputs.handling if self.inputs is not None else outbox.origin
@@ -198,6 +205,8 @@ class OpgIncident(BotPlugin):
             log.info("Input %s was handled already (by another process); not again", input_key)
             return None
         except IncidentError as exc:
+            if self._answer_in_slack(msg, cmd, str(exc)):
+                return None
             raise CommandError(str(exc)) from None
         except DatabaseError as exc:  # never errbot's "Computer says nooo" nor the exception's text
             log.error("The command %s was not saved: the database failed: %s", cmd.name, connection.first_line(exc),
@@ -207,20 +216,43 @@ class OpgIncident(BotPlugin):
             log.exception("The command %s failed", cmd.name)
             return "Sorry, that failed on my side (it is logged for the bot admins). Try again in a minute."
         event = msg.extras.get("slack_event") or {}
-        if self.effects is not None:
+        if self.effects is not None and reply.menu is not None and event.get("channel"):
             try:
-                if reply.menu is not None and event.get("channel"):
-                    connection.retrying(storage.database.obj, lambda: self.effects.job(
-                        "escalation_menu", reply.menu, {"channel": event["channel"]}), what="the list of teams")
-                    return None  # the list comes with a Page button per team
-                if event.get("ts") and event.get("channel"):
-                    connection.retrying(storage.database.obj, lambda: self.effects.job(
-                        "react", None, {"channel": event["channel"], "ts": event["ts"], "name": "white_check_mark"}),
-                        what="a reaction")
-            except DatabaseError as exc:  # the change is saved: its answer still goes out
-                log.warning("The command %s is saved, its follow-up was not: %s", cmd.name, connection.first_line(exc))
-            self.effects.wake()
+                connection.retrying(storage.database.obj, lambda: self.effects.job(
+                    "escalation_menu", reply.menu, {"channel": event["channel"]}), what="the list of teams")
+                return None  # the list comes with a Page button per team
+            except DatabaseError as exc:
+                log.warning("The command %s is saved, its list of teams was not: %s", cmd.name,
+                            connection.first_line(exc))
+        react = self._says_enough(cmd, reply, caller)
+        if self._answer_in_slack(msg, cmd, reply.text, react=react):
+            return None
         return reply.text
+
+    @staticmethod
+    def _says_enough(cmd: Command, reply: Reply, caller: Caller) -> bool:
+        """A ✅ on the command says it all: it changed what it says, in the incident's own channel, with nothing
+        to warn about (elsewhere, the answer names the incident: a wrong number shows at once)."""
+        out = reply.outcome
+        return (cmd.name in ACK_ONLY and out is not None and out.changed and not out.warnings
+                and caller.channel is not None and out.incident.channel_id == caller.channel)
+
+    def _answer_in_slack(self, msg, cmd: Command, text: str, react: bool = False) -> bool:
+        """Queue the answer to a Slack message for the outbox (in its thread if it was in one); False when
+        errbot should post it (the console, or the database cannot take it: the answer still goes out)."""
+        event = msg.extras.get("slack_event") or {}
+        if self.effects is None or not event.get("channel"):
+            return False
+        user = self._caller(msg).user
+        try:
+            connection.retrying(storage.database.obj, lambda: self.effects.reply(
+                event["channel"], user, cmd.name, text, ts=event.get("ts"), thread_ts=event.get("thread_ts"),
+                react=react), what="the answer")
+            return True
+        except DatabaseError as exc:
+            log.warning("The answer to %s goes through errbot: the database failed: %s", cmd.name,
+                        connection.first_line(exc))
+            return False
 
     # -- commands errbot does not get from the registry -----------------------------------------------
     @botcmd

@@ -59,6 +59,7 @@ class Item:
     step: int
     inflight_step: int | None
     attempts: int
+    created_at: dt.datetime | None = None
 
     @property
     def may_have_sent(self) -> bool:
@@ -67,9 +68,11 @@ class Item:
 
 
 def enqueue(kind: str, incident=None, payload: dict | None = None, *, now: dt.datetime,
-            coalesce_key: str | None = None, not_before: dt.datetime | None = None) -> int:
+            coalesce_key: str | None = None, not_before: dt.datetime | None = None,
+            gather: str | None = None) -> int:
     """Add an item; call inside the transaction of the change. A pending item with the same
-    coalesce_key absorbs this one (it renders the latest state when it is sent)."""
+    coalesce_key absorbs this one (it renders the latest state when it is sent). With `gather` (a key of
+    the payload holding a list), what is absorbed is kept: this payload's list joins the pending item's."""
     if coalesce_key:  # join a pending item nobody is sending yet (one being sent may miss this change)
         # Not one that started sending: an expired lease does not mean its worker is gone (a slow call outlives
         # it), and what it renders is older than this change. Locked, so that it cannot start (and render)
@@ -79,6 +82,11 @@ def enqueue(kind: str, incident=None, payload: dict | None = None, *, now: dt.da
             OutboxItem.step == 0, OutboxItem.inflight_step.is_null(),
             (OutboxItem.lease_until.is_null()) | (OutboxItem.lease_until < now)), lock=True)
         if existing is not None:
+            if gather:
+                kept = json.loads(existing.payload or "{}")
+                kept[gather] = list(kept.get(gather) or []) + list((payload or {}).get(gather) or [])
+                (OutboxItem.update(payload=json.dumps(kept, default=str))
+                 .where(OutboxItem.id == existing.id).execute())
             return existing.id
     body = dict(payload or {})
     body.setdefault("origin", _origin.get())
@@ -119,7 +127,7 @@ def claim(owner: str, now: dt.datetime, *, limit: int = 10, lease_seconds: float
         (OutboxItem.update(lease_owner=owner, lease_until=until, attempts=OutboxItem.attempts + 1)
          .where(OutboxItem.id.in_([r.id for r in rows])).execute())
     return [Item(r.id, r.kind, r.incident_number, json.loads(r.payload or "{}"),
-                 r.step, r.inflight_step, r.attempts + 1) for r in rows]
+                 r.step, r.inflight_step, r.attempts + 1, r.created_at) for r in rows]
 
 
 def fn_exists(query):

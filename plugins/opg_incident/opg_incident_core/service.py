@@ -241,6 +241,13 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, ClosingMixin, PinsM
             self._log(row, "archived", by, f"Comms channel #{row.channel_name} archived")
             return self._outcome(row, [Happened("archived", by)])
 
+    def mark_channel_archived(self, number: int, archived: bool) -> None:
+        """The adapter's word on the comms channel of an open incident: still archived after a reopen (nobody
+        could unarchive it yet: it is worked on in the headline's thread), or back."""
+        with storage.write():
+            (Incident.update(channel_archived_at=self.now() if archived else None)
+             .where(Incident.number == number).execute())
+
     def due_for_archive(self, delay_minutes: int) -> list[int]:
         """Closed incidents whose channel should be archived by now."""
         cutoff = self.now() - dt.timedelta(minutes=delay_minutes)

@@ -4,6 +4,8 @@ User text (titles, summaries, impacts) always goes out as plain_text, so `<!chan
 """
 from __future__ import annotations
 
+import re
+
 from slack_sdk.models.blocks import (
     ActionsBlock, ButtonElement, CheckboxesElement, ContextBlock, DatePickerElement, DividerBlock, HeaderBlock, InputBlock, Option,
     PlainTextInputElement, PlainTextObject, RadioButtonsElement, SectionBlock,
@@ -134,8 +136,26 @@ def _dict(value) -> dict:
 
 
 # -- the headline -----------------------------------------------------------------------------------
-def headline(incident, settings, document_url: str, pending=()) -> tuple[str, list]:
-    """(fallback text, blocks) of the headline message in #opg-incidents; edited in place on change."""
+PLAIN_TOKEN = re.compile(r"<([@#])([UWCG][A-Z0-9]{2,31})(?:\|([^<>|]*))?>|<(https?://[^<>|\s]+)(?:\|([^<>]*))?>")
+
+
+def as_plain(text: str, names=None) -> str:
+    """User text (as Slack sends it) for a plain_text field, which Slack shows as it is: a person by name
+    (`names(user_id)`, else their id), a channel by its name, a link with its address, `&lt;` as `<`."""
+    def token(m: re.Match) -> str:
+        if m.group(4):
+            return f"{m.group(5)} ({m.group(4)})" if m.group(5) and m.group(5) != m.group(4) else m.group(4)
+        if m.group(1) == "#":
+            return "#" + (m.group(3) or m.group(2))
+        name = names(m.group(2)) if names else None
+        return "@" + (name or m.group(3) or m.group(2))
+    text = PLAIN_TOKEN.sub(token, text or "")
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def headline(incident, settings, document_url: str, pending=(), names=None) -> tuple[str, list]:
+    """(fallback text, blocks) of the headline message in #opg-incidents; edited in place on change.
+    `names(user_id)`: display names for the people mentioned in the plain-text fields (title, summary, impact)."""
     sev = settings.severity(incident.severity)
     status_emoji = {"Live": "🔥", "Reported": "📓", "Resolved": "💧"}[incident.status_text]
     label = " (drill)" if incident.drill else ""
@@ -158,11 +178,11 @@ def headline(incident, settings, document_url: str, pending=()) -> tuple[str, li
     if link_safe(getattr(incident, "rca_url", None)):
         facts.append(f"📖 Root-cause analysis: <{incident.rca_url}|in Confluence>")
     blocks = [
-        HeaderBlock(text=plain(f"Incident {incident.number}{label}: {incident.title}", MAX_HEADER)),
+        HeaderBlock(text=plain(f"Incident {incident.number}{label}: {as_plain(incident.title, names)}", MAX_HEADER)),
         SectionBlock(text=mrkdwn("\n".join(people))),
         SectionBlock(text=mrkdwn("\n".join(facts))),
-        SectionBlock(text=plain(f"Summary: {incident.summary or 'not set yet'}")),
-        SectionBlock(text=plain(f"Impact: {incident.impact or 'not set yet'}")),
+        SectionBlock(text=plain(f"Summary: {as_plain(incident.summary, names) or 'not set yet'}")),
+        SectionBlock(text=plain(f"Impact: {as_plain(incident.impact, names) or 'not set yet'}")),
     ]
     if incident.is_open:
         buttons = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import time
 from urllib.parse import urlsplit
 
 from opg_incident_core.reminders import DueReminder, ReminderSchedule
@@ -13,8 +14,10 @@ from opg_incident_core.text import defuse, mention
 from opg_incident_core.views import Happened
 
 from . import blocks
+from .effects_channel import ChannelEffects, channel_name  # noqa: F401 (channel_name: where it was)
 from .effects_comms import CommsEffects
 from .gateway import SlackError
+from .replies import Replies
 
 log = logging.getLogger(__name__)
 LOCAL_HOSTS = {None, "", "localhost", "127.0.0.1", "::1", "0.0.0.0"}
@@ -22,19 +25,11 @@ HEADLINE_KINDS = {"declared", "summary", "impact", "severity", "role", "closed",
                   "call", "offered", "handover_accepted", "handover_declined", "handover_expired",
                   "handover_withdrawn", "rca_published"}
 ANNOUNCED = {"declared", "role", "closed", "reopened", "offered", "handover_accepted", "handover_declined",
-             "handover_expired", "handover_withdrawn", "archived"}
+             "handover_expired", "handover_withdrawn", "archived", "rca_ready", "rca_published"}
+BOT_IN_BACKTICKS = re.compile(r"`(<@[UW][A-Z0-9]+>)\s+([^`\n]*)`")
 
 
-def channel_name(pattern: str, incident, attempt: int = 0) -> str:
-    """A valid Slack channel name from the settings' pattern: lowercase a-z0-9-_, at most 80 chars."""
-    slug = re.sub(r"[^a-z0-9]+", "-", incident.title.lower()).strip("-") or "incident"
-    name = pattern.format(number=incident.number, slug=slug, date=incident.declared_at.strftime("%Y-%m-%d"))
-    name = re.sub(r"[^a-z0-9_-]+", "-", name.lower()).strip("-")
-    suffix = f"-{attempt + 1}" if attempt else ""
-    return (name[: 80 - len(suffix)].rstrip("-") + suffix) or f"inc-{incident.number}"
-
-
-class Effects(CommsEffects):
+class Effects(CommsEffects, ChannelEffects, Replies):
     """Turns outbox items into Slack calls. `plan(item)` gives the steps; OutboxWorker runs them."""
 
     def __init__(self, gateway, service, settings, config):
@@ -109,15 +104,15 @@ class Effects(CommsEffects):
         elif happened.kind == "closed":
             self._announce_end(inc, happened.by)
         elif happened.kind == "reopened":
-            self._announce_reopen(inc)
+            self._announce_reopen(inc, happened.by)
         elif happened.kind == "offered":
             self._offer_role(inc, happened)
         elif happened.kind.startswith("handover_"):
             self._handover_answered(inc, happened)
-        elif happened.kind == "archived" and inc.channel_id:
-            self._best(self.slack.post, inc.channel_id, "🗄️ Archiving this channel. The record stays in the "
-                                                        f"living document: {self.document_url(inc.number)}")
-            self.slack.archive(inc.channel_id)
+        elif happened.kind == "archived":
+            self.archive_now(inc)
+        elif happened.kind in ("rca_ready", "rca_published"):
+            self.bookmark_rca(inc)
 
     @staticmethod
     def _best(fn, *args, **kwargs):
@@ -142,7 +137,8 @@ class Effects(CommsEffects):
                                                       f"does not exist. Ask a Slack admin to create it and invite me. "
                                                       f"The record: {self.document_url(number)}")
             raise SlackError("chat.postMessage", f"channel #{where} not found; create it and invite the bot")
-        text, body = blocks.headline(inc, self.settings, self.document_url(number), self.service.handovers(number))
+        text, body = blocks.headline(inc, self.settings, self.document_url(number), self.service.handovers(number),
+                                     getattr(self.slack, "user_name", None))
         try:
             ts = self.slack.post(channel, text, body)
         except SlackError as exc:
@@ -151,12 +147,17 @@ class Effects(CommsEffects):
             self.slack.join(channel)
             ts = self.slack.post(channel, text, body)
         self.service.set_headline(number, channel, ts)
+        self.__dict__.setdefault("_posted", {})[number] = (time.monotonic(), repr((text, body)))
 
     def refresh_headline(self, number: int) -> None:
         inc = self.service.get(number)
         if not inc.headline_ts:
             return
-        text, body = blocks.headline(inc, self.settings, self.document_url(number), self.service.handovers(number))
+        text, body = blocks.headline(inc, self.settings, self.document_url(number), self.service.handovers(number),
+                                     getattr(self.slack, "user_name", None))
+        posted = self.__dict__.get("_posted", {}).pop(number, None)  # the first edit after this process posted it
+        if posted and time.monotonic() - posted[0] < 60 and posted[1] == repr((text, body)):
+            return  # it shows this already
         self.slack.update(inc.headline_channel_id, inc.headline_ts, text, body)
 
     # -- announcements ------------------------------------------------------------------------------
@@ -168,10 +169,10 @@ class Effects(CommsEffects):
             text = f"{mention(happened.new)} is now {name}{was}."
         else:
             text = f"{mention(happened.old)} is no longer {name}."
-        if inc.channel_id and inc.channel_id != origin_channel:
-            self._best(self.slack.post, inc.channel_id, text)
-        if happened.new and happened.new[:1] in "UW" and inc.channel_id and not inc.channel_archived:
-            self._best(self.slack.invite, inc.channel_id, [happened.new])  # everyone with a role is in it
+        if inc.channel_id:
+            self._best(self._post_for, inc, text, skip=origin_channel)
+        if happened.new and happened.new[:1] in "UW" and inc.channel_id:
+            self._best(self.invite, inc, [happened.new])  # everyone with a role is in it
         if happened.new and role and happened.new[:1] in "UW":
             guidance = f"\n{role.guidance}" if role.guidance else ""
             self._best(self.slack.dm, happened.new, f"{self._drill_label(inc)}You are now {name} of incident "
@@ -207,7 +208,7 @@ class Effects(CommsEffects):
             channel, ts = self.slack.dm(offer.awaiting, text, blocks.handover_offer(text, offer.id))
             self.service.set_handover_message(offer.id, channel, ts)
         if inc.channel_id:
-            self._best(self.slack.post, inc.channel_id, f"🤝 {name}: offered to {mention(offer.to_user)}, waiting for "
+            self._best(self._post_for, inc, f"🤝 {name}: offered to {mention(offer.to_user)}, waiting for "
                                             f"{mention(offer.awaiting)} to accept.")
 
     def _handover_answered(self, inc, happened) -> None:
@@ -223,7 +224,7 @@ class Effects(CommsEffects):
         keeps = f" {mention(offer.from_holder)} stays {name}." if offer.from_holder else ""
         text = f"The offer of {name} to {mention(offer.to_user)} was {status}.{keeps}"
         if inc.channel_id:
-            self._best(self.slack.post, inc.channel_id, text)
+            self._best(self._post_for, inc, text)
         for user in {offer.requested_by, offer.from_holder} - {None, happened.by}:
             if user[:1] in "UW":
                 self._best(self.slack.dm, user, f"Incident {inc.number}: {text}")
@@ -237,18 +238,18 @@ class Effects(CommsEffects):
         if (number, reminder.key) not in still_due:
             return  # answered meanwhile (role taken, severity set, incident closed)
         role = self.settings.role(reminder.role) if reminder.role else None
-        body = blocks.reminder(reminder.text, reminder.number, reminder.role, role.name if role else None)
-        if reminder.channel_id:
-            self.slack.post(reminder.channel_id, reminder.text, body)
-        elif reminder.headline_ts:
-            self.slack.post(reminder.headline_channel_id, reminder.text, body, thread_ts=reminder.headline_ts)
-        else:
+        text = BOT_IN_BACKTICKS.sub(r"\1 `\2`", reminder.text)  # the bot's mention live, the command as code
+        body = blocks.reminder(text, reminder.number, reminder.role, role.name if role else None)
+        if not self._post_for(self.service.get(number), text, body):
             return
         schedule.sent(reminder)
 
-    def tell(self, user: str, channel: str | None, text: str) -> None:
-        """An ephemeral note in the channel where they are, or a direct message when that fails."""
-        if channel:
+    def tell(self, user: str, channel: str | None, text: str, response_url: str | None = None) -> None:
+        """An ephemeral note where they are: through the slash command's response_url (any channel), or in a
+        channel the bot is in; else a direct message."""
+        if response_url and self.slack.respond(response_url, text):
+            return
+        if channel and self.slack.is_member(channel):
             try:
                 self.slack.ephemeral(channel, user, text)
                 return
@@ -262,7 +263,7 @@ class Effects(CommsEffects):
         ended = "resolved" if inc.close_reason in (None, "resolved") else f"closed{why}"
         text = (f"✅ Incident {inc.number} is closed by {mention(closed_by)}{why}. Thank you all. "
                 f"The root-cause analysis draft: {self.document_url(inc.number)}/rca.md")
-        if inc.channel_id:
+        if self.channel_usable(inc):
             self._best(self.slack.post, inc.channel_id, text)
         if inc.headline_ts:
             self._best(self.slack.post, inc.headline_channel_id, f"Incident {inc.number} is {ended}.",
@@ -282,81 +283,26 @@ class Effects(CommsEffects):
         if inc.channel_id and self.settings.archive.when == "on_close":
             self.service.archive_channel(inc.number, SYSTEM)  # queues the "archived" announcement
 
-    def _announce_reopen(self, inc) -> None:
-        if inc.channel_id:
-            self._best(self.slack.unarchive, inc.channel_id)  # reopening always brings the channel back
-            self._best(self.slack.post, inc.channel_id, f"🔥 Incident {inc.number} is open again.")
-        if inc.headline_ts:
-            self._best(self.slack.post, inc.headline_channel_id, f"Incident {inc.number} is open again.",
-                            thread_ts=inc.headline_ts)
-        self._tell_stakeholders(inc, f"🔥 Incident {inc.number} is open again: {defuse(inc.title)}")
-
-
-    # -- the comms channel --------------------------------------------------------------------------
-    def create_comms_channel(self, number: int, by: str) -> None:
-        """Jobs of one incident run in order, so a double click finds the channel made by the first."""
-        inc = self.service.get(number)
-        if inc.channel_id:
-            return
-        try:
-            for attempt in range(10):
-                pattern = ("drill-" if inc.drill else "") + self.settings.channels.comms_pattern
-                name = channel_name(pattern, inc, attempt)
-                try:
-                    channel = self.slack.create_channel(name)  # takes over one it made before a crash
-                    break
-                except SlackError as exc:
-                    if exc.code != "name_taken":
-                        raise
-            else:
-                raise SlackError("conversations.create", "name_taken")
-        except SlackError as exc:
-            if not exc.transient:
-                self._best(self.tell, by, None, f"Sorry, I could not create the comms channel of incident "
-                                                f"{number}: {exc}. Create one by hand and invite me.")
-            raise
-        self.service.attach_channel(number, channel, name, by)
-
-    def set_up_comms_channel(self, number: int, by: str) -> list:
-        """The steps after the channel exists, each on its own so that a retry does the rest."""
-        return [
-            lambda: self._channel_step(number, lambda inc: self.slack.invite(  # everyone with a role
-                inc.channel_id, [*inc.roles.values(), by])),
-            lambda: self._channel_step(number, lambda inc: self.slack.set_topic(
-                inc.channel_id, f"{inc.title} | {self.document_url(number)}")),
-            lambda: self._channel_step(number, lambda inc: self.slack.post(inc.channel_id, self._welcome(inc))),
-        ]
-
-    def _channel_step(self, number: int, step) -> None:
-        inc = self.service.get(number)
-        if inc.channel_id:
-            step(inc)
-
-    def _welcome(self, inc) -> str:
-        process = f"\nThe process: {self.settings.process_url}" if self.settings.process_url else ""
-        drill = "🧪 This is a drill: practise the process, page nobody unless asked.\n" if inc.drill else ""
-        return (f"👋 {drill}This is the comms channel of incident {inc.number}: {defuse(inc.title)}\n"
-                f"Living document: {self.document_url(inc.number)}\n"
-                f"Mention me with a command: `lead me`, `scribe @someone`, `summary <text>`, `impact <text>`, "
-                f"`sev <{'|'.join(s.name for s in self.settings.severities)}>`, `action <text>`, `update <text>`, "
-                f"`close`. `help` lists every command by who uses it (anyone, the lead, the scribe, the "
-                f"communications lead); `help <command>` says more about one. Pin important messages: they go on "
-                f"the timeline.{process}")
-
     # -- paging: effects_comms.CommsEffects.page_oncall ------------------------------------------------
-    def _post_for(self, inc, text: str) -> None:
-        """Post in the incident channel, or on the headline's thread when there is no channel yet."""
-        if inc.channel_id:
-            self.slack.post(inc.channel_id, text)
-        elif inc.headline_ts:
-            self.slack.post(inc.headline_channel_id, text, thread_ts=inc.headline_ts)
+    def _post_for(self, inc, text: str, body: list | None = None, skip: str | None = None) -> bool:
+        """Post in the incident channel, or on the headline's thread when there is no channel (yet, or while it
+        is archived after a reopen); not in `skip` (where a command said it). False: nowhere to post."""
+        if self.channel_usable(inc):
+            if inc.channel_id != skip:
+                self.slack.post(inc.channel_id, text, body)
+            return True
+        if inc.headline_ts:
+            self.slack.post(inc.headline_channel_id, text, body, thread_ts=inc.headline_ts)
+            return True
+        return False
 
 
 JOBS = {
-    "create_channel": lambda e, item, p: [lambda: e.create_comms_channel(item.number, p.get("by", "")),
-                                          *e.set_up_comms_channel(item.number, p.get("by", ""))],
+    "create_channel": lambda e, item, p: e.comms_channel_steps(item, p.get("by", "")),
+    "ack": lambda e, item, p: [lambda: e.send_acks(item)],
     "page_oncall": lambda e, item, p: [lambda: e.page_oncall(item.number, p.get("by", ""), item.id)],
-    "tell": lambda e, item, p: [lambda: e.tell(p.get("user", ""), p.get("channel"), p.get("text", ""))],
+    "tell": lambda e, item, p: [lambda: e.tell(p.get("user", ""), p.get("channel"), p.get("text", ""),
+                                               p.get("response_url"))],
     "post": lambda e, item, p: [lambda: e.slack.post(p.get("channel"), p.get("text", ""))],
     "react": lambda e, item, p: [lambda: e.slack.react(p.get("channel"), p.get("ts"), p.get("name"))],
     "remind": lambda e, item, p: [lambda: e.remind(item.number, p)],

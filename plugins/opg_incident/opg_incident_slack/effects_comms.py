@@ -39,13 +39,9 @@ class CommsEffects:
                 channel = self._channel(name)
                 if channel is None:
                     raise SlackError("chat.postMessage", "channel_not_found")
-                try:
-                    self.slack.post(channel, text, body)
-                except SlackError as exc:
-                    if exc.code != "not_in_channel":
-                        raise
+                if not self.slack.is_member(channel):  # a public channel the bot may join (private: invite it)
                     self.slack.join(channel)
-                    self.slack.post(channel, text, body)
+                self.slack.post(channel, text, body)
             except SlackError as exc:
                 if exc.transient:
                     raise
@@ -83,8 +79,8 @@ class CommsEffects:
             self.slack.post(inc.headline_channel_id, text, body, thread_ts=inc.headline_ts)
         failed = self._post_stakeholders(inc, self.service.stakeholder_channels(inc.number), text, body)
         if failed and inc.channel_id:
-            self.slack.post(inc.channel_id, "⚠️ The update could not be posted in " +
-                            ", ".join("#" + f for f in failed) + ": invite me there, or check the name.")
+            self._post_for(inc, "⚠️ The update could not be posted in " +
+                           ", ".join("#" + f for f in failed) + ": invite me there, or check the name.")
 
     def _tell_stakeholders(self, inc, text: str) -> None:
         """End-of-incident (or reopened) notices wherever updates were posted."""
@@ -94,13 +90,13 @@ class CommsEffects:
 
     # -- the call, people, help ---------------------------------------------------------------------
     def _share_call(self, inc, happened) -> None:
-        if inc.channel_id:
+        if self.channel_usable(inc):
             self.slack.set_topic(inc.channel_id, f"{inc.title} | {self.document_url(inc.number)} | "
                                                  f"call: {inc.call_url}")
             self.slack.post(inc.channel_id, f"📞 Join the call: {inc.call_url}")
 
     def _invite(self, inc, happened) -> None:
-        if not inc.channel_id:
+        if not self.channel_usable(inc):
             return
         users = []
         for item in (happened.new or "").split(","):
@@ -109,7 +105,7 @@ class CommsEffects:
                 users += (members or {}).get("users", [])
             else:
                 users.append(item)
-        self.slack.invite(inc.channel_id, users)
+        self.invite(inc, users)
 
     def _ask(self, inc, happened) -> None:
         where = f"<#{inc.channel_id}>" if inc.channel_id else self.document_url(inc.number)

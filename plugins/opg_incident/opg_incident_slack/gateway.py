@@ -10,9 +10,12 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from opg_incident_core import telemetry
 
+from .pace import Pace
+
 log = logging.getLogger(__name__)
 
 LOOKUP_TTL = 600.0  # seconds a user or channel look-up is trusted
+MAX_PACE_WAIT = 15.0  # longer than this for our own pace: not now (the outbox tries again later)
 EXPLAIN = {
     "not_in_channel": "I am not in that channel; invite me with /invite",
     "channel_not_found": "I cannot see that channel",
@@ -22,6 +25,7 @@ EXPLAIN = {
     "expired_trigger_id": "the form took too long to open; try again",
     "name_taken": "that channel name is taken",
     "invalid_auth": "the Slack token is not valid",
+    "not_archived": "that channel is not archived",
 }
 
 
@@ -43,19 +47,44 @@ class SlackError(Exception):
 
 
 class SlackGateway:
-    def __init__(self, client, clock=time.monotonic):
+    """`user_client`: a client with a person's user token (SLACK_USER_TOKEN), for the one thing Slack lets no
+    bot do: unarchive a channel."""
+
+    def __init__(self, client, clock=time.monotonic, *, user_client=None, pace: Pace | None = None,
+                 sleep=time.sleep):
         self._client = client
+        self._user_client = user_client
         self._clock = clock
+        self._sleep = sleep
+        self.pace = pace or Pace()
         self._cache: dict[tuple, tuple[float, object]] = {}
         self._lock = threading.Lock()
         self._local = threading.local()
 
-    def call(self, method: str, **params) -> dict:
+    @property
+    def can_unarchive(self) -> bool:
+        return self._user_client is not None
+
+    def _keep_pace(self, method: str, channel) -> None:
+        """Wait our turn under Slack's limits (pace.py): a short wait here, a long one as a rate limit of our
+        own, before Slack is asked (the outbox tries again after it)."""
+        while True:
+            wait = self.pace.wait(method, channel if isinstance(channel, str) else None)
+            if wait <= 0:
+                return
+            if wait > MAX_PACE_WAIT:
+                telemetry.emit("slack_call", method=method, error="paced")
+                raise SlackError(method, "ratelimited", retry_after=wait)
+            self._sleep(wait)
+
+    def call(self, method: str, *, as_user: bool = False, **params) -> dict:
         if not _wants_json(method):
             params = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in params.items()}
+        client = self._user_client if as_user else self._client
+        self._keep_pace(method, params.get("channel"))
         try:
-            response = self._client.api_call(method, json=params) if _wants_json(method) \
-                else self._client.api_call(method, data=params)
+            response = client.api_call(method, json=params) if _wants_json(method) \
+                else client.api_call(method, data=params)
         except SlackApiError as exc:
             response = exc.response
             data = response.data if response is not None and isinstance(response.data, dict) else {}
@@ -99,7 +128,9 @@ class SlackGateway:
         return None
 
     # -- messages -----------------------------------------------------------------------------------
-    def post(self, channel: str, text: str, blocks: list | None = None, thread_ts: str | None = None) -> str:
+    def post(self, channel: str, text: str, blocks: list | None = None, thread_ts: str | None = None,
+             meta: dict | None = None) -> str:
+        """`meta`: more of the message's metadata (event_payload), e.g. the messages an answer answers."""
         params = dict(channel=channel, text=text, unfurl_links=False, unfurl_media=False)
         if blocks:
             params["blocks"] = blocks
@@ -114,8 +145,13 @@ class SlackGateway:
                 if found:
                     log.info("Not posting %s again: it reached Slack before", key)
                     return found
-            params["metadata"] = {"event_type": "opg_outbox", "event_payload": {"key": key}}
-        return self.call("chat.postMessage", **params)["ts"]
+            params["metadata"] = {"event_type": "opg_outbox", "event_payload": {"key": key, **(meta or {})}}
+        elif meta:
+            params["metadata"] = {"event_type": "opg_outbox", "event_payload": dict(meta)}
+        ts = self.call("chat.postMessage", **params)["ts"]
+        if channel[:1] in "CG":
+            self._remember(("member", channel), True)  # it could post there: it is in it (is_member)
+        return ts
 
     def update(self, channel: str, ts: str, text: str, blocks: list | None = None) -> None:
         self.call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks or [])
@@ -123,9 +159,31 @@ class SlackGateway:
     def ephemeral(self, channel: str, user: str, text: str) -> None:
         self.call("chat.postEphemeral", channel=channel, user=user, text=text)
 
+    def respond(self, response_url: str, text: str) -> bool:
+        """An ephemeral answer through a slash command's response_url (valid 30 minutes, 5 answers); False when
+        Slack did not take it."""
+        from slack_sdk.webhook import WebhookClient
+
+        if not response_url.startswith(("https://", "http://")):
+            return False
+        try:
+            response = WebhookClient(response_url, timeout=10).send_dict(
+                {"response_type": "ephemeral", "replace_original": False, "text": text})
+        except Exception as exc:  # noqa: BLE001 - the caller falls back to a direct message
+            log.warning("Could not answer through a response_url: %s", type(exc).__name__)
+            return False
+        return response.status_code == 200
+
     def dm(self, user: str, text: str, blocks: list | None = None) -> tuple[str, str]:
-        channel = self.call("conversations.open", users=user)["channel"]["id"]
-        return channel, self.post(channel, text, blocks)
+        return (channel := self.dm_channel(user)), self.post(channel, text, blocks)
+
+    def dm_channel(self, user: str) -> str:
+        """The direct message channel with `user` (its id never changes: remembered)."""
+        found = self._cached(("dm", user), ttl=None)
+        if found is None:
+            found = self.call("conversations.open", users=user)["channel"]["id"]
+            self._remember(("dm", user), found)
+        return found
 
     def react(self, channel: str, ts: str, name: str) -> None:
         try:
@@ -182,6 +240,8 @@ class SlackGateway:
                 raise
             return existing
         self._remember(("channel", channel["name"]), channel["id"])
+        if channel.get("creator"):  # a new channel: only its maker is in it (for its first invites)
+            self._remember(("new", channel["id"]), {channel["creator"]})
         return channel["id"]
 
     def _own_channel(self, name: str) -> str | None:
@@ -201,18 +261,56 @@ class SlackGateway:
             self._remember(("auth", "user_id"), found)
         return found
 
+    def is_member(self, channel: str) -> bool:
+        """Whether the bot is in `channel` (cached; joining sets it)."""
+        found = self._cached(("member", channel))
+        if found is None:
+            found = bool(self.call("conversations.info", channel=channel)["channel"].get("is_member"))
+            self._remember(("member", channel), found)
+        return found
+
     def join(self, channel: str) -> None:
         self.call("conversations.join", channel=channel)
+        self._remember(("member", channel), True)
+
+    def members(self, channel: str) -> set[str]:
+        """The people in `channel` now (people join and leave all the time: not cached)."""
+        found, cursor = set(), None
+        while True:
+            params = dict(channel=channel, limit=1000, **({"cursor": cursor} if cursor else {}))
+            data = self.call("conversations.members", **params)
+            found |= set(data.get("members") or [])
+            cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return found
 
     def invite(self, channel: str, users: list[str]) -> None:
+        """Invite those of `users` who are not in `channel` yet (Slack refuses a call inviting only members; with
+        force, one who cannot be invited does not stop the others)."""
         users = [u for u in dict.fromkeys(users) if u and u[:1] in "UW"]
         if not users:
             return
+        with self._lock:
+            new = self._cache.pop(("new", channel), None)  # the channel this gateway just made: nobody but us
+        members = new[1] if new and self._clock() - new[0] < LOOKUP_TTL else self.members(channel)
+        users = [u for u in users if u not in members and u != self._cached(("auth", "user_id"))]
+        if not users:
+            return
         try:
-            self.call("conversations.invite", channel=channel, users=",".join(users))
+            self.call("conversations.invite", channel=channel, users=",".join(users), force=True)
         except SlackError as exc:
             if exc.code not in ("already_in_channel", "cant_invite_self"):
                 raise
+
+    # -- bookmarks ----------------------------------------------------------------------------------
+    def bookmarks(self, channel: str) -> list[dict]:
+        return list(self.call("bookmarks.list", channel_id=channel).get("bookmarks") or [])
+
+    def add_bookmark(self, channel: str, title: str, link: str) -> None:
+        self.call("bookmarks.add", channel_id=channel, title=title, type="link", link=link)
+
+    def edit_bookmark(self, channel: str, bookmark: str, title: str, link: str) -> None:
+        self.call("bookmarks.edit", channel_id=channel, bookmark_id=bookmark, title=title, link=link)
 
     def set_topic(self, channel: str, topic: str) -> None:
         self.call("conversations.setTopic", channel=channel, topic=topic[:250])
@@ -224,12 +322,30 @@ class SlackGateway:
             if exc.code != "already_archived":
                 raise
 
+    def is_archived(self, channel: str) -> bool:
+        # include_locale: not the backend client's cached conversations.info of the same channel (a minute old)
+        return bool(self.call("conversations.info", channel=channel, include_locale=True)["channel"]
+                    .get("is_archived"))
+
     def unarchive(self, channel: str) -> None:
+        """With the user token (Slack answers a bot token not_in_channel): see can_unarchive."""
+        if self._user_client is None:
+            raise SlackError("conversations.unarchive", "not_in_channel")
         try:
-            self.call("conversations.unarchive", channel=channel)
+            self.call("conversations.unarchive", as_user=True, channel=channel)
         except SlackError as exc:
             if exc.code != "not_archived":
                 raise
+
+    def workspace_url(self) -> str:
+        """https://<workspace>.slack.com/ (auth.test), for links to a channel: <url>archives/<id>."""
+        found = self._cached(("auth", "url"))
+        if found is None:
+            data = self.call("auth.test")
+            found = data.get("url") or "https://slack.com/"
+            self._remember(("auth", "url"), found)
+            self._remember(("auth", "user_id"), data.get("user_id"))
+        return found
 
     # -- people -------------------------------------------------------------------------------------
     def user_name(self, user: str) -> str:
@@ -245,16 +361,24 @@ class SlackGateway:
         return found
 
     # -- cache --------------------------------------------------------------------------------------
-    def _cached(self, key: tuple):
+    def _cached(self, key: tuple, ttl: float | None = LOOKUP_TTL):
         with self._lock:
             hit = self._cache.get(key)
-        if hit and self._clock() - hit[0] < LOOKUP_TTL:
+        if hit and (ttl is None or self._clock() - hit[0] < ttl):
             return hit[1]
         return None
 
     def _remember(self, key: tuple, value) -> None:
         with self._lock:
             self._cache[key] = (self._clock(), value)
+
+
+def user_client(token: str, base_url: str):
+    """A Web API client with a person's user token (SLACK_USER_TOKEN): see SlackGateway.unarchive."""
+    from slack_sdk import WebClient
+    from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+    return WebClient(token=token, base_url=base_url, retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)])
 
 
 def _wants_json(method: str) -> bool:

@@ -69,6 +69,10 @@ class SlackInteractions:
             elif kind == "channel_rename":
                 channel = _dict(event.get("channel"))
                 self.service.rename_channel(_text(channel.get("id")), _text(channel.get("name")))
+            elif kind in ("channel_archive", "channel_unarchive"):  # by a person too: posts follow (effects)
+                inc = self.service.for_channel(_text(event.get("channel")))
+                if inc is not None and inc.channel_archived != (kind == "channel_archive"):
+                    self.service.mark_channel_archived(inc.number, kind == "channel_archive")
         except IncidentError as exc:
             log.debug("Event %s not for an incident: %s", kind, exc)
 
@@ -86,7 +90,7 @@ class SlackInteractions:
         field = "title"
         try:
             if view.get("callback_id") == blocks.DECLARE_VIEW:
-                self._declare(values, user, meta.get("channel"))
+                self._declare(values, user, meta.get("channel"), meta.get("response_url"))
             elif view.get("callback_id") == blocks.EDIT_VIEW:
                 number = meta.get("number")
                 field = "lead"  # the one change that may be refused: it goes first
@@ -108,7 +112,7 @@ class SlackInteractions:
             errors["live"] = "Choose live incident or report."
         return errors
 
-    def _declare(self, values: dict, user: str, origin_channel: str | None) -> None:
+    def _declare(self, values: dict, user: str, origin_channel: str | None, response_url: str | None = None) -> None:
         outcome = self.service.declare(values["title"], user, report=values.get("live") == "report",
                                        drill="drill" in (values.get("drill") or "").split(","),
                                        summary=values.get("summary") or "", impact=values.get("impact") or "",
@@ -117,7 +121,8 @@ class SlackInteractions:
         number = outcome.incident.number
         thanks = (f"Thanks for raising incident {number} 🙏 Head over to #{self.settings.channels.incidents} "
                   f"to complete the report and help deal with it: {self.effects.document_url(number)}")
-        self.effects.job("tell", None, {"user": user, "channel": origin_channel, "text": thanks})
+        self.effects.job("tell", None, {"user": user, "channel": origin_channel, "text": thanks,
+                                        "response_url": response_url})  # the slash command's: where they are
 
     def _edit(self, number: int, values: dict, user: str) -> None:
         service = self.service

@@ -62,12 +62,13 @@ class SlashCommand:
     def state(self, incident) -> dict:
         """The incident of this channel, with the headline's buttons, for the person alone."""
         text, body = blocks.headline(incident, self._settings(), self.effects.document_url(incident.number),
-                                     self.service.handovers(incident.number))
+                                     self.service.handovers(incident.number), getattr(self.slack, "user_name", None))
         return ephemeral(text, body)
 
     def open_form(self, payload: dict, title: str) -> dict | None:
         view = blocks.incident_modal(self._settings(), title=title,
-                                     metadata=json.dumps({"channel": payload.get("channel_id", "")}))
+                                     metadata=json.dumps({"channel": payload.get("channel_id", ""),
+                                                          "response_url": payload.get("response_url", "")}))
         try:
             self.slack.open_view(payload.get("trigger_id", ""), view)
         except SlackError as exc:

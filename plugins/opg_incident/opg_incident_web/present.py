@@ -13,6 +13,8 @@ SLACK_MARKUP = re.compile(r"<([^<>\n]{1,2000})>")
 BARE_URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
 SAFE_URL = re.compile(r"^(https?://|mailto:)", re.IGNORECASE)
 SLACK_ID = re.compile(r"^[A-Z0-9]{2,32}$")
+MENTIONED = re.compile(r"<@([UW][A-Z0-9]{2,31})(?:\|[^>]*)?>")
+PERSON_ID = re.compile(r"^[UW][A-Z0-9]{2,31}$")
 
 # What each timeline kind is called on the page; unknown kinds fall back to their name.
 KIND_LABELS = {
@@ -27,14 +29,14 @@ SCRIBE_KINDS = ("note", "decision", "action")
 
 # -- text -------------------------------------------------------------------------------------------
 
-def slack_text(text: str | None) -> str:
-    """Slack's markup as plain text: `<@U123>` → `@U123`, `<#C1|name>` → `#name`, `<!here>` → `@here`,
-    `<url|label>` → `label (url)`; Slack's own `&lt; &gt; &amp;` back to characters. Anything else
-    (`<script>` typed on the console, say) is left as it is, to be escaped by the template."""
+def slack_text(text: str | None, names: dict | None = None) -> str:
+    """Slack's markup as plain text: `<@U123>` → `@Alice` (`names`, else `@U123`), `<#C1|name>` → `#name`,
+    `<!here>` → `@here`, `<url|label>` → `label (url)`; Slack's own `&lt; &gt; &amp;` back to characters.
+    Anything else (`<script>` typed on the console, say) is left as it is, to be escaped by the template."""
     def token(match: re.Match) -> str:
         target, _, label = match.group(1).partition("|")
         if target.startswith("@") and SLACK_ID.match(target[1:]):
-            return "@" + target[1:]
+            return "@" + (names or {}).get(target[1:], target[1:])
         if target.startswith("#") and SLACK_ID.match(target[1:]):
             return "#" + (label or target[1:])
         if target.startswith("!"):
@@ -52,11 +54,11 @@ def slack_text(text: str | None) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def segments(text: str | None) -> list[tuple[str, str, str]]:
+def segments(text: str | None, names: dict | None = None) -> list[tuple[str, str, str]]:
     """Plain text cut into ("text", value, "") and ("link", url, label) pieces for the template, which
     escapes every piece; only http(s) and mailto URLs ever become links."""
     out: list[tuple[str, str, str]] = []
-    plain = slack_text(text)
+    plain = slack_text(text, names)
     pos = 0
     for match in BARE_URL.finditer(plain):
         if match.start() > pos:
@@ -73,9 +75,42 @@ def safe_url(url: str | None) -> str | None:
     return url if url and SAFE_URL.match(url) else None
 
 
-def user(user_id: str | None) -> str:
-    """A user as shown on the page: the stored id as it is (a name cache may come later)."""
-    return user_id or "nobody"
+def user(user_id: str | None, names: dict | None = None) -> str:
+    """A user as shown: their display name (`names`, from people()), else the stored id as it is."""
+    return (names or {}).get(user_id or "") or user_id or "nobody"
+
+
+def people(ids, texts=(), lookup=None) -> dict:
+    """{Slack user id: display name} of `ids` and of everyone mentioned in `texts`, from `lookup` (the Slack
+    adapter's cached users.info; None: no names, ids are shown). An id it cannot name is left out."""
+    wanted = {i for i in ids if i and PERSON_ID.match(i)}
+    for text in texts:
+        wanted.update(MENTIONED.findall(text or ""))
+    if lookup is None:
+        return {}
+    found = {}
+    for user_id in sorted(wanted):
+        try:
+            name = lookup(user_id)
+        except Exception:  # noqa: BLE001 - a name is a nicety: the id is shown instead
+            name = None
+        if name and name != user_id:
+            found[user_id] = name
+    return found
+
+
+def record_people(inc, timeline, actions, history, pending=(), lookup=None) -> dict:
+    """people() of everyone an incident's record names: roles, authors, owners, and mentions in its texts."""
+    ids = [inc.reporter, inc.closed_by, *inc.roles.values(), *(e.author for e in timeline),
+           *(a.owner for a in actions), *(a.done_by for a in actions), *(h.holder for h in history),
+           *(h.assigned_by for h in history), *(p.to_user for p in pending), *(p.awaiting for p in pending)]
+    texts = [inc.summary, inc.impact, *(e.text for e in timeline), *(a.text for a in actions)]
+    return people(ids, texts, lookup)
+
+
+def named(user_id: str | None, names: dict) -> dict | None:
+    """A person in the JSON: {"id": "U…", "name": "Alice"} (the name is the id when none is known)."""
+    return {"id": user_id, "name": user(user_id, names)} if user_id else None
 
 
 # -- time -------------------------------------------------------------------------------------------
@@ -162,9 +197,12 @@ def kind_category(kind: str) -> str:
 # -- JSON -------------------------------------------------------------------------------------------
 
 def incident_document(inc, timeline, actions, history, settings, *, url: str, slack_base: str,
-                      pending=()) -> dict:
+                      pending=(), names: dict | None = None) -> dict:
     """The living document as data (the run contract: number, title, status, severity, summary,
-    impact, roles, timeline of {at, kind, text, author} with `at` in ISO 8601 with offset, actions)."""
+    impact, roles, timeline of {at, kind, text, author} with `at` in ISO 8601 with offset, actions). People
+    are stored ids; beside them, their names: `people` {id: name}, `role_holders` {role: {"id", "name"}},
+    `author_name` / `owner_name` (`names`: from record_people)."""
+    names = names or {}
     zone = settings.zone
     sev = settings.severity(inc.severity)
     role_name = {r.key: r.name for r in settings.roles}
@@ -189,6 +227,8 @@ def incident_document(inc, timeline, actions, history, settings, *, url: str, sl
         "reporter": inc.reporter,
         "roles": dict(inc.roles),
         "roles_by_name": {role_name.get(k, k): v for k, v in inc.roles.items()},
+        "role_holders": {k: named(v, names) for k, v in inc.roles.items()},
+        "people": dict(sorted(names.items())),
         "role_history": [
             {"role": h.role, "role_name": role_name.get(h.role, h.role), "holder": h.holder,
              "assigned_by": h.assigned_by, "from": iso(h.assigned_at, zone), "until": iso(h.released_at, zone)}
@@ -199,11 +239,13 @@ def incident_document(inc, timeline, actions, history, settings, *, url: str, sl
             for h in pending],
         "timeline": [
             {"id": e.id, "at": iso(e.at, zone), "kind": e.kind, "text": e.text, "author": e.author,
+             "author_name": user(e.author, names),
              "permalink": safe_url(e.permalink),
              "files": [{"name": f.get("name"), "url": safe_url(f.get("url"))} for f in e.files]}
             for e in timeline],
         "actions": [
-            {"number": a.number, "text": a.text, "owner": a.owner, "done": a.done,
+            {"number": a.number, "text": a.text, "owner": a.owner, "owner_name": user(a.owner, names),
+             "done": a.done,
              "created_at": iso(a.created_at, zone), "done_at": iso(a.done_at, zone), "done_by": a.done_by}
             for a in actions],
         "channel": {"id": inc.channel_id, "name": inc.channel_name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import present
 
@@ -59,6 +59,7 @@ class Analysis:
     roles: tuple[tuple[str, str, str, str], ...]  # (role, held by, from, until)
     timeline: tuple[Entry, ...]
     actions: tuple[ActionRow, ...]
+    names: dict = field(default_factory=dict)  # {Slack user id: display name}: for mentions in the texts
 
     @property
     def follow_ups(self) -> tuple[ActionRow, ...]:
@@ -71,14 +72,17 @@ def gather(service, number: int) -> tuple:
     return service.get(number), service.timeline(number), service.actions(number), service.role_history(number)
 
 
-def analysis(inc, timeline, actions, history, settings, *, url: str) -> Analysis:
+def analysis(inc, timeline, actions, history, settings, *, url: str, names: dict | None = None) -> Analysis:
+    """`names`: present.record_people(...) of the record; people are shown by name (their id when unknown)."""
+    names = names or {}
+    who = lambda user_id: present.user(user_id, names)  # noqa: E731
     zone = settings.zone
     when = lambda value: present.when(value, zone)  # noqa: E731
     role_name = {r.key: r.name for r in settings.roles}
     kind = "Report" if inc.report else ("Drill" if inc.drill else "Incident")
-    roles = [(role_name.get(h.role, h.role), h.holder, when(h.assigned_at),
+    roles = [(role_name.get(h.role, h.role), who(h.holder), when(h.assigned_at),
               when(h.released_at) if h.released_at else "the end") for h in history]
-    roles.append(("Reporter", inc.reporter, when(inc.declared_at), ""))
+    roles.append(("Reporter", who(inc.reporter), when(inc.declared_at), ""))
     return Analysis(
         heading=f"{kind} {inc.number}: {inc.title}", zone=settings.time_zone,
         facts=(("Status", present.status_tag(inc)[0]), ("Severity", present.severity_tag(settings, inc.severity)[0]),
@@ -86,18 +90,18 @@ def analysis(inc, timeline, actions, history, settings, *, url: str) -> Analysis
                ("Resolved", when(inc.closed_at) if inc.closed_at else "not yet"), ("Duration", present.took(inc))),
         channel_name=inc.channel_name, document_url=url, summary=inc.summary or "", impact=inc.impact or "",
         roles=tuple(roles),
-        timeline=tuple(Entry(when(e.at), present.kind_label(e.kind), e.author, e.text,
+        timeline=tuple(Entry(when(e.at), present.kind_label(e.kind), who(e.author), e.text,
                              e.permalink if present.safe_url(e.permalink) and not re.search(r"[\s()<>]", e.permalink)
                              else None) for e in timeline if e.kind not in LEFT_OUT),
-        actions=tuple(ActionRow(a.number, a.text, a.owner, ("yes, " + when(a.done_at)) if a.done else "no", a.done)
-                      for a in actions))
+        actions=tuple(ActionRow(a.number, a.text, who(a.owner), ("yes, " + when(a.done_at)) if a.done else "no",
+                                a.done) for a in actions), names=dict(names))
 
 
 # -- markdown ---------------------------------------------------------------------------------------
 
-def md(text: str | None) -> str:
-    """Escape user text for markdown; Slack markup becomes plain text first."""
-    escaped = MD_SPECIAL.sub(r"\\\1", present.slack_text(text))
+def md(text: str | None, names: dict | None = None) -> str:
+    """Escape user text for markdown; Slack markup becomes plain text first (people by name)."""
+    escaped = MD_SPECIAL.sub(r"\\\1", present.slack_text(text, names))
 
     def line_start(m: re.Match) -> str:  # "- x", "+ x", "1. x" at a line start would make a list
         return m.group(1) + ("\\" + m.group(2) if m.group(2) else m.group(3) + "\\" + m.group(4))
@@ -105,21 +109,22 @@ def md(text: str | None) -> str:
     return LINE_START.sub(line_start, escaped)
 
 
-def md_cell(text: str | None) -> str:
+def md_cell(text: str | None, names: dict | None = None) -> str:
     """Escape for a table cell: one line."""
-    return " ".join(md(text).split()) or " "
+    return " ".join(md(text, names).split()) or " "
 
 
-def md_block(text: str | None, empty: str) -> str:
-    value = md(text).strip()
+def md_block(text: str | None, empty: str, names: dict | None = None) -> str:
+    value = md(text, names).strip()
     if not value:
         return f"_{empty}_"
     # Keep the author's line breaks: a hard break (two spaces) inside a paragraph.
     return "\n".join(line.rstrip() + ("  " if line.strip() else "") for line in value.splitlines()).rstrip()
 
 
-def draft(inc, timeline, actions, history, settings, *, url: str, now: dt.datetime | None = None) -> str:
-    return markdown(analysis(inc, timeline, actions, history, settings, url=url), settings,
+def draft(inc, timeline, actions, history, settings, *, url: str, now: dt.datetime | None = None,
+          names: dict | None = None) -> str:
+    return markdown(analysis(inc, timeline, actions, history, settings, url=url, names=names), settings,
                     now or dt.datetime.now(dt.timezone.utc))
 
 
@@ -136,8 +141,8 @@ def markdown(a: Analysis, settings, now: dt.datetime) -> str:
         out.append(f"| Comms channel | \\#{md_cell(a.channel_name)} |")
     out += [f"| Living document | {a.document_url} |", ""]
 
-    out += ["## Summary", "", md_block(a.summary, "No summary was recorded."), "",
-            "## Impact", "", md_block(a.impact, "No impact was recorded."), "", "## Roles", "",
+    out += ["## Summary", "", md_block(a.summary, "No summary was recorded.", a.names), "",
+            "## Impact", "", md_block(a.impact, "No impact was recorded.", a.names), "", "## Roles", "",
             "| Role | Held by | From | Until |", "| --- | --- | --- | --- |"]
     out += [f"| {md_cell(role)} | {md_cell(holder)} | {start} |" + (f" {until} |" if until else " |")
             for role, holder, start, until in a.roles]
@@ -148,14 +153,14 @@ def markdown(a: Analysis, settings, now: dt.datetime) -> str:
         out.append("_Nothing was recorded._")
     for e in a.timeline:
         link = f" ([message in Slack]({e.link}))" if e.link else ""
-        body = md(e.text).replace("\n", "\n  ")
+        body = md(e.text, a.names).replace("\n", "\n  ")
         out.append(f"- **{e.when}** · {e.label} · {md(e.author)}: {body}{link}")
     out.append("")
 
     out += ["## Actions taken during the incident", ""]
     if a.actions:
         out += ["| # | Action | Owner | Done |", "| --- | --- | --- | --- |"]
-        out += [f"| {r.number} | {md_cell(r.text)} | {md_cell(r.owner)} | {r.done} |" for r in a.actions]
+        out += [f"| {r.number} | {md_cell(r.text, a.names)} | {md_cell(r.owner)} | {r.done} |" for r in a.actions]
     else:
         out.append("_No actions were logged._")
     out.append("")
@@ -166,6 +171,6 @@ def markdown(a: Analysis, settings, now: dt.datetime) -> str:
     for heading in LISTS:
         out += [f"## {heading}", "", "- ", ""]
     out += ["## Follow-up actions", "", "| " + " | ".join(FOLLOW_UP_COLUMNS) + " |", "| --- | --- | --- | --- |"]
-    out += [f"| {md_cell(r.text)} | {md_cell(r.owner)} | | |" for r in a.follow_ups] or ["| | | | |"]
+    out += [f"| {md_cell(r.text, a.names)} | {md_cell(r.owner)} | | |" for r in a.follow_ups] or ["| | | | |"]
     out.append("")
     return "\n".join(out)

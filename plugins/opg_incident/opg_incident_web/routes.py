@@ -46,10 +46,13 @@ class WebState:
     guard: access.Guard
     public_url: str
     slack_base: str
+    names: Callable | None = None  # user id -> display name (the Slack adapter's cached users.info), or None
 
 
-def register_routes(flask_app, service_getter: Callable, settings_getter: Callable, config) -> WebState:
-    """Serve the living document on `flask_app`. Idempotent: call it on every activation."""
+def register_routes(flask_app, service_getter: Callable, settings_getter: Callable, config,
+                    names: Callable | None = None) -> WebState:
+    """Serve the living document on `flask_app`. Idempotent: call it on every activation. `names`: a user's
+    display name from their id (the Slack adapter's cache; None on the console: ids are shown)."""
     port = getattr(config, "INCIDENT_WEB_PORT", 3141)
     public_url = (getattr(config, "INCIDENT_PUBLIC_URL", "") or f"http://localhost:{port}").rstrip("/")
     state = WebState(
@@ -57,7 +60,7 @@ def register_routes(flask_app, service_getter: Callable, settings_getter: Callab
         guard=access.Guard(token=getattr(config, "INCIDENT_WEB_TOKEN", "") or "",
                            trusted_header=getattr(config, "INCIDENT_WEB_TRUSTED_HEADER", "") or "",
                            secure_cookie=public_url.startswith("https://")),
-        slack_base=present.slack_web_base(getattr(config, "SLACK_API_URL", "")),
+        slack_base=present.slack_web_base(getattr(config, "SLACK_API_URL", "")), names=names,
     )
     flask_app.extensions[EXTENSION] = state
     for rule, endpoint, view in (
@@ -208,7 +211,8 @@ def index(state: WebState, decision):
     def page_url(n: int) -> str:
         return _url("index", status=status, drills=drills, page=n)
 
-    return _render("index.html", decision, rows=rows, total=total, exact=exact, cap=f"{COUNT_CAP:,}",
+    names = present.people([i.roles.get("lead") for i in incidents], lookup=state.names)
+    return _render("index.html", decision, rows=rows, total=total, exact=exact, cap=f"{COUNT_CAP:,}", names=names,
                    page=page_no, pages=pages, has_next=has_next, status=status, drills=drills,
                    statuses=STATUSES, drill_choices=DRILLS, page_url=page_url)
 
@@ -225,10 +229,11 @@ def incident(state: WebState, decision, number: int):
                      inc.declared_at if role.key == "reporter" else None)
         roles.append({"role": role, "holder": holder, "since": present.when(since, zone) if holder else ""})
     role_name = {r.key: r.name for r in settings.roles}
+    pending = state.service().handovers(number)
     return _render(
         "incident.html", decision, inc=inc, roles=roles, role_name=role_name, history=history,
-        timeline=timeline, actions=actions, status=present.status_tag(inc),
-        pending=state.service().handovers(number),
+        timeline=timeline, actions=actions, status=present.status_tag(inc), pending=pending,
+        names=present.record_people(inc, timeline, actions, history, pending, state.names),
         severity=present.severity_tag(settings, inc.severity), when=lambda v: present.when(v, zone),
         iso=lambda v: present.iso(v, zone), took=present.took(inc),
         channel_url=present.channel_url(state.slack_base, inc.channel_id),
@@ -240,17 +245,19 @@ def incident(state: WebState, decision, number: int):
 @page("json")
 def incident_json(state: WebState, decision, number: int):
     inc, timeline, actions, history = _record(state, number)
+    pending = state.service().handovers(number)
     doc = present.incident_document(inc, timeline, actions, history, state.settings(),
                                     url=document_url(state.public_url, number), slack_base=state.slack_base,
-                                    pending=state.service().handovers(number))
+                                    pending=pending, names=present.record_people(inc, timeline, actions, history,
+                                                                                 pending, state.names))
     return jsonify(doc)
 
 
 @page("text")
 def rca_draft(state: WebState, decision, number: int):
     inc, timeline, actions, history = _record(state, number)
-    text = rca.draft(inc, timeline, actions, history, state.settings(),
-                     url=document_url(state.public_url, number))
+    text = rca.draft(inc, timeline, actions, history, state.settings(), url=document_url(state.public_url, number),
+                     names=present.record_people(inc, timeline, actions, history, (), state.names))
     response = Response(text, mimetype="text/markdown")
     response.headers["Content-Disposition"] = f'inline; filename="incident-{number}-rca.md"'
     return response
