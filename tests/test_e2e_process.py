@@ -139,6 +139,7 @@ def test_every_page_and_every_failed_page_is_on_the_timeline(tmp_path):
             {"key": "dba", "name": "Database admins", "slack_user": "U0GONE999"},  # no such person
             {"key": "security", "name": "Security"}]
     with start(tmp_path, teams) as (fake, bot, channels):
+        fake.expect_error("user_not_found")  # the Database admins' person does not exist: that page fails
         declare(fake, channels)
         channel_id = create_channel(fake, bot, channels)
         listing = mention(fake, channel_id, ALICE, "escalate")
@@ -176,7 +177,7 @@ def test_a_change_by_number_answers_with_the_number_and_the_title(tmp_path):
         assert reply["text"].startswith("Incident 2 — Payments API timing out: the impact is now:")
         assert bot.incident(2)["impact"] == "Nobody can pay" and bot.incident(1)["impact"] == ""
         reply = answer(fake, ALICE, dm(fake, ALICE, "sev 1 critical"), "Critical")
-        assert reply["text"].startswith("Incident 1 — Login is slow: now")
+        assert reply["text"].startswith("Incident 1 — Login is slow: the severity is now")
         # In the incident's own channel the incident is implied: the short answer.
         channel_id = create_channel(fake, bot, channels, 2)
         command = mention(fake, channel_id, ALICE, "summary Timeouts from the PSP")
