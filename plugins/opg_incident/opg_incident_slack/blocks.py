@@ -112,15 +112,15 @@ def incident_modal(settings, *, title: str = "", incident=None, metadata: str = 
 
 def modal_values(view: dict) -> dict:
     """The submitted fields of the modal as text (None when left empty or not text)."""
-    state = _dict(_dict(_dict(view).get("state")).get("values"))
+    state = as_dict(as_dict(as_dict(view).get("state")).get("values"))
     out = {}
     for field in FIELDS:
-        element = _dict(_dict(state.get(field)).get("value"))
+        element = as_dict(as_dict(state.get(field)).get("value"))
         if "selected_option" in element:
-            value = _dict(element.get("selected_option")).get("value")
+            value = as_dict(element.get("selected_option")).get("value")
         elif "selected_options" in element:
             chosen = element.get("selected_options")
-            value = ",".join(_dict(o).get("value") or "" for o in chosen) if isinstance(chosen, list) else None
+            value = ",".join(as_dict(o).get("value") or "" for o in chosen) if isinstance(chosen, list) else None
         elif "selected_user" in element:
             value = element.get("selected_user")
         elif "selected_date" in element:
@@ -131,7 +131,8 @@ def modal_values(view: dict) -> dict:
     return out
 
 
-def _dict(value) -> dict:
+def as_dict(value) -> dict:
+    """A payload field that should be an object, or {} (Slack payloads are read defensively)."""
     return value if isinstance(value, dict) else {}
 
 

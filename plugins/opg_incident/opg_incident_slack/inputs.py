@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections import OrderedDict
 
 import threading
@@ -104,7 +105,5 @@ class SlackInputs:
 def _database_failed() -> bool:
     """Inside a `finally`: is the exception on its way out a database failure? (The input then stays
     unhandled in the inbox and is replayed, or the person was told it was not saved.)"""
-    import sys
-
     exc = sys.exc_info()[1]
     return isinstance(exc, connection.UNAVAILABLE)

@@ -14,6 +14,7 @@ from opg_incident_core.service import MAX_TITLE
 from opg_incident_core.text import USER_ID
 
 from . import blocks
+from .blocks import as_dict as _dict
 from .gateway import SlackError
 from .slash import SlashCommand
 
@@ -226,10 +227,6 @@ class SlackInteractions:
 def _plain(text: str) -> str:
     """A refusal for a modal field error (plain text: mentions as @U…)."""
     return re.sub(rf"<@({USER_ID})>", r"@\1", text)
-
-
-def _dict(value) -> dict:
-    return value if isinstance(value, dict) else {}
 
 
 def _list(value) -> list:
