@@ -232,6 +232,16 @@ def deliver_again(fake, envelope_id: str, attempt: int) -> None:
     fake.redeliver(envelope_id)
 
 
+def ack_figures(deliveries) -> str:
+    """How fast the attempts were answered: p50/p99/max in ms, and how many answered after Slack's 3 s."""
+    latencies = sorted(a.latency for d in deliveries for a in d.acks)
+    if not latencies:
+        return "none"
+    late = sum(1 for d in deliveries for a in d.acks if a.late) + sum(len(d.failures) for d in deliveries)
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    return f"p50={pick(0.5):.0f}ms/p99={pick(0.99):.0f}ms/max={latencies[-1] * 1000:.0f}ms/late={late}"
+
+
 def settle(fake, database_url: str, timeout: float = 60.0, quiet: float = 1.5) -> float:
     """Until every delivery is acked, every input handled, the outbox empty and no Web API call came for
     `quiet` s; returns how long that took."""

@@ -138,6 +138,8 @@ class OpgIncident(BotPlugin):
         """Events a process recorded and acked but never handled (it died: a previous run, or another
         replica), received before `received_before`: take them over and handle them now."""
         try:
+            if self.inputs is not None:  # ours, queued behind a storm: not taken over from ourselves
+                self.service.hold_inputs(self.inputs.in_hand())
             inputs = self.service.take_over_inputs(received_before)
             if inputs:
                 log.info("Replaying %d input(s) a process recorded and did not finish", len(inputs))
