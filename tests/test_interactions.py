@@ -53,7 +53,7 @@ def test_pin_without_the_message_fetches_it_and_records_author_time_and_link(sla
     gateway.history[(CHANNEL, "1700000000.000100")] = {"ts": "1700000000.000100", "user": BOB,
                                                        "text": "Rolled back", "files": [{"name": "graph.png",
                                                        "permalink": "https://files.example/graph.png"}]}
-    interactions.on_event({"type": "pin_added", "user": ALICE, "channel_id": CHANNEL,
+    interactions.follow_channel_event({"type": "pin_added", "user": ALICE, "channel_id": CHANNEL,
                            "item": {"type": "message", "message": {"ts": "1700000000.000100"}}})
     [pin] = [e for e in service.timeline(number) if e.kind == "pin"]
     assert (pin.author, pin.text, pin.at.timestamp()) == (BOB, "Rolled back", 1700000000.0001)
@@ -63,20 +63,20 @@ def test_pin_without_the_message_fetches_it_and_records_author_time_and_link(sla
 
 def test_pins_elsewhere_are_ignored_and_deleting_a_pinned_message_removes_it(slack, service):
     interactions, gateway, number = slack
-    interactions.on_event({"type": "pin_added", "channel_id": "C0ELSEWHR", "item": {"message": {"ts": "1.1",
+    interactions.follow_channel_event({"type": "pin_added", "channel_id": "C0ELSEWHR", "item": {"message": {"ts": "1.1",
                                                                                                "text": "x"}}})
     assert gateway.calls == []
-    interactions.on_event({"type": "pin_added", "user": ALICE, "channel_id": CHANNEL,
+    interactions.follow_channel_event({"type": "pin_added", "user": ALICE, "channel_id": CHANNEL,
                            "item": {"message": {"ts": "1700000001.000100", "text": "Failover done", "user": BOB}}})
     assert [e.text for e in service.timeline(number) if e.kind == "pin"] == ["Failover done"]
-    interactions.on_event({"type": "message", "subtype": "message_deleted", "channel": CHANNEL,
+    interactions.follow_channel_event({"type": "message", "subtype": "message_deleted", "channel": CHANNEL,
                            "deleted_ts": "1700000001.000100"})
     assert [e for e in service.timeline(number) if e.kind == "pin"] == []
 
 
 def test_channel_rename_follows(slack, service):
     interactions, _, number = slack
-    interactions.on_event({"type": "channel_rename", "channel": {"id": CHANNEL, "name": "inc-1-cards"}})
+    interactions.follow_channel_event({"type": "channel_rename", "channel": {"id": CHANNEL, "name": "inc-1-cards"}})
     assert service.get(number).channel_name == "inc-1-cards"
 
 
@@ -126,14 +126,14 @@ def test_edit_applies_each_change_and_a_held_lead_is_offered_not_overwritten(sla
 def test_an_unpin_that_overtakes_its_pin_wins(slack, service):
     interactions, _, number = slack
     message = {"ts": "1700000002.000100", "text": "Wrong graph", "user": BOB}
-    interactions.on_event({"type": "pin_removed", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000010.000200",
+    interactions.follow_channel_event({"type": "pin_removed", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000010.000200",
                            "item": {"message": message}})
-    interactions.on_event({"type": "pin_added", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000009.000100",
+    interactions.follow_channel_event({"type": "pin_added", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000009.000100",
                            "item": {"message": message}})  # the older event, handled later
     assert [e for e in service.timeline(number) if e.kind == "pin"] == []
-    interactions.on_event({"type": "pin_added", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000011.000100",
+    interactions.follow_channel_event({"type": "pin_added", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000011.000100",
                            "item": {"message": message}})  # pinned again, later: it counts
     assert [e.text for e in service.timeline(number) if e.kind == "pin"] == ["Wrong graph"]
-    interactions.on_event({"type": "pin_removed", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000010.500000",
+    interactions.follow_channel_event({"type": "pin_removed", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000010.500000",
                            "item": {"message": message}})  # an older unpin arriving late changes nothing
     assert [e.text for e in service.timeline(number) if e.kind == "pin"] == ["Wrong graph"]
