@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import logged
 
 from opg_incident_core.chat import ChatCommands
 from opg_incident_slack import Effects, SlackInteractions, blocks
@@ -119,8 +120,8 @@ def test_edit_applies_each_change_and_a_held_lead_is_offered_not_overwritten(sla
     inc = service.get(number)
     assert (inc.title, inc.summary, inc.severity, inc.roles["lead"]) == ("Card payments fail", "since 10:31",
                                                                        "critical", ALICE)
-    [offer] = service.handovers(number)
-    assert (offer.role, offer.to_user) == ("lead", BOB)
+    [handover] = service.handovers(number)
+    assert (handover.role, handover.to_user) == ("lead", BOB)
 
 
 def test_an_unpin_that_overtakes_its_pin_wins(slack, service):
@@ -137,3 +138,40 @@ def test_an_unpin_that_overtakes_its_pin_wins(slack, service):
     interactions.follow_channel_event({"type": "pin_removed", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000010.500000",
                            "item": {"message": message}})  # an older unpin arriving late changes nothing
     assert [e.text for e in service.timeline(number) if e.kind == "pin"] == ["Wrong graph"]
+
+
+# -- inputs nobody declared a handler for: logged, acked, nothing changes ---------------------------
+def click(action_id, value, user=ALICE):
+    return {"type": "block_actions", "user": {"id": user}, "channel": {"id": CHANNEL}, "trigger_id": "t",
+            "actions": [{"action_id": action_id, "value": value}]}
+
+
+def test_a_button_nobody_handles_is_acked_and_changes_nothing(slack, db_snapshot):
+    interactions, gateway, number = slack
+    before = db_snapshot()
+    with logged("opg_incident_slack.buttons", 20) as lines:
+        assert interactions.on_interaction("interactive", click("opg_retired_button", str(number))) is None
+    assert db_snapshot() == before and gateway.calls == []
+    assert any("opg_retired_button" in line for line in lines)
+    # the same click on a button that is handled does change the record (an outbox job)
+    assert interactions.on_interaction("interactive", click(blocks.PAGE_ONCALL, str(number))) is None
+    assert db_snapshot() != before
+
+
+def test_an_event_or_a_modal_nobody_handles_is_acked_and_changes_nothing(slack, db_snapshot):
+    interactions, gateway, number = slack
+    before = db_snapshot()
+    message = {"ts": "1700000003.000100", "text": "Rolled back", "user": BOB}
+    with logged("opg_incident_slack", 20) as lines:
+        interactions.follow_channel_event({"type": "star_added", "user": BOB, "channel_id": CHANNEL,
+                                           "item": {"message": message}})
+        interactions.follow_channel_event({"type": "message", "subtype": "pin_added", "channel": CHANNEL,
+                                           "message": message})
+        ack = interactions.on_interaction("interactive", submission("opg_retired_form", f'{{"number": {number}}}',
+                                                                    title="Renamed", severity="critical"))
+    assert ack is None and db_snapshot() == before and gateway.calls == []
+    assert [n for n in ("star_added", "pin_added", "opg_retired_form") if any(n in line for line in lines)] == [
+        "star_added", "pin_added", "opg_retired_form"]
+    interactions.follow_channel_event({"type": "pin_added", "user": BOB, "channel_id": CHANNEL,
+                                       "item": {"message": message}})  # the same, handled: it changes the record
+    assert db_snapshot() != before
