@@ -55,7 +55,7 @@ def test_pin_without_the_message_fetches_it_and_records_author_time_and_link(sla
                                                        "text": "Rolled back", "files": [{"name": "graph.png",
                                                        "permalink": "https://files.example/graph.png"}]}
     interactions.follow_channel_event({"type": "pin_added", "user": ALICE, "channel_id": CHANNEL,
-                           "item": {"type": "message", "message": {"ts": "1700000000.000100"}}})
+                                       "item": {"type": "message", "message": {"ts": "1700000000.000100"}}})
     [pin] = [e for e in service.timeline(number) if e.kind == "pin"]
     assert (pin.author, pin.text, pin.at.timestamp()) == (BOB, "Rolled back", 1700000000.0001)
     assert pin.permalink.endswith("p1700000000000100")
@@ -64,14 +64,14 @@ def test_pin_without_the_message_fetches_it_and_records_author_time_and_link(sla
 
 def test_pins_elsewhere_are_ignored_and_deleting_a_pinned_message_removes_it(slack, service):
     interactions, gateway, number = slack
-    interactions.follow_channel_event({"type": "pin_added", "channel_id": "C0ELSEWHR", "item": {"message": {"ts": "1.1",
-                                                                                               "text": "x"}}})
+    interactions.follow_channel_event({"type": "pin_added", "channel_id": "C0ELSEWHR",
+                                       "item": {"message": {"ts": "1.1", "text": "x"}}})
     assert gateway.calls == []
-    interactions.follow_channel_event({"type": "pin_added", "user": ALICE, "channel_id": CHANNEL,
-                           "item": {"message": {"ts": "1700000001.000100", "text": "Failover done", "user": BOB}}})
+    interactions.follow_channel_event({"type": "pin_added", "user": ALICE, "channel_id": CHANNEL, "item": {
+        "message": {"ts": "1700000001.000100", "text": "Failover done", "user": BOB}}})
     assert [e.text for e in service.timeline(number) if e.kind == "pin"] == ["Failover done"]
     interactions.follow_channel_event({"type": "message", "subtype": "message_deleted", "channel": CHANNEL,
-                           "deleted_ts": "1700000001.000100"})
+                                       "deleted_ts": "1700000001.000100"})
     assert [e for e in service.timeline(number) if e.kind == "pin"] == []
 
 
@@ -127,16 +127,19 @@ def test_edit_applies_each_change_and_a_held_lead_is_offered_not_overwritten(sla
 def test_an_unpin_that_overtakes_its_pin_wins(slack, service):
     interactions, _, number = slack
     message = {"ts": "1700000002.000100", "text": "Wrong graph", "user": BOB}
-    interactions.follow_channel_event({"type": "pin_removed", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000010.000200",
-                           "item": {"message": message}})
-    interactions.follow_channel_event({"type": "pin_added", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000009.000100",
-                           "item": {"message": message}})  # the older event, handled later
+    interactions.follow_channel_event({"type": "pin_removed", "user": BOB, "channel_id": CHANNEL,
+                                       "event_ts": "1700000010.000200", "item": {"message": message}})
+    # the older event, handled later
+    interactions.follow_channel_event({"type": "pin_added", "user": BOB, "channel_id": CHANNEL,
+                                       "event_ts": "1700000009.000100", "item": {"message": message}})
     assert [e for e in service.timeline(number) if e.kind == "pin"] == []
-    interactions.follow_channel_event({"type": "pin_added", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000011.000100",
-                           "item": {"message": message}})  # pinned again, later: it counts
+    # pinned again, later: it counts
+    interactions.follow_channel_event({"type": "pin_added", "user": BOB, "channel_id": CHANNEL,
+                                       "event_ts": "1700000011.000100", "item": {"message": message}})
     assert [e.text for e in service.timeline(number) if e.kind == "pin"] == ["Wrong graph"]
-    interactions.follow_channel_event({"type": "pin_removed", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000010.500000",
-                           "item": {"message": message}})  # an older unpin arriving late changes nothing
+    # an older unpin arriving late changes nothing
+    interactions.follow_channel_event({"type": "pin_removed", "user": BOB, "channel_id": CHANNEL,
+                                       "event_ts": "1700000010.500000", "item": {"message": message}})
     assert [e.text for e in service.timeline(number) if e.kind == "pin"] == ["Wrong graph"]
 
 
