@@ -78,7 +78,7 @@ class SlackInputs:
     def handle_event(self, key: str | None, event: dict) -> None:
         def handle():  # again on a new connection when PostgreSQL dropped it (safe: AlreadyHandled)
             with self.handling(None, key):
-                self.interactions.on_event(event)
+                self.interactions.follow_channel_event(event)
         try:
             connection.retrying(storage.database.obj, handle, what="a Slack event")
         except connection.UNAVAILABLE as exc:  # left unhandled in the inbox: taken over and replayed later
