@@ -20,11 +20,11 @@ class Recorded:
     incident: IncidentView
     happened: tuple[Happened, ...]
     now: dt.datetime
-    row: Any = dataclasses.field(repr=False, compare=False, default=None)  # storage.Incident: the item's incident
+    _row: Any = dataclasses.field(repr=False, compare=False, default=None)  # storage.Incident, for `queue`
 
     def queue(self, kind: str, payload: dict | None = None, *, coalesce_key: str | None = None) -> int:
         """An outbox item of `kind` for this incident, sent after the change commits (see outbox.enqueue)."""
-        return outbox.enqueue(kind, self.row, payload, now=self.now, coalesce_key=coalesce_key)
+        return outbox.enqueue(kind, self._row, payload, now=self.now, coalesce_key=coalesce_key)
 
 
 class Subscriber(Protocol):

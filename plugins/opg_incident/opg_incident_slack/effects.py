@@ -11,7 +11,6 @@ import re
 from urllib.parse import urlsplit
 
 from opg_incident_core import outbox
-
 from opg_incident_core.reminders import DueReminder, ReminderSchedule
 from opg_incident_core.service import SYSTEM
 from opg_incident_core.text import defuse, mention
@@ -80,7 +79,7 @@ class Effects(CommsEffects, ChannelEffects, Replies):
     def after(self, outcome) -> None:
         """After a change: when something happened, it queued its outbox items in its own transaction (see
         `heard`), now committed: wake the worker to send them."""
-        if outcome is None or outcome.happened:
+        if outcome.happened:
             self.wake()
 
     def job(self, kind: str, number: int | None = None, payload: dict | None = None,
