@@ -333,3 +333,29 @@ def test_housekeeping_forgets_old_handled_inputs_and_sent_items_only(announcing,
     assert [e.key for e in storage.InboxEntry.select()] == ["Ev2"]
     assert storage.OutboxItem.select().where(storage.OutboxItem.status == "done").count() == 0
     assert outbox.pending() == 1  # the announcement still waiting is kept
+
+
+# -- the kinds' registry ------------------------------------------------------------------------------
+def test_each_outbox_kind_is_declared_once_with_its_sender_and_what_it_does():
+    from opg_incident_slack.kinds import OutboxKinds
+
+    assert KINDS.announced() == {"role", "closed", "reopened", "offered", "handover_accepted", "handover_declined",
+                                 "handover_expired", "handover_withdrawn", "archived", "rca_ready", "rca_published",
+                                 "update", "call", "invite", "ask", "page", "rca_shared"}
+    for kind in ("headline", "create_channel", "ack", "page_oncall", "tell", "post", "react", "remind", "archive",
+                 "escalation_menu", "role", "closed"):
+        assert KINDS.what(kind), kind  # said in people's words when it is given up
+    kinds = OutboxKinds()
+
+    @kinds.job("told", what="tell")
+    def told(effects, item):
+        effects.append(item)
+
+    with pytest.raises(ValueError, match="declared twice"):
+        @kinds.job("told", what="tell again")
+        def told_again(effects, item):
+            pass
+    done = []
+    [step] = kinds.plan(done, outbox.Item(1, "told", None, {}, 0, None, 1))
+    step()
+    assert [i.kind for i in done] == ["told"] and kinds.plan(done, outbox.Item(2, "unknown", None, {}, 0, None, 1)) == []
