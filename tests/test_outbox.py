@@ -358,4 +358,5 @@ def test_each_outbox_kind_is_declared_once_with_its_sender_and_what_it_does():
     done = []
     [step] = kinds.plan(done, outbox.Item(1, "told", None, {}, 0, None, 1))
     step()
-    assert [i.kind for i in done] == ["told"] and kinds.plan(done, outbox.Item(2, "unknown", None, {}, 0, None, 1)) == []
+    assert [i.kind for i in done] == ["told"]
+    assert kinds.plan(done, outbox.Item(2, "unknown", None, {}, 0, None, 1)) == []
