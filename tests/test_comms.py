@@ -99,7 +99,7 @@ def test_escalate_with_nothing_set_up_says_so_and_names_the_setting(service, inc
     """The shipped settings name WebOps and Security but set up no way to reach them: nothing says
     "Paging", nothing lands on the timeline, and the reply names the setting."""
     chat = ChatCommands(service)
-    service.announce_kinds = frozenset({"page"})  # an adapter that sends pages (Slack)
+    service.subscribe(lambda recorded: None, kinds={"page"})  # an adapter that sends pages (Slack)
     before = db_snapshot()
     listing = chat.escalate(f"{incident}", Caller(LEAD))
     assert listing.text.startswith("No specialist team can be paged") and "specialists:" in listing.text
@@ -124,9 +124,11 @@ def test_escalate_lists_only_teams_that_can_be_reached(service, incident, settin
     # The Text console sends no page: it says so rather than "Paging".
     with pytest.raises(InvalidInput, match="Nothing here can send a page"):
         chat.escalate(f"{incident} webops", Caller(LEAD))
-    service.announce_kinds = frozenset({"page"})
+    heard = []
+    service.subscribe(heard.append, kinds={"page"})  # an adapter that sends pages (Slack)
     reply = chat.escalate(f"{incident} WebOps", Caller(LEAD))
     assert [(h.kind, h.new) for h in reply.outcome.happened] == [("page", "webops")]
+    assert [[(h.kind, h.new) for h in r.happened] for r in heard] == [[("page", "webops")]]  # in its transaction
     assert "Paging" not in reply.text and "Page to WebOps queued" in reply.text
     assert [e for e in service.timeline(incident) if e.kind.startswith("page")] == []  # the adapter records it
     service.record_page(incident, LEAD, "Paged WebOps: <@U0WEBOPS1> was sent a direct message")

@@ -125,8 +125,8 @@ class OpgIncident(BotPlugin):
                                             effects=self.effects, send=self._send_to)
         self.chat.rca_subcommands = {"publish": self.confluence.command}
         if self.effects is not None:
-            from opg_incident_slack.effects import JOBS
-            self.confluence.register(JOBS)
+            from opg_incident_slack.effects import KINDS
+            self.confluence.register(KINDS)
         else:
             self.confluence.start(lease_seconds=float(getattr(config, "INCIDENT_OUTBOX_LEASE_SECONDS", 30) or 30))
 

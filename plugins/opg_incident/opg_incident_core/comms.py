@@ -164,7 +164,7 @@ class CommsMixin:
             raise InvalidInput(f"{team.name} cannot be paged: nothing is set up to reach them. A bot admin sets "
                                f"slack_user, slack_group or pagerduty_routing_key of `{team.key}` under "
                                f"specialists: in the settings. Page them by hand meanwhile.")
-        if "page" not in self.announce_kinds:
+        if not self.hears("page"):
             raise InvalidInput(f"Nothing here can send a page (no Slack connection): page {team.name} by hand.")
         with storage.write():
             row = self._incident(number, lock=True)

@@ -1,7 +1,8 @@
 """The incident process as operations on the record. No chat platform in here.
 
 Every change lands on the timeline with its time and author, in the same transaction as the change,
-and every operation returns an Outcome saying what happened for adapters to announce.
+and every operation returns an Outcome saying what happened; the subscribers adapters registered hear it
+in that transaction (subscribers.py) and decide what their platform is told.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .reminders import CheckinsMixin
 from .roles import RolesMixin
 from .settings import Settings
 from .storage import Action, Incident, RoleAssignment, TimelineEntry
+from .subscribers import Recorded, Subscriber, Subscribers
 from .text import clean as _text, defuse, mention
 from .views import ActionView, Happened, IncidentView, Outcome, TimelineView
 
@@ -36,10 +38,7 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, ClosingMixin, PinsM
         self._settings = settings
         self.admins = frozenset(admins)
         self._now = clock
-        # What the chat adapter wants told (kinds of Happened), and which changes refresh the headline.
-        # Empty without an adapter (the Text console): nothing is queued.
-        self.announce_kinds: frozenset[str] = frozenset()
-        self.refresh_kinds: frozenset[str] = frozenset()
+        self._subscribers = Subscribers()  # none without a chat adapter (the Text console): nothing is queued
 
     @property
     def settings(self) -> Settings:
@@ -50,6 +49,15 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, ClosingMixin, PinsM
 
     def is_admin(self, user: str) -> bool:
         return user in self.admins
+
+    def subscribe(self, subscriber: Subscriber, kinds: Iterable[str] | None = None) -> None:
+        """`subscriber(recorded)` hears every change in which something of `kinds` (None: anything) happened,
+        inside the change's transaction: what it queues in the outbox commits with the change."""
+        self._subscribers.subscribe(subscriber, kinds)
+
+    def hears(self, kind: str) -> bool:
+        """Some adapter acts on what happened of `kind`."""
+        return self._subscribers.hears(kind)
 
     @property
     def authority(self) -> Authority:
@@ -163,7 +171,7 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, ClosingMixin, PinsM
                 entry = self._log(row, kind, by, f"Action {next_no}: {text}")
             else:
                 entry = self._log(row, kind, by, text)
-            return self._outcome(row, [Happened("logged", by, new=text, role=kind, entry_id=entry)])
+            return self._outcome(row, [Happened(kind, by, new=text, entry_id=entry)])
 
     def complete_action(self, number: int, action_number: int, by: str) -> Outcome:
         with storage.write():
@@ -370,20 +378,14 @@ class IncidentService(RolesMixin, CheckinsMixin, CommsMixin, ClosingMixin, PinsM
         return view
 
     def _outcome(self, row: Incident, happened: list, warnings: Iterable[str] = ()) -> Outcome:
-        """The result of an operation; inside its transaction, queue what the adapter must tell."""
-        now = self.now()
+        """The result of an operation; inside its transaction, the input marked handled and the subscribers told."""
         key = outbox.input_to_mark() if happened else None
         if key and not self.mark_processed(key):  # the input and its effect commit together, once
             raise AlreadyHandled("That was done already.")  # by another process: this change rolls back
-        for item in happened:
-            if item.kind in self.announce_kinds:
-                outbox.enqueue(item.kind, row, dataclasses.asdict(item), now=now)
-        if any(item.kind in self.refresh_kinds for item in happened):
-            key = f"refresh:{row.number}"
-            last = outbox.last_done(key)
-            outbox.enqueue("refresh", row, {}, now=now, coalesce_key=key,
-                           not_before=last + dt.timedelta(seconds=1) if last else None)
-        return Outcome(self._view(row), tuple(happened), tuple(warnings))
+        view = self._view(row)
+        if happened and self._subscribers:
+            self._subscribers.publish(Recorded(view, tuple(happened), self.now(), row))
+        return Outcome(view, tuple(happened), tuple(warnings))
 
     def enqueue_job(self, kind: str, number: int | None, payload: dict | None = None,
                     coalesce_key: str | None = None) -> int:
