@@ -23,7 +23,8 @@ class ConfluenceAdapter:
         """`effects`: the Slack effects (None on the Text console); `send(user, text)`: a message to a
         person on the Text console."""
         self.service = service
-        self.publisher = Publisher(service, settings, config, client_factory)
+        names = getattr(getattr(effects, "slack", None), "user_name", None)  # people by name, not by Slack id
+        self.publisher = Publisher(service, settings, config, client_factory, names=names)
         self.effects = effects
         self.send = send
         self.worker = None
