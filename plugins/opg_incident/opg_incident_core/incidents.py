@@ -8,7 +8,8 @@ from . import outbox, storage
 from .errors import InvalidInput, NotFound, SettingsError
 from .records import Records
 from .roles import Roles
-from .storage import Incident, RoleAssignment
+from .queries import views_of
+from .storage import Incident
 from .text import clean as _text, defuse, mention
 from .views import Happened, IncidentView, Outcome
 
@@ -136,12 +137,7 @@ class Incidents:
             query = query.where(Incident.status == which)
         elif which != "all":
             raise InvalidInput(f"{which!r} is not a list; choose open, closed or all.")
-        rows = list(query.order_by(Incident.number.desc()).limit(limit).offset(offset))
-        holders: dict[int, dict[str, str]] = {r.id: {} for r in rows}
-        for a in RoleAssignment.select().where(RoleAssignment.incident.in_(list(holders)),
-                                               RoleAssignment.released_at.is_null()):
-            holders[a.incident_id][a.role] = a.holder
-        return [IncidentView.of(r, holders[r.id]) for r in rows]
+        return views_of(list(query.order_by(Incident.number.desc()).limit(limit).offset(offset)))
 
     # -- the chat's bookkeeping ---------------------------------------------------------------------
     def attach_channel(self, number: int, channel_id: str, channel_name: str, by: str) -> Outcome:
