@@ -12,11 +12,10 @@ import datetime as dt
 from . import storage
 from .authority import LEAD
 from .errors import InvalidInput, NotAllowed, NotFound
+from .records import Records
 from .storage import Handover, Incident, RoleAssignment
 from .text import defuse, mention
-from .records import Records
 from .views import Happened, HandoverView, Outcome, RoleHolding
-
 
 
 class Roles:
@@ -174,8 +173,10 @@ class Roles:
     def current_roles(self, number: int) -> list[RoleHolding]:
         return [h for h in self.role_history(number) if h.released_at is None]
 
-    # -- internals ----------------------------------------------------------------------------------
+    # -- for the other collaborators: a declaration's lead, the chat's role names ------------------
     def assign(self, row: Incident, role_key: str, holder: str, by: str, happened: list, note: str = "") -> list:
+        """Give the role to `holder` now, inside the caller's transaction (a declaration naming its lead does);
+        what happened is appended to `happened`; the rules' warnings are returned."""
         role = self.role(role_key)
         current = self.records.holders(row)
         if current.get(role.key) == holder:
@@ -189,6 +190,16 @@ class Roles:
         happened.append(Happened("role", by, old=previous, new=holder, role=role.key))
         return warnings
 
+    def role(self, key: str):
+        """The assignable role named `key` (any case); InvalidInput naming the roles otherwise."""
+        settings = self.records.settings
+        role = settings.role((key or "").lower())
+        if role is None or not role.assignable:
+            allowed = ", ".join(r.key for r in settings.assignable_roles)
+            raise InvalidInput(f"'{defuse(key or '')}' is not a role you can assign. Roles: {allowed}.")
+        return role
+
+    # -- internals ----------------------------------------------------------------------------------
     def _rule_warnings(self, row: Incident, role, holder: str, current: dict) -> list[str]:
         warnings = []
         for other_key, other_holder in current.items():
@@ -217,15 +228,6 @@ class Roles:
         current.save()
         return current.holder
 
-    def role(self, key: str):
-        """The assignable role named `key` (any case); InvalidInput naming the roles otherwise."""
-        settings = self.records.settings
-        role = settings.role((key or "").lower())
-        if role is None or not role.assignable:
-            allowed = ", ".join(r.key for r in settings.assignable_roles)
-            raise InvalidInput(f"'{defuse(key or '')}' is not a role you can assign. Roles: {allowed}.")
-        return role
-
     def _pending(self, row: Incident, role_key: str) -> Handover | None:
         return Handover.get_or_none(Handover.incident == row, Handover.role == role_key, Handover.status == "pending")
 
@@ -242,7 +244,8 @@ class Roles:
             role = self.records.settings.role(offer.role)
             name = role.name if role else offer.role
             keeps = f"; {mention(offer.from_holder)} stays {name}" if offer.from_holder else ""
-            self.records.log(row, "handover", by, f"The offer of {name} to {mention(offer.to_user)} was {status}{keeps}")
+            self.records.log(row, "handover", by,
+                             f"The offer of {name} to {mention(offer.to_user)} was {status}{keeps}")
 
     @staticmethod
     def _happened(offer: Handover) -> Happened:
