@@ -30,7 +30,8 @@ def test_updates_come_from_the_lead_when_there_is_no_comms_lead(service, inciden
 def test_with_a_comms_lead_they_and_the_lead_post_and_the_cadence_is_the_comms_leads_choice(service, incident,
                                                                                               clock):
     service.assign_role(incident, "comms", COMMS, COMMS)
-    with pytest.raises(NotAllowed, match="Communications Lead .* or the Incident Lead"):
+    with pytest.raises(NotAllowed, match=r"^Only the Communications Lead \(.*\), the Incident Lead \(.*\) or a bot "
+                                         r"admin may post the stakeholder updates of incident 1\.$"):
         service.post_update(incident, "from someone else", OTHER)
     service.post_update(incident, "from comms", COMMS)
     service.post_update(incident, "from the lead", LEAD)  # recorded as the lead's
@@ -42,7 +43,7 @@ def test_with_a_comms_lead_they_and_the_lead_post_and_the_cadence_is_the_comms_l
         ("Stakeholder update: from an admin", ADMIN)]
 
     assert service.update_cadence(incident) == 30  # the settings' default for a critical incident
-    with pytest.raises(NotAllowed, match="Communications Lead's choice"):
+    with pytest.raises(NotAllowed, match=r"^Only the Communications Lead \(.*\) or a bot admin may choose how often"):
         service.set_update_cadence(incident, 15, LEAD)
     service.set_update_cadence(incident, 15, COMMS)
     assert service.update_cadence(incident) == 15
@@ -171,7 +172,8 @@ def test_ask_needs_text(service, incident):
 
 
 def test_only_the_leads_choose_stakeholder_channels(service, incident):
-    with pytest.raises(NotAllowed, match="chooses who gets the updates"):
+    with pytest.raises(NotAllowed, match=r"^Only the Incident Lead \(.*\), the Communications Lead or a bot admin "
+                                         "may choose who gets the stakeholder updates of incident 1"):
         service.notify(incident, "#general", OTHER)
     assert service.stakeholder_channels(incident) == []
     service.notify(incident, "#Opg-Use-An-LPA", LEAD)  # as typed: Slack's channel names are lower case

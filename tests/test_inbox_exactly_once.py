@@ -84,11 +84,10 @@ def test_inputs_arriving_together_are_written_together_once_each(service, monkey
     with storage.write():  # a long transaction: the first write waits, the others gather behind it
         for thread in threads:
             thread.start()
-        recorder = service.__dict__["_group_commit"] if "_group_commit" in service.__dict__ else None
+        recorder = service.inbox._group_commit
         deadline = time.monotonic() + 10
-        while (recorder is None or len(recorder._waiting) < len(keys) - 1) and time.monotonic() < deadline:
+        while len(recorder._waiting) < len(keys) - 1 and time.monotonic() < deadline:
             time.sleep(0.01)
-            recorder = service.__dict__.get("_group_commit")
     for thread in threads:
         thread.join(10)
     assert sorted(k for i, k in enumerate(keys) if results[i]) == sorted(set(keys))  # each new exactly once

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 
 from opg_incident_core.chat_base import Caller, Reply
-from opg_incident_core.errors import IncidentError, InvalidInput, NotAllowed, OutsideError
-from opg_incident_core.text import defuse, mention
+from opg_incident_core.errors import IncidentError, InvalidInput, OutsideError
+from opg_incident_core.text import defuse
 
 from . import store
 from .client import ConfluenceClient, ConfluenceError
@@ -43,9 +43,8 @@ class ConfluenceAdapter:
         if inc.is_open:
             raise InvalidInput(f"Incident {number} is still open: publish its analysis once it is closed.")
         lead, scribe = inc.roles.get("lead"), inc.roles.get("scribe")
-        if caller.user not in {lead, scribe} - {None} and not self.service.is_admin(caller.user):
-            raise NotAllowed(f"The Incident Lead ({mention(lead)}), the Scribe ({mention(scribe)}) or a bot admin "
-                             f"publishes the analysis of incident {number}.")
+        self.service.authority.require(caller.user, [("the Incident Lead", lead), ("the Incident Scribe", scribe)],
+                                       f"publish the analysis of incident {number}")
         self.service.enqueue_job(KIND, number, {"by": caller.user, "channel": caller.channel, "force": force})
         self.wake()
         return Reply(f"Publishing the root-cause analysis of incident {number} to Confluence (space {target.space})"

@@ -1,5 +1,5 @@
 """Every chat-platform input once: recorded before it is acknowledged, kept until it is handled, taken
-over when the process that acknowledged it died. Part of IncidentService."""
+over when the process that acknowledged it died. A collaborator of IncidentService."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,6 +8,7 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Callable
 
 from . import connection, outbox, storage, telemetry
 from .journal import JOURNALED_KINDS
@@ -96,10 +97,14 @@ def _write_inputs(group: list[_Input]) -> None:
             item.new = storage.database.obj.execute(query).rowcount == 1
 
 
-class InboxMixin:
-    """Provides record_input, mark_processed, hold_inputs, take_over_inputs, unprocessed_inputs and prune."""
+class Inbox:
+    """record_input, mark_processed, hold_inputs, take_over_inputs, unprocessed_inputs and prune."""
 
-    journal = None  # a Journal (journal.py): where inputs go while the database cannot be written
+    def __init__(self, now: Callable[[], dt.datetime]):
+        self.now = now  # naive UTC, from the service's clock
+        self.journal = None  # a Journal (journal.py): where inputs go while the database cannot be written
+        self._recorded = _RecentKeys(_RECENT)
+        self._group_commit = _GroupCommit()
 
     # -- inputs, exactly once ------------------------------------------------------------------------
     def record_input(self, key: str, kind: str, payload: dict | None = None) -> bool:
@@ -107,7 +112,7 @@ class InboxMixin:
         the database could not be written and it went to the journal instead (acked, handled once the
         database is back). Raises a database error when neither could take it."""
         key = key[:200]
-        recorded = self.__dict__.setdefault("_recorded_inputs", _RecentKeys(_RECENT))
+        recorded = self._recorded
         if key in recorded:
             telemetry.emit("input", key=key, kind=kind, outcome="duplicate")
             return False
@@ -129,18 +134,17 @@ class InboxMixin:
         """The journal's replay: record an input it kept; True when the inbox did not have it yet."""
         new = connection.retrying(storage.database.obj, lambda: self._insert_input(key[:200], kind, payload),
                                   what=f"recording journaled input {key}")
-        self.__dict__.setdefault("_recorded_inputs", _RecentKeys(_RECENT)).add(key[:200])
+        self._recorded.add(key[:200])
         telemetry.emit("input", key=key, kind=kind, outcome="received" if new else "duplicate")
         return new
 
     def _insert_input(self, key: str, kind: str, payload) -> bool:
-        recorder = self.__dict__.get("_group_commit") or self.__dict__.setdefault("_group_commit", _GroupCommit())
-        return recorder.record(_Input(key, kind[:40], json.dumps(payload) if payload is not None else None,
+        return self._group_commit.record(_Input(key, kind[:40], json.dumps(payload) if payload is not None else None,
                                       self.now()), _write_inputs)
 
     def _journal(self, journal, key: str, kind: str, payload, error) -> bool:
         journal.append(key, kind, payload)  # raises (no ack) when even the local disk refuses it
-        self.__dict__.setdefault("_recorded_inputs", _RecentKeys(_RECENT)).add(key)
+        self._recorded.add(key)
         if error is not None:
             log.warning("The database is unavailable (%s): input %s is kept in the journal, acked, and handled "
                         "when the database is back", connection.first_line(error), key)
