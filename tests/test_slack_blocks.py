@@ -172,7 +172,7 @@ def test_every_message_and_modal_passes_slacks_block_kit_checks(settings):
                   blocks.headline(huge, settings, "http://x")[1],
                   blocks.headline(incident(status="closed", closed_at=dt.datetime(2026, 11, 27, 12, 0)), settings,
                                   "http://x")[1],
-                  blocks.escalation_menu(4, settings.specialists)[1], blocks.handover_offer("Take it?", 3),
+                  blocks.escalation_menu(4, settings.specialists)[1], blocks.handover("Take it?", 3),
                   blocks.reminder("No scribe yet", 4, "scribe", "Incident Scribe"), blocks.text_message("hi")):
         assert check_message_blocks(built) == built
     for view in (blocks.incident_modal(settings, title="x" * 500),

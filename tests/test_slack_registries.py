@@ -58,7 +58,7 @@ def action_ids(message_blocks: list) -> set[str]:
 def test_every_button_the_builders_emit_has_a_handler_and_every_handler_a_button(settings):
     teams = [SimpleNamespace(key="dba", name="Databases", covers="", reachable=True)]
     emitted = (action_ids(blocks.headline(incident(), settings, "http://x")[1])
-               | action_ids(blocks.handover_offer("Take it?", 3))
+               | action_ids(blocks.handover("Take it?", 3))
                | action_ids(blocks.reminder("No scribe yet", 7, "scribe", "Incident Scribe"))
                | action_ids(blocks.escalation_menu(7, teams)[1]))
     in_source = buttons_in_the_source()

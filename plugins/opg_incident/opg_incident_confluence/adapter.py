@@ -1,6 +1,6 @@
-"""`rca publish [--force]` and its outbox job, in Slack (the Slack worker runs it, see Effects' JOBS) and on
-the Text console (a worker of its own, see `start`). The command checks and queues; the job publishes,
-then tells the person who asked, in plain words, how it went."""
+"""`rca publish [--force]` and its outbox job, in Slack (the Slack worker runs it, as one of its outbox kinds:
+opg_incident_slack/kinds.py) and on the Text console (a worker of its own, see `start`). The command checks
+and queues; the job publishes, then tells the person who asked, in plain words, how it went."""
 from __future__ import annotations
 
 import logging
@@ -93,9 +93,9 @@ class ConfluenceAdapter:
             self.effects.tell(user, channel, text)
 
     # -- running it ---------------------------------------------------------------------------------
-    def register(self, jobs: dict) -> None:
-        """In Slack: the Slack worker runs the job (jobs: opg_incident_slack.effects.JOBS)."""
-        jobs[KIND] = lambda effects, item, payload: self.plan(item)
+    def register(self, kinds) -> None:
+        """In Slack: the Slack worker runs the job, one of its outbox kinds (opg_incident_slack.kinds.KINDS)."""
+        kinds[KIND] = lambda effects, item, payload: self.plan(item)
 
     def start(self, **options) -> None:
         """On the Text console: a worker of our own (there is no Slack one)."""

@@ -209,43 +209,45 @@ class Effects(CommsEffects, ChannelEffects, Replies):
 
     # -- handovers -----------------------------------------------------------------------------------
     @KINDS.announcement("offered", what="offer a role")
-    def _offer_role(self, inc, happened, item) -> None:
-        offer = self.service.get_handover(happened.entry_id)
-        role = self.settings.role(offer.role)
-        name = role.name if role else offer.role
-        note = f"\nNote: {defuse(offer.note)}" if offer.note else ""
-        if offer.is_request:
-            text = (f"{mention(offer.to_user)} asks to take over as {name} of incident {inc.number}: "
+    def _handover_asked(self, inc, happened, item) -> None:
+        """A handover offered or requested: whoever must accept is asked (Accept / Decline), the channel told."""
+        handover = self.service.get_handover(happened.entry_id)
+        role = self.settings.role(handover.role)
+        name = role.name if role else handover.role
+        note = f"\nNote: {defuse(handover.note)}" if handover.note else ""
+        if handover.is_request:
+            text = (f"{mention(handover.to_user)} asks to take over as {name} of incident {inc.number}: "
                     f"{defuse(inc.title)}{note}\nDo you hand it over?")
         else:
             guidance = f"\n_{role.guidance}_" if role and role.guidance else ""
-            text = (f"{self._drill_label(inc)}{mention(offer.requested_by)} offers you the role of {name} for "
+            text = (f"{self._drill_label(inc)}{mention(handover.requested_by)} offers you the role of {name} for "
                     f"incident {inc.number}: {defuse(inc.title)}\n{role.description if role else ''}{guidance}{note}\n"
                     f"{self._where(inc)}\nLiving document: {self.document_url(inc.number)}")
-        if offer.awaiting[:1] in "UW":
-            channel, ts = self.slack.dm(offer.awaiting, text, blocks.handover_offer(text, offer.id))
-            self.service.set_handover_message(offer.id, channel, ts)
+        if handover.awaiting[:1] in "UW":
+            channel, ts = self.slack.dm(handover.awaiting, text, blocks.handover(text, handover.id))
+            self.service.set_handover_message(handover.id, channel, ts)
         if inc.channel_id:
-            self._best(self._post_for, inc, f"🤝 {name}: offered to {mention(offer.to_user)}, waiting for "
-                                            f"{mention(offer.awaiting)} to accept.")
+            self._best(self._post_for, inc, f"🤝 {name}: offered to {mention(handover.to_user)}, waiting for "
+                                            f"{mention(handover.awaiting)} to accept.")
 
     @KINDS.announcement("handover_accepted", "handover_declined", "handover_expired", "handover_withdrawn",
                         what="say how a handover ended")
     def _handover_answered(self, inc, happened, item) -> None:
-        offer = self.service.get_handover(happened.entry_id)
-        role = self.settings.role(offer.role)
-        name = role.name if role else offer.role
-        status = offer.status
-        if offer.message_ts:
-            self._best(self.slack.update, offer.message_channel, offer.message_ts, f"The offer of {name} was {status}.",
-                              blocks.text_message(f"The offer of {name} for incident {inc.number} was *{status}*."))
+        handover = self.service.get_handover(happened.entry_id)
+        role = self.settings.role(handover.role)
+        name = role.name if role else handover.role
+        status = handover.status
+        if handover.message_ts:
+            self._best(self.slack.update, handover.message_channel, handover.message_ts,
+                       f"The offer of {name} was {status}.",
+                       blocks.text_message(f"The offer of {name} for incident {inc.number} was *{status}*."))
         if status == "accepted":
             return  # the role change announces itself
-        keeps = f" {mention(offer.from_holder)} stays {name}." if offer.from_holder else ""
-        text = f"The offer of {name} to {mention(offer.to_user)} was {status}.{keeps}"
+        keeps = f" {mention(handover.from_holder)} stays {name}." if handover.from_holder else ""
+        text = f"The offer of {name} to {mention(handover.to_user)} was {status}.{keeps}"
         if inc.channel_id:
             self._best(self._post_for, inc, text)
-        for user in {offer.requested_by, offer.from_holder} - {None, happened.by}:
+        for user in {handover.requested_by, handover.from_holder} - {None, happened.by}:
             if user[:1] in "UW":
                 self._best(self.slack.dm, user, f"Incident {inc.number}: {text}")
 
