@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from opg_incident_core import SettingsStore
-from opg_incident_core.views import IncidentView
+from conftest import incident_view as incident
 from opg_incident_slack import blocks, buttons, channel_events, modals
 from opg_incident_slack.buttons import BUTTONS, action_handler
 from opg_incident_slack.channel_events import CHANNEL_EVENTS
@@ -28,16 +28,6 @@ USER, CHANNEL = "U0CLICKER", "C0INCIDT1"
 @pytest.fixture(scope="module")
 def settings():
     return SettingsStore().current
-
-
-def incident(**overrides):
-    values = dict(number=7, title="Payments are failing", report=False, drill=False, summary="", impact="",
-                  severity="major", status="open", reporter="U0REPORT1",
-                  declared_at=dt.datetime(2026, 11, 27, 10, 31, tzinfo=dt.timezone.utc), closed_at=None,
-                  closed_by=None, channel_id=None, channel_name=None, channel_archived=False,
-                  headline_channel_id=None, headline_ts=None, roles={"reporter": "U0REPORT1", "lead": "U0LEAD002"})
-    values.update(overrides)
-    return IncidentView(**values)
 
 
 # -- every button, modal and event has its handler --------------------------------------------------
