@@ -95,27 +95,27 @@ class RoleCommands:
             match = NUMBER.match(wanted)
             if not match:
                 raise InvalidInput(f"Usage: `{USAGE[verb]}`.")
-            offer_id = int(match.group(1))
+            handover_id = int(match.group(1))
         elif len(pending) == 1:
-            offer_id = pending[0].id
+            handover_id = pending[0].id
         elif not pending:
             raise InvalidInput("Nothing is waiting for your answer.")
         else:
             raise InvalidInput("Several offers wait for you; say which: " + "; ".join(
                 f"`{verb} {h.id}` ({self._role_name(h.role)} of incident {h.number})" for h in pending))
-        out = self.service.answer_handover(offer_id, caller.user, accept)
-        offer = self.service.get_handover(offer_id)
+        out = self.service.answer_handover(handover_id, caller.user, accept)
+        handover = self.service.get_handover(handover_id)
         if not out.changed:
             return Reply(" ".join(out.warnings) or "Nothing changed.", out)
-        name = self._role_name(offer.role)
-        if offer.status == "accepted":
-            role = self.service.settings.role(offer.role)
-            lines = [f"{mention(offer.to_user)} is now {name} of incident {offer.number}"
-                     + (f", taking over from {mention(offer.from_holder)}." if offer.from_holder else "."),
+        name = self._role_name(handover.role)
+        if handover.status == "accepted":
+            role = self.service.settings.role(handover.role)
+            lines = [f"{mention(handover.to_user)} is now {name} of incident {handover.number}"
+                     + (f", taking over from {mention(handover.from_holder)}." if handover.from_holder else "."),
                      *( [role.description] if role else []), *out.warnings]
             return Reply("\n".join(lines), out)
-        keeps = f" {mention(offer.from_holder)} stays {name}." if offer.from_holder else ""
-        return Reply(f"The offer of {name} of incident {offer.number} was {offer.status}.{keeps}", out)
+        keeps = f" {mention(handover.from_holder)} stays {name}." if handover.from_holder else ""
+        return Reply(f"The offer of {name} of incident {handover.number} was {handover.status}.{keeps}", out)
 
     @command("roles", usage="roles", help="Every role, who holds it since when, and pending offers.")
     def roles(self, args: str, caller: Caller) -> Reply:
