@@ -305,9 +305,28 @@ def run(name: str, build, params: tuple, *, lock: bool = False, model=None) -> l
         if len(built) != len(params):
             raise ValueError(f"{name}: the query has {len(built)} parameters, {len(params)} given")
         compiled[key] = sql
-    if model is not None:
-        return list(model.raw(sql, *params))
-    return db.execute_sql(sql, params).fetchall()
+    cursor = db.execute_sql(sql, params)
+    return _instances(model, cursor) if model is not None else cursor.fetchall()
+
+
+_READERS: dict = {}  # (model, the cursor's column names) -> ((field name, converter), ...)
+
+
+def _instances(model, cursor) -> list:
+    """The rows as instances of `model`, as `model.raw` makes them (every column through its field's
+    python_value, nothing dirty) without Peewee resolving the columns anew on every query."""
+    names = tuple(d[0] for d in cursor.description)
+    reader = _READERS.get((model, names))
+    if reader is None:
+        combined = model._meta.combined
+        reader = tuple((combined[n].name, combined[n].python_value) for n in names)
+        _READERS[(model, names)] = reader
+    out = []
+    for values in cursor.fetchall():
+        obj = model(__no_default__=1)
+        obj.__data__ = {name: convert(value) for (name, convert), value in zip(reader, values)}
+        out.append(obj)
+    return out
 
 
 def insert(model, values: dict) -> int:
