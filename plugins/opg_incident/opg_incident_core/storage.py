@@ -309,22 +309,27 @@ def run(name: str, build, params: tuple, *, lock: bool = False, model=None) -> l
     return _instances(model, cursor) if model is not None else cursor.fetchall()
 
 
-_READERS: dict = {}  # (model, the cursor's column names) -> ((field name, converter), ...)
+_READERS: dict = {}  # (model, the cursor's column names) -> (field names, ((name, converter), ...))
+_AS_READ = (IntegerField, _CharField, _TextField)  # python_value gives back what the driver returns for these
 
 
 def _instances(model, cursor) -> list:
-    """The rows as instances of `model`, as `model.raw` makes them (every column through its field's
+    """The rows as instances of `model`, as `model.raw` makes them (each column through its field's
     python_value, nothing dirty) without Peewee resolving the columns anew on every query."""
     names = tuple(d[0] for d in cursor.description)
     reader = _READERS.get((model, names))
     if reader is None:
-        combined = model._meta.combined
-        reader = tuple((combined[n].name, combined[n].python_value) for n in names)
-        _READERS[(model, names)] = reader
+        fields = [model._meta.combined[n] for n in names]
+        convert = tuple((f.name, f.python_value) for f in fields
+                        if not isinstance(f.rel_field if isinstance(f, ForeignKeyField) else f, _AS_READ))
+        reader = _READERS[(model, names)] = (tuple(f.name for f in fields), convert)
+    fields, convert = reader
     out = []
     for values in cursor.fetchall():
         obj = model(__no_default__=1)
-        obj.__data__ = {name: convert(value) for (name, convert), value in zip(reader, values)}
+        data = obj.__data__ = dict(zip(fields, values))
+        for name, python_value in convert:
+            data[name] = python_value(data[name])
         out.append(obj)
     return out
 
