@@ -9,7 +9,8 @@ which logs every Web API call with its time and parameters. Three measurements:
    (summary, sev, impact, the lead naming the scribe, note, action, decision), the lead handed over and accepted by
    button, five pins (one edited, one unpinned) and some chat, closed by the lead's button. Calls are
    counted per method and per step; after each step the run waits until the bot has made no call for
-   1 s. Reference: the people's own inputs in the scenario (envelopes Slack delivered), i.e. calls per
+   1 s (the pins are waited for in the bot's SQLite file, not on the living document, whose pages look up
+   the names they show). Reference: the people's own inputs in the scenario (envelopes Slack delivered), i.e. calls per
    input.
 2. Look-ups of people and places already known: `users.info` calls for a user looked up before within
    10 minutes (target 0; the backend caches users.info, team.info and bots.info 10 min,
