@@ -77,8 +77,9 @@ class InboxMixin:
     def _insert_input(self, key: str, kind: str, payload) -> bool:
         try:
             with storage.write(urgent=True):  # before Slack's ack: ahead of the handling of earlier inputs
-                storage.InboxEntry.create(key=key, kind=kind[:40], received_at=self.now(),
-                                          payload=json.dumps(payload) if payload is not None else None)
+                storage.insert(storage.InboxEntry, dict(key=key, kind=kind[:40], received_at=self.now(),
+                                                        payload=json.dumps(payload) if payload is not None else None,
+                                                        processed_at=None))
         except IntegrityError:
             return False
         return True
@@ -106,8 +107,9 @@ class InboxMixin:
         """Mark an input handled; False when it was marked before (or there is none)."""
         if not key:
             return False
-        marked = bool(storage.InboxEntry.update(processed_at=self.now(), payload=None)
-                      .where(storage.InboxEntry.key == key[:200], storage.InboxEntry.processed_at.is_null()).execute())
+        inbox = storage.InboxEntry
+        marked = bool(storage.change("mark_processed", lambda none, at, k: inbox.update(payload=none, processed_at=at)
+                                     .where(inbox.key == k, inbox.processed_at.is_null()), (None, self.now(), key[:200])))
         if marked:
             telemetry.emit("input_handled", key=key)
         return marked
