@@ -66,6 +66,10 @@ sys.path.insert(0, str(ROOT / "plugins" / "opg_incident"))
 import opg_incident_logs  # noqa: E402
 
 opg_incident_logs.quiet_commands()
+# Every SQL statement (Peewee's DEBUG lines, parameters included: what people wrote) only when asked for:
+# at BOT_LOG_LEVEL=DEBUG they would be most of the log, and writing them slows a busy bot.
+logging.getLogger("peewee").setLevel(logging.DEBUG if env("INCIDENT_LOG_SQL", "").lower() in ("1", "true", "yes")
+                                     else logging.INFO)
 INCIDENT_LOG_FORMAT = env("INCIDENT_LOG_FORMAT", "text").strip().lower()
 if INCIDENT_LOG_FORMAT == "json":
     BOT_LOG_FORMATTER = opg_incident_logs.use_json(BOT_LOG_FILE)

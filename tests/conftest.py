@@ -35,6 +35,21 @@ def shipped_settings():
     return load_settings(SHIPPED_SETTINGS)
 
 
+def incident_view(**overrides):
+    """An IncidentView as the Slack adapter's builders get it (incident 7, open, major, with a lead)."""
+    import datetime as dt
+
+    from opg_incident_core.views import IncidentView
+
+    values = dict(number=7, title="Payments are failing", report=False, drill=False, summary="", impact="",
+                  severity="major", status="open", reporter="U0REPORT1",
+                  declared_at=dt.datetime(2026, 11, 27, 10, 31, tzinfo=dt.timezone.utc), closed_at=None,
+                  closed_by=None, channel_id=None, channel_name=None, channel_archived=False,
+                  headline_channel_id=None, headline_ts=None, roles={"reporter": "U0REPORT1", "lead": "U0LEAD002"})
+    values.update(overrides)
+    return IncidentView(**values)
+
+
 # -- what some tests need from the machine ----------------------------------------------------------
 
 def require(missing: str, how: str) -> None:

@@ -78,7 +78,7 @@ class Interactions:
     def __init__(self):
         self.events, self.interactions = [], []
 
-    def on_event(self, event):
+    def follow_channel_event(self, event):
         self.events.append(event)
 
     def on_interaction(self, kind, payload):

@@ -30,7 +30,8 @@ def test_updates_come_from_the_lead_when_there_is_no_comms_lead(service, inciden
 def test_with_a_comms_lead_they_and_the_lead_post_and_the_cadence_is_the_comms_leads_choice(service, incident,
                                                                                               clock):
     service.assign_role(incident, "comms", COMMS, COMMS)
-    with pytest.raises(NotAllowed, match="Communications Lead .* or the Incident Lead"):
+    with pytest.raises(NotAllowed, match=r"^Only the Communications Lead \(.*\), the Incident Lead \(.*\) or a bot "
+                                         r"admin may post the stakeholder updates of incident 1\.$"):
         service.post_update(incident, "from someone else", OTHER)
     service.post_update(incident, "from comms", COMMS)
     service.post_update(incident, "from the lead", LEAD)  # recorded as the lead's
@@ -42,7 +43,7 @@ def test_with_a_comms_lead_they_and_the_lead_post_and_the_cadence_is_the_comms_l
         ("Stakeholder update: from an admin", ADMIN)]
 
     assert service.update_cadence(incident) == 30  # the settings' default for a critical incident
-    with pytest.raises(NotAllowed, match="Communications Lead's choice"):
+    with pytest.raises(NotAllowed, match=r"^Only the Communications Lead \(.*\) or a bot admin may choose how often"):
         service.set_update_cadence(incident, 15, LEAD)
     service.set_update_cadence(incident, 15, COMMS)
     assert service.update_cadence(incident) == 15
@@ -99,7 +100,7 @@ def test_escalate_with_nothing_set_up_says_so_and_names_the_setting(service, inc
     """The shipped settings name WebOps and Security but set up no way to reach them: nothing says
     "Paging", nothing lands on the timeline, and the reply names the setting."""
     chat = ChatCommands(service)
-    service.announce_kinds = frozenset({"page"})  # an adapter that sends pages (Slack)
+    service.subscribe(lambda recorded: None, kinds={"page"})  # an adapter that sends pages (Slack)
     before = db_snapshot()
     listing = chat.escalate(f"{incident}", Caller(LEAD))
     assert listing.text.startswith("No specialist team can be paged") and "specialists:" in listing.text
@@ -124,9 +125,11 @@ def test_escalate_lists_only_teams_that_can_be_reached(service, incident, settin
     # The Text console sends no page: it says so rather than "Paging".
     with pytest.raises(InvalidInput, match="Nothing here can send a page"):
         chat.escalate(f"{incident} webops", Caller(LEAD))
-    service.announce_kinds = frozenset({"page"})
+    heard = []
+    service.subscribe(heard.append, kinds={"page"})  # an adapter that sends pages (Slack)
     reply = chat.escalate(f"{incident} WebOps", Caller(LEAD))
     assert [(h.kind, h.new) for h in reply.outcome.happened] == [("page", "webops")]
+    assert [[(h.kind, h.new) for h in r.happened] for r in heard] == [[("page", "webops")]]  # in its transaction
     assert "Paging" not in reply.text and "Page to WebOps queued" in reply.text
     assert [e for e in service.timeline(incident) if e.kind.startswith("page")] == []  # the adapter records it
     service.record_page(incident, LEAD, "Paged WebOps: <@U0WEBOPS1> was sent a direct message")
@@ -169,7 +172,8 @@ def test_ask_needs_text(service, incident):
 
 
 def test_only_the_leads_choose_stakeholder_channels(service, incident):
-    with pytest.raises(NotAllowed, match="chooses who gets the updates"):
+    with pytest.raises(NotAllowed, match=r"^Only the Incident Lead \(.*\), the Communications Lead or a bot admin "
+                                         "may choose who gets the stakeholder updates of incident 1"):
         service.notify(incident, "#general", OTHER)
     assert service.stakeholder_channels(incident) == []
     service.notify(incident, "#Opg-Use-An-LPA", LEAD)  # as typed: Slack's channel names are lower case

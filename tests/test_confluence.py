@@ -166,7 +166,7 @@ def test_under_a_parent_by_title_or_id_and_each_failure_in_plain_words(service, 
 
 def test_rca_publish_is_for_the_lead_scribe_or_an_admin_after_the_close(service, settings_box, wiki, closed):
     adapter = ConfluenceAdapter(service, lambda: settings_box[0], config(wiki))
-    with pytest.raises(NotAllowed, match="Incident Lead .* or a bot admin"):
+    with pytest.raises(NotAllowed, match=r"^Only the Incident Lead \(.*\), the Incident Scribe \(.*\) or a bot admin may publish"):
         adapter.command(closed, "", Caller(OTHER))
     with pytest.raises(InvalidInput, match=r"Usage: `rca publish \[--force\]`"):
         adapter.command(closed, "--forse", Caller(LEAD))

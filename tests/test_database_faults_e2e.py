@@ -141,7 +141,9 @@ def test_postgresql_unreachable_for_two_minutes_loses_nothing(tmp_path):
             time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down)))
             relay.start()
             back = time.monotonic()
-            fake.wait_for(lambda: not journal.exists(), timeout=60, message="the journal was never replayed")
+            draining = journal.with_name("inputs.journal.draining")  # (while it is replayed)
+            fake.wait_for(lambda: not journal.exists() and not draining.exists(), timeout=90,
+                          message="the journal was never replayed")
             settle = kit.settle(fake, direct, timeout=90)
             figures = check_once(fake, direct, channel_id, 70, pinned_ts)
             keys = [d.event_id for d in kit.input_deliveries(fake, since=cut_at)

@@ -146,12 +146,12 @@ def test_the_comms_lead_and_the_lead_post_updates_and_the_comms_lead_sets_how_of
 
     # How often: the comms lead's choice, not the lead's (nor the scribe's).
     refused = mention(fake, channel_id, ALICE, "updates every 15m")
-    after(fake, channel_id, refused, f"is the Communications Lead's choice: <@{CAROL}>")
+    after(fake, channel_id, refused, f"Only the Communications Lead (<@{CAROL}>) or a bot admin may choose how often")
     chosen = mention(fake, channel_id, CAROL, "updates every 15m")
     after(fake, channel_id, chosen, "Stakeholder updates for incident 1 are due every 15 minutes.")
     refused = mention(fake, channel_id, BOB, "update from the scribe")
-    after(fake, channel_id, refused, f"Stakeholder updates come from the Communications Lead (<@{CAROL}>) or the "
-                                     f"Incident Lead (<@{ALICE}>)")
+    after(fake, channel_id, refused, f"Only the Communications Lead (<@{CAROL}>), the Incident Lead (<@{ALICE}>) or "
+                                     f"a bot admin may post the stakeholder updates of incident 1.")
     empty = mention(fake, channel_id, CAROL, "update")
     after(fake, channel_id, empty, "Say what the update is")
     posted = mention(fake, channel_id, CAROL, "update from the comms lead")

@@ -57,6 +57,7 @@ def test_publish_update_refuse_force_share_and_failures_in_slack(setup):
     [page] = wiki.titled(TITLE)
     url = f"{wiki.url}/spaces/OPG/pages/{page.id}/"
     assert url in done["text"] and "Card payments fail @channel" in page.body  # Slack markup as text
+    assert ALICE not in page.body and BOB not in page.body and "alice" in page.body  # people by name, not id
     assert bot.incident(1)["rca_url"].startswith(url)
     fake.wait_for(lambda: url in text_of(headline(fake, channels)), message="no analysis link on the headline")
     assert "📖 Root-cause analysis" in text_of(headline(fake, channels))

@@ -146,4 +146,4 @@ def test_interactions_never_crash(slack, kind, payload):
                            "item": JSONISH, "message": JSONISH, "deleted_ts": JSONISH}),
     st.dictionaries(st.text(max_size=10), JSONISH, max_size=5)))
 def test_events_never_crash(slack, event):
-    slack.on_event(event)
+    slack.follow_channel_event(event)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import logged
 
 from opg_incident_core.chat import ChatCommands
 from opg_incident_slack import Effects, SlackInteractions, blocks
@@ -53,8 +54,8 @@ def test_pin_without_the_message_fetches_it_and_records_author_time_and_link(sla
     gateway.history[(CHANNEL, "1700000000.000100")] = {"ts": "1700000000.000100", "user": BOB,
                                                        "text": "Rolled back", "files": [{"name": "graph.png",
                                                        "permalink": "https://files.example/graph.png"}]}
-    interactions.on_event({"type": "pin_added", "user": ALICE, "channel_id": CHANNEL,
-                           "item": {"type": "message", "message": {"ts": "1700000000.000100"}}})
+    interactions.follow_channel_event({"type": "pin_added", "user": ALICE, "channel_id": CHANNEL,
+                                       "item": {"type": "message", "message": {"ts": "1700000000.000100"}}})
     [pin] = [e for e in service.timeline(number) if e.kind == "pin"]
     assert (pin.author, pin.text, pin.at.timestamp()) == (BOB, "Rolled back", 1700000000.0001)
     assert pin.permalink.endswith("p1700000000000100")
@@ -63,20 +64,20 @@ def test_pin_without_the_message_fetches_it_and_records_author_time_and_link(sla
 
 def test_pins_elsewhere_are_ignored_and_deleting_a_pinned_message_removes_it(slack, service):
     interactions, gateway, number = slack
-    interactions.on_event({"type": "pin_added", "channel_id": "C0ELSEWHR", "item": {"message": {"ts": "1.1",
-                                                                                               "text": "x"}}})
+    interactions.follow_channel_event({"type": "pin_added", "channel_id": "C0ELSEWHR",
+                                       "item": {"message": {"ts": "1.1", "text": "x"}}})
     assert gateway.calls == []
-    interactions.on_event({"type": "pin_added", "user": ALICE, "channel_id": CHANNEL,
-                           "item": {"message": {"ts": "1700000001.000100", "text": "Failover done", "user": BOB}}})
+    interactions.follow_channel_event({"type": "pin_added", "user": ALICE, "channel_id": CHANNEL, "item": {
+        "message": {"ts": "1700000001.000100", "text": "Failover done", "user": BOB}}})
     assert [e.text for e in service.timeline(number) if e.kind == "pin"] == ["Failover done"]
-    interactions.on_event({"type": "message", "subtype": "message_deleted", "channel": CHANNEL,
-                           "deleted_ts": "1700000001.000100"})
+    interactions.follow_channel_event({"type": "message", "subtype": "message_deleted", "channel": CHANNEL,
+                                       "deleted_ts": "1700000001.000100"})
     assert [e for e in service.timeline(number) if e.kind == "pin"] == []
 
 
 def test_channel_rename_follows(slack, service):
     interactions, _, number = slack
-    interactions.on_event({"type": "channel_rename", "channel": {"id": CHANNEL, "name": "inc-1-cards"}})
+    interactions.follow_channel_event({"type": "channel_rename", "channel": {"id": CHANNEL, "name": "inc-1-cards"}})
     assert service.get(number).channel_name == "inc-1-cards"
 
 
@@ -119,21 +120,61 @@ def test_edit_applies_each_change_and_a_held_lead_is_offered_not_overwritten(sla
     inc = service.get(number)
     assert (inc.title, inc.summary, inc.severity, inc.roles["lead"]) == ("Card payments fail", "since 10:31",
                                                                        "critical", ALICE)
-    [offer] = service.handovers(number)
-    assert (offer.role, offer.to_user) == ("lead", BOB)
+    [handover] = service.handovers(number)
+    assert (handover.role, handover.to_user) == ("lead", BOB)
 
 
 def test_an_unpin_that_overtakes_its_pin_wins(slack, service):
     interactions, _, number = slack
     message = {"ts": "1700000002.000100", "text": "Wrong graph", "user": BOB}
-    interactions.on_event({"type": "pin_removed", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000010.000200",
-                           "item": {"message": message}})
-    interactions.on_event({"type": "pin_added", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000009.000100",
-                           "item": {"message": message}})  # the older event, handled later
+    interactions.follow_channel_event({"type": "pin_removed", "user": BOB, "channel_id": CHANNEL,
+                                       "event_ts": "1700000010.000200", "item": {"message": message}})
+    # the older event, handled later
+    interactions.follow_channel_event({"type": "pin_added", "user": BOB, "channel_id": CHANNEL,
+                                       "event_ts": "1700000009.000100", "item": {"message": message}})
     assert [e for e in service.timeline(number) if e.kind == "pin"] == []
-    interactions.on_event({"type": "pin_added", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000011.000100",
-                           "item": {"message": message}})  # pinned again, later: it counts
+    # pinned again, later: it counts
+    interactions.follow_channel_event({"type": "pin_added", "user": BOB, "channel_id": CHANNEL,
+                                       "event_ts": "1700000011.000100", "item": {"message": message}})
     assert [e.text for e in service.timeline(number) if e.kind == "pin"] == ["Wrong graph"]
-    interactions.on_event({"type": "pin_removed", "user": BOB, "channel_id": CHANNEL, "event_ts": "1700000010.500000",
-                           "item": {"message": message}})  # an older unpin arriving late changes nothing
+    # an older unpin arriving late changes nothing
+    interactions.follow_channel_event({"type": "pin_removed", "user": BOB, "channel_id": CHANNEL,
+                                       "event_ts": "1700000010.500000", "item": {"message": message}})
     assert [e.text for e in service.timeline(number) if e.kind == "pin"] == ["Wrong graph"]
+
+
+# -- inputs nobody declared a handler for: logged, acked, nothing changes ---------------------------
+def click(action_id, value, user=ALICE):
+    return {"type": "block_actions", "user": {"id": user}, "channel": {"id": CHANNEL}, "trigger_id": "t",
+            "actions": [{"action_id": action_id, "value": value}]}
+
+
+def test_a_button_nobody_handles_is_acked_and_changes_nothing(slack, db_snapshot):
+    interactions, gateway, number = slack
+    before = db_snapshot()
+    with logged("opg_incident_slack.buttons", 20) as lines:
+        assert interactions.on_interaction("interactive", click("opg_retired_button", str(number))) is None
+    assert db_snapshot() == before and gateway.calls == []
+    assert any("opg_retired_button" in line for line in lines)
+    # the same click on a button that is handled does change the record (an outbox job)
+    assert interactions.on_interaction("interactive", click(blocks.PAGE_ONCALL, str(number))) is None
+    assert db_snapshot() != before
+
+
+def test_an_event_or_a_modal_nobody_handles_is_acked_and_changes_nothing(slack, db_snapshot):
+    interactions, gateway, number = slack
+    before = db_snapshot()
+    message = {"ts": "1700000003.000100", "text": "Rolled back", "user": BOB}
+    with logged("opg_incident_slack", 20) as lines:
+        interactions.follow_channel_event({"type": "star_added", "user": BOB, "channel_id": CHANNEL,
+                                           "item": {"message": message}})
+        interactions.follow_channel_event({"type": "message", "subtype": "pin_added", "channel": CHANNEL,
+                                           "message": message})
+        ack = interactions.on_interaction("interactive", submission("opg_retired_form", f'{{"number": {number}}}',
+                                                                    title="Renamed", severity="critical"))
+    assert ack is None and db_snapshot() == before and gateway.calls == []
+    assert [n for n in ("star_added", "pin_added", "opg_retired_form") if any(n in line for line in lines)] == [
+        "star_added", "pin_added", "opg_retired_form"]
+    interactions.follow_channel_event({"type": "pin_added", "user": BOB, "channel_id": CHANNEL,
+                                       "item": {"message": message}})  # the same, handled: it changes the record
+    assert db_snapshot() != before

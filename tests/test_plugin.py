@@ -209,8 +209,8 @@ class TestPlugin:
     def test_close_only_by_lead_or_admin_and_reopen(self, testbot):
         as_user(testbot, "@ann")
         ask(testbot, "!incident declare Payments are failing")
-        assert ask(testbot, "!close 1") == ("Only the Incident Lead or a bot admin may close incident 1, "
-                                            "and it has no lead yet: take the role with lead me first.")
+        assert ask(testbot, "!close 1") == ("Only the Incident Lead or a bot admin may close incident 1. "
+                                            "It has no lead yet: take the role with lead me first.")
         ask(testbot, "!lead 1 @bob")
         before = self.rows(testbot)
         assert ask(testbot, "!close 1") == "Only the Incident Lead (@bob) or a bot admin may close incident 1."

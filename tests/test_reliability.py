@@ -113,7 +113,7 @@ def test_r1_redelivered_inputs_take_effect_once(either_bot):
            pins=sum(on_pins.values()), dup_pins=sum(n - 1 for n in on_pins.values()), note_replies=replies,
            incidents=incidents, channels=len(kit.inc_channels(fake)),
            repeated_posts=len(kit.repeated_outbox_posts(fake)), storm_s=f"{sent:.1f}", settle_s=f"{settle:.1f}",
-           answers=_answer_figures(fake, channel_id),
+           answers=_answer_figures(fake, channel_id), acks=kit.ack_figures(fake.deliveries()),
            inputs_recorded=kit.query(bot.database_url, "SELECT COUNT(*) FROM inbox_entry")[0][0])
     assert set(on_notes) == {f"storm-{i}" for i in range(notes)}, "a note is missing"
     assert set(on_pins) == set(pinned_ts), "a pin is missing"

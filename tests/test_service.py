@@ -306,7 +306,7 @@ def test_log_action_note_decision_on_the_timeline(service, clock, inc):
 
     clock.advance(minutes=2)
     out = service.log(inc, "action", "Restart the\npayment workers", "@sam")
-    assert out.happened[0].kind == "logged" and out.happened[0].role == "action"
+    assert out.happened[0].kind == "action" and out.happened[0].role is None  # the log kind, not a role
     service.log(inc, "note", MULTILINE, "@sam")
     clock.advance(minutes=1)
     service.log(inc, "decision", "Fail over to the secondary", "@bob")

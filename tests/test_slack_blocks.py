@@ -6,7 +6,7 @@ import re
 import pytest
 
 from opg_incident_core import SettingsStore
-from opg_incident_core.views import IncidentView
+from conftest import incident_view as incident
 from opg_incident_slack import blocks
 from opg_incident_slack.effects import channel_name
 
@@ -14,16 +14,6 @@ from opg_incident_slack.effects import channel_name
 @pytest.fixture(scope="module")
 def settings():
     return SettingsStore().current
-
-
-def incident(**overrides):
-    values = dict(number=7, title="Payments are failing", report=False, drill=False, summary="", impact="",
-                  severity="major", status="open", reporter="U0REPORT1",
-                  declared_at=dt.datetime(2026, 11, 27, 10, 31, tzinfo=dt.timezone.utc), closed_at=None,
-                  closed_by=None, channel_id=None, channel_name=None, channel_archived=False,
-                  headline_channel_id=None, headline_ts=None, roles={"reporter": "U0REPORT1", "lead": "U0LEAD002"})
-    values.update(overrides)
-    return IncidentView(**values)
 
 
 def texts(block_list):
@@ -172,7 +162,7 @@ def test_every_message_and_modal_passes_slacks_block_kit_checks(settings):
                   blocks.headline(huge, settings, "http://x")[1],
                   blocks.headline(incident(status="closed", closed_at=dt.datetime(2026, 11, 27, 12, 0)), settings,
                                   "http://x")[1],
-                  blocks.escalation_menu(4, settings.specialists)[1], blocks.handover_offer("Take it?", 3),
+                  blocks.escalation_menu(4, settings.specialists)[1], blocks.handover("Take it?", 3),
                   blocks.reminder("No scribe yet", 4, "scribe", "Incident Scribe"), blocks.text_message("hi")):
         assert check_message_blocks(built) == built
     for view in (blocks.incident_modal(settings, title="x" * 500),

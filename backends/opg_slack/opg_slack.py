@@ -2,26 +2,25 @@
 modals), exactly-once delivery, and a configurable Web API base URL.
 
 It relies on private parts of errbot-backend-slackv3 0.3.2 (pinned); tests/test_backend_contract.py
-fails when they change. A plugin takes Slack's inputs by registering one `InputHandler` (below) with
+fails when they change. Beside it: slack_acks.py (acks first), slack_client.py (the Web API client and the
+Socket Mode socket). A plugin takes Slack's inputs by registering one `InputHandler` (below) with
 `register_inputs`; the backend imports nothing of it.
 """
 import json
 import re
 import logging
-import queue
-import socket
 import threading
 import time
 from typing import Protocol
 from urllib.parse import parse_qs
 
 import slackv3.slackv3 as _slackv3  # the module, not the class: one ErrBot subclass per backend module
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
-from slack_sdk.socket_mode.builtin import connection as _sm_connection
 from slack_sdk.socket_mode.response import SocketModeResponse
-from slack_sdk.web import WebClient as _SdkWebClient
 from slack_sdk.webhook import WebhookClient
+
+from slack_acks import ACK_OBSERVERS, AckGate, Workers, observe_ack  # noqa: F401 (ACK_OBSERVERS: for the plugin)
+from slack_client import client_class as _client_class, socket_mode_without_nagle
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +36,7 @@ HTTP_PATHS = {"/slack/events": "events", "/slack/commands": "commands", "/slack/
 EVENT_WORKERS = 8
 AFTER_ACK_WORKERS = 4  # slash commands and clicks, handled once acked
 _LATER_LOCK = threading.Lock()
-# Who wants to know how long Slack waited for each ack (the plugin's metrics register here): f(kind, seconds).
-ACK_OBSERVERS: list = []
+ACKS = AckGate()  # the handling of inputs gives way to the acks of others (slack_acks)
 
 
 NEW, DUPLICATE, NOT_READY = "new", "duplicate", "not_ready"
@@ -73,62 +71,7 @@ class InputHandler(Protocol):
     def processed(self, key: str) -> None: ...
 
 
-# Look-ups errbot's backend repeats for every message (users.info and team.info for each sender,
-# conversations.info for each channel): answered from memory for a while (seconds).
-CACHED_LOOKUPS = {"users.info": 600.0, "team.info": 600.0, "bots.info": 600.0, "conversations.info": 60.0,
-                  "conversations.open": 600.0}  # a person's DM channel never changes
-
-
-def _client_class(base_url: str):
-    class WebClient(_SdkWebClient):
-        """slack_sdk's client, pointed at SLACK_API_URL, retrying on 429 after Retry-After, with
-        repeated look-ups cached."""
-
-        def __init__(self, *args, **kwargs):
-            kwargs.setdefault("base_url", base_url)
-            kwargs.setdefault("retry_handlers", [RateLimitErrorRetryHandler(max_retry_count=2)])
-            super().__init__(*args, **kwargs)
-            self._lookups: dict = {}
-            self._lookups_lock = threading.Lock()
-
-        def api_call(self, api_method, **kwargs):
-            ttl = CACHED_LOOKUPS.get(api_method)
-            if ttl is None:
-                return super().api_call(api_method, **kwargs)
-            args = {k: v for k, v in (kwargs.get("params") or kwargs.get("data") or {}).items() if v is not None}
-            key = (api_method, json.dumps(args, sort_keys=True, default=str))
-            now = time.monotonic()
-            with self._lookups_lock:
-                hit = self._lookups.get(key)
-            if hit and now - hit[0] < ttl:
-                return hit[1]
-            response = super().api_call(api_method, **kwargs)
-            with self._lookups_lock:
-                if len(self._lookups) > 10_000:
-                    self._lookups.clear()
-                self._lookups[key] = (now, response)
-            return response
-
-    return WebClient
-
-
-def _without_nagle(connect):
-    """slack_sdk sets TCP_NODELAY on its Socket Mode socket only through a proxy; without it every small
-    ack frame can wait ~40 ms for the previous frame's TCP ACK (Nagle)."""
-    def establish(*args, **kwargs):
-        sock = connect(*args, **kwargs)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (OSError, AttributeError):
-            pass
-        return sock
-
-    establish.opg_nodelay = True
-    return establish
-
-
-if not getattr(_sm_connection._establish_new_socket_connection, "opg_nodelay", False):
-    _sm_connection._establish_new_socket_connection = _without_nagle(_sm_connection._establish_new_socket_connection)
+socket_mode_without_nagle()  # at import, before errbot connects
 
 
 class OPGSlackBackend(_slackv3.SlackBackend):
@@ -204,10 +147,10 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             except Exception as exc:  # the person sees no answer: say so in the log
                 log.warning("Could not answer a %s through its response_url: %s", kind, type(exc).__name__)
 
-    def _after_ack(self) -> "_Workers":
+    def _after_ack(self) -> "Workers":
         with _LATER_LOCK:
             if getattr(self, "_later", None) is None:
-                self._later = _Workers(AFTER_ACK_WORKERS, "opg-slack-after-ack")
+                self._later = Workers(AFTER_ACK_WORKERS, "opg-slack-after-ack", ACKS)
             return self._later
 
     def _record(self, key: str | None, kind: str, payload: dict | None = None) -> str:
@@ -246,7 +189,7 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             log.warning("Event %s could not be recorded yet; not acked, Slack delivers it again", key)
             return None
         if recorded == DUPLICATE:
-            log.info("Ignoring redelivered event %s", key)
+            log.debug("Ignoring redelivered event %s", key)  # counted: opg_incident_inputs_duplicate_total
         return recorded == NEW
 
     def _not_for_us(self, event: dict) -> bool:
@@ -265,6 +208,7 @@ class OPGSlackBackend(_slackv3.SlackBackend):
         the handler's command (chat, another plugin's command) is marked here when this returns; a command
         errbot queued for its pool is marked once it has run."""
         event = event_data["event"]
+        ACKS.give_way()
         self._handling.key, self._handling.command = key, False
         try:
             if event["type"] in ROUTED_EVENTS:
@@ -291,6 +235,7 @@ class OPGSlackBackend(_slackv3.SlackBackend):
         return result
 
     def _execute_and_send(self, cmd, args, match, msg, template_name=None):
+        ACKS.give_way()  # errbot's pool runs the command: after the acks on their way
         try:
             return super()._execute_and_send(cmd, args, match, msg, template_name)
         finally:
@@ -335,11 +280,18 @@ class OPGSlackBackend(_slackv3.SlackBackend):
     # -- Socket Mode ----------------------------------------------------------------------------------
     def _sm_generic_event_handler(self, client, req):
         started = time.perf_counter()
+        with ACKS.acking():
+            new_event = self._sm_ack_first(client, req, started)
+        if new_event is not None:  # the work, once acked
+            self._dispatch_event(new_event, new_event["event_id"])
+
+    def _sm_ack_first(self, client, req, started: float) -> dict | None:
+        """Record and ack a Socket Mode request; returns a new event to handle now."""
         if req.type in ("slash_commands", "interactive"):
             payload = req.payload if isinstance(req.payload, dict) else {}
             ack = self._interaction(payload.get("trigger_id") or req.envelope_id, req.type, payload)
             self._sm_ack(client, req, started, ack or None)
-            return
+            return None
         if req.type == "events_api":
             # Durable record first, then the ack, then the work (a crash after the ack is replayed at start).
             payload = req.payload if isinstance(req.payload, dict) else {}
@@ -347,23 +299,22 @@ class OPGSlackBackend(_slackv3.SlackBackend):
                 payload = dict(payload, event_id=req.envelope_id)
             is_new = self._receive_event(payload)
             if is_new is None:
-                return
+                return None
             self._sm_ack(client, req, started)
-            if is_new:
-                self._dispatch_event(payload, payload["event_id"])
-            return
+            return payload if is_new else None
         self._sm_ack(client, req, started)
+        return None
 
     @staticmethod
     def _sm_ack(client, req, started: float, payload=None) -> None:
         client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id, payload=payload))
-        _observe_ack(req.type, started)
+        observe_ack(req.type, started)
 
     # -- HTTP mode ------------------------------------------------------------------------------------
     def _setup_event_callbacks(self):
         """HTTP mode: the plugin's web server routes Slack's requests to `handle_http` (HTTP_PATHS)."""
         self._verifier = SignatureVerifier(self.signing_secret)
-        self._event_workers = _Workers(EVENT_WORKERS, "opg-slack-events")
+        self._event_workers = Workers(EVENT_WORKERS, "opg-slack-events")
         self.serves_http = True
         self.connect_callback()  # errbot activates plugins here in HTTP mode
 
@@ -372,10 +323,11 @@ class OPGSlackBackend(_slackv3.SlackBackend):
         recorded and handled afterwards, so that the answer never waits for the work (Slack allows 3 s)."""
         started = time.perf_counter()
         try:
-            return self._answer_http(path, body, headers)
+            with ACKS.acking():
+                return self._answer_http(path, body, headers)
         finally:
             kind = HTTP_PATHS.get(path, "")
-            _observe_ack({"events": "events_api", "commands": "slash_commands"}.get(kind, kind), started)
+            observe_ack({"events": "events_api", "commands": "slash_commands"}.get(kind, kind), started)
 
     def _answer_http(self, path: str, body: bytes, headers) -> tuple[int, dict | None]:
         kind = HTTP_PATHS.get(path)
@@ -412,33 +364,3 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             log.warning("Ignoring a malformed Slack %s request: %s", kind, type(exc).__name__)
             return 400, None
         return 200, (ack or None)
-
-
-class _Workers:
-    """A few daemon threads that handle recorded events in the background (the process may exit at any
-    moment: what they had not finished is in the inbox and replayed at the next start)."""
-
-    def __init__(self, count: int, name: str):
-        self._queue: queue.Queue = queue.Queue()
-        for n in range(count):
-            threading.Thread(target=self._run, daemon=True, name=f"{name}-{n}").start()
-
-    def submit(self, fn, *args) -> None:
-        self._queue.put((fn, args))
-
-    def _run(self) -> None:
-        while True:
-            fn, args = self._queue.get()
-            try:
-                fn(*args)
-            except Exception:
-                log.exception("Handling a Slack event failed")
-
-
-def _observe_ack(kind: str, started: float) -> None:
-    seconds = time.perf_counter() - started
-    for observe in list(ACK_OBSERVERS):
-        try:
-            observe(kind, seconds)
-        except Exception:
-            log.debug("An ack observer failed", exc_info=True)

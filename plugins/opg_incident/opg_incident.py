@@ -1,36 +1,34 @@
-"""The errbot face of opg-incident: chat commands in, the core's answers out. Thin on purpose."""
+"""The errbot face of opg-incident: wiring only. It builds the core and its adapters, registers the Slack
+input contract on the backend, and turns the command registry into errbot commands; running a command is
+opg_incident_commands.py, the poll opg_incident_schedule.py, crash replay and nudges opg_incident_slack."""
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
 import logging
 import os
 import re
 import sys
 import threading
-import time
 
 from errbot import BotPlugin, CommandError, botcmd, cmdfilter, re_botcmd
-from peewee import DatabaseError
 
-from opg_incident_core import IncidentError, IncidentService, SettingsStore, connection, open_database, outbox, storage
+from opg_incident_commands import CommandRunner
+from opg_incident_schedule import Schedule
+from opg_incident_core import IncidentService, SettingsStore, connection, open_database, telemetry
 from opg_incident_core.journal import Journal
-from opg_incident_core.chat import REGISTRY, Caller, ChatCommands, Reply
+from opg_incident_core.chat import REGISTRY, ChatCommands
 from opg_incident_core.commands import Command
-from opg_incident_core.errors import AlreadyHandled
 from opg_incident_core.reminders import ReminderSchedule
 from opg_incident_confluence import ConfluenceAdapter
 from opg_incident_slack import Effects, SlackGateway, SlackInteractions
 from opg_incident_slack.gateway import user_client
-from opg_incident_slack.replies import ACK_ONLY
 from opg_incident_slack.inputs import SlackInputs
-from opg_incident_core import telemetry
+from opg_incident_slack.nudges import nudge
+from opg_incident_slack.replay import InputReplay
 from opg_incident_web import register_routes, register_slack_http, start_web_server, web_app
 from opg_incident_web.metrics import process_metrics
 from opg_incident_web.ops import chat_check, database_check, outbox_check, register_ops_routes
 
 log = logging.getLogger(__name__)
-NOT_SAVED = connection.NOT_SAVED
 
 class OpgIncident(BotPlugin):
     """Runs the OPG incident response process."""
@@ -69,7 +67,8 @@ class OpgIncident(BotPlugin):
         self.journal = self.service.journal = Journal(config.BOT_DATA_DIR)  # inputs while the database is down
         self.chat = ChatCommands(self.service, document_url=getattr(config, "INCIDENT_PUBLIC_URL", ""),
                                  settings_store=self.settings, data_dir=config.BOT_DATA_DIR)
-        self.effects = self.interactions = self.inputs = None
+        self.effects = self.interactions = self.inputs = self.replay = None
+        lease = float(getattr(config, "INCIDENT_OUTBOX_LEASE_SECONDS", 30) or 30)
         if self._bot.mode == "slackv3" and not config.BOT_ADMINS:
             log.warning("BOT_ADMINS is empty: nobody can reload the settings, take a backup, or take over a role "
                         "whose holder is away. Set BOT_ADMINS to the Slack user IDs of the bot's admins.")
@@ -81,12 +80,17 @@ class OpgIncident(BotPlugin):
             self.interactions = SlackInteractions(self.service, self.effects, gateway,
                                                   lambda: self.settings.current, self.chat)
             self.inputs = SlackInputs(self.service, self.interactions, self.effects)
-            self.effects.start(lease_seconds=float(getattr(config, "INCIDENT_OUTBOX_LEASE_SECONDS", 30) or 30))
+            self.replay = InputReplay(self.service, self.inputs, self._bot)
+            self.effects.start(lease_seconds=lease)
+        self.runner = CommandRunner(self._bot, self.chat, self.effects, self.inputs)
         self._start_confluence(config)
         self.reminders = ReminderSchedule(
             self.service, bot_name=(str(self._bot.bot_identifier) if self.effects is not None else "@opg-incident"),
             minute_seconds=float(getattr(config, "INCIDENT_MINUTE_SECONDS", 60) or 60))
-        self.start_poller(int(getattr(config, "INCIDENT_POLL_SECONDS", 60) or 60), self._tick)
+        kept = getattr(self, "schedule", None)  # a reload keeps the time of the last housekeeping
+        self.schedule = Schedule(self.service, lambda: self.settings.current, self.reminders, self.effects,
+                                 self.replay, lease, pruned_at=kept.pruned_at if kept is not None else 0.0)
+        self.start_poller(int(getattr(config, "INCIDENT_POLL_SECONDS", 60) or 60), self.schedule.tick)
         # The living document, and Slack's request URLs in HTTP mode, on the bot's own web server.
         app = web_app()
         names = self.effects.slack.user_name if self.effects is not None else None  # cached users.info
@@ -102,7 +106,7 @@ class OpgIncident(BotPlugin):
         start_web_server(app, config)
         if self.inputs is not None:  # from now on Slack inputs are recorded (and acked); before, Slack redelivers
             self._bot.register_inputs(self.inputs)
-            threading.Thread(target=self._replay_inputs, args=(self.service.now(),), daemon=True,
+            threading.Thread(target=self.replay, args=(self.service.now(),), daemon=True,
                              name="opg-replay").start()
             self.journal.start(self.service.record_journaled,
                                lambda key, kind, payload: self._bot.replay_inputs([(key, kind, payload)]))
@@ -125,134 +129,19 @@ class OpgIncident(BotPlugin):
                                             effects=self.effects, send=self._send_to)
         self.chat.rca_subcommands = {"publish": self.confluence.command}
         if self.effects is not None:
-            from opg_incident_slack.effects import JOBS
-            self.confluence.register(JOBS)
+            from opg_incident_slack.effects import KINDS
+            self.confluence.register(KINDS)
         else:
             self.confluence.start(lease_seconds=float(getattr(config, "INCIDENT_OUTBOX_LEASE_SECONDS", 30) or 30))
 
     def _send_to(self, user: str, text: str) -> None:
         self.send(self.build_identifier(user if user.startswith("@") else "@" + user), text)
 
-    # -- Slack inputs errbot does not route: the OPGSlack backend hands them to self.inputs -------------
-    def _replay_inputs(self, received_before):
-        """Events a process recorded and acked but never handled (it died: a previous run, or another
-        replica), received before `received_before`: take them over and handle them now."""
-        try:
-            inputs = self.service.take_over_inputs(received_before)
-            if inputs:
-                log.info("Replaying %d input(s) a process recorded and did not finish", len(inputs))
-                self._bot.replay_inputs(inputs)
-        except Exception:
-            log.exception("Replaying unfinished inputs failed")
-
+    # -- keyword nudges (opg_incident_slack/nudges.py) ---------------------------------------------
     def callback_message(self, msg):
         """Keyword nudges: a helpful note when a keyword (e.g. "runbook") is said in an incident's channel."""
-        event = msg.extras.get("slack_event") or {}
-        if self.effects is None or not event.get("channel") or event.get("subtype") or event.get("bot_id"):
-            return
-        for text in self.service.nudges(event["channel"], msg.body):
-            self.effects.job("post", None, {"channel": event["channel"], "text": text})
-
-    def _tick(self):
-        """Every poll: expire unanswered handovers, send due reminders and check-ins, archive on schedule."""
-        for outcome in self.service.expire_handovers():
-            if self.effects is not None:
-                self.effects.after(outcome)
-        if time.monotonic() - getattr(self, "_pruned_at", 0.0) > 24 * 3600:
-            self._pruned_at = time.monotonic()
-            log.info("Housekeeping: forgot %d old inputs and sent messages", self.service.prune())
-        if self.effects is None:
-            return  # the Text console has no channels to remind
-        if self.inputs is not None:  # inputs of a replica that died (held longer than a lease)
-            lease = float(getattr(self.bot_config, "INCIDENT_OUTBOX_LEASE_SECONDS", 30) or 30)
-            self._replay_inputs(self.service.now() - dt.timedelta(seconds=lease))
-        for reminder in self.reminders.due():
-            self.effects.job("remind", reminder.number, dataclasses.asdict(reminder),
-                             coalesce_key=f"remind:{reminder.number}:{reminder.key}")
-        archive = self.settings.current.archive
-        if archive.when == "after_delay":
-            for number in self.service.due_for_archive(archive.delay_minutes):
-                self.effects.job("archive", number, coalesce_key=f"archive:{number}")
-
-    # -- plumbing -----------------------------------------------------------------------------------
-    def _caller(self, msg) -> Caller:
-        frm = msg.frm
-        user = getattr(frm, "userid", None)  # Slack: U123
-        if not user:
-            person = getattr(frm, "person", frm)
-            user = person if isinstance(person, str) else str(person)
-            if self._bot.mode == "text" and not user.startswith("@"):
-                user = "@" + user
-        room = getattr(frm, "room", None) if msg.is_group else None
-        channel = (getattr(room, "id", None) or str(room)) if room is not None else None
-        return Caller(user=user, channel=channel)
-
-    def _run(self, msg, cmd: Command, args) -> str | None:
-        """Run a registered command: the core checks who may, records the change (marking the input handled
-        in its transaction, or after when it changed nothing) and answers. In Slack the answer goes through the
-        outbox (Slack's pace, a ✅ where that says enough: see opg_incident_slack/replies.py); on the console,
-        and when the database cannot take it, back through errbot."""
-        caller = self._caller(msg)
-        input_key = msg.extras.get("opg_input")  # a Slack input (see backends/opg_slack: InputHandler)
-        handling = self.inputs.handling if self.inputs is not None else outbox.origin
-
-        def run() -> Reply:  # again on a new connection when PostgreSQL dropped it (safe: AlreadyHandled)
-            with handling(caller.channel, input_key):
-                return self.chat.run(cmd, args or "", caller)
-        try:
-            reply: Reply = connection.retrying(storage.database.obj, run, what=f"the command {cmd.name}")
-        except AlreadyHandled:
-            log.info("Input %s was handled already (by another process); not again", input_key)
-            return None
-        except IncidentError as exc:
-            if self._answer_in_slack(msg, cmd, str(exc)):
-                return None
-            raise CommandError(str(exc)) from None
-        except DatabaseError as exc:  # never errbot's "Computer says nooo" nor the exception's text
-            log.error("The command %s was not saved: the database failed: %s", cmd.name, connection.first_line(exc),
-                      exc_info=not isinstance(exc, connection.UNAVAILABLE))
-            return NOT_SAVED
-        except Exception:
-            log.exception("The command %s failed", cmd.name)
-            return "Sorry, that failed on my side (it is logged for the bot admins). Try again in a minute."
-        event = msg.extras.get("slack_event") or {}
-        if self.effects is not None and reply.menu is not None and event.get("channel"):
-            try:
-                connection.retrying(storage.database.obj, lambda: self.effects.job(
-                    "escalation_menu", reply.menu, {"channel": event["channel"]}), what="the list of teams")
-                return None  # the list comes with a Page button per team
-            except DatabaseError as exc:
-                log.warning("The command %s is saved, its list of teams was not: %s", cmd.name,
-                            connection.first_line(exc))
-        react = self._says_enough(cmd, reply, caller)
-        if self._answer_in_slack(msg, cmd, reply.text, react=react):
-            return None
-        return reply.text
-
-    @staticmethod
-    def _says_enough(cmd: Command, reply: Reply, caller: Caller) -> bool:
-        """A ✅ on the command says it all: it changed what it says, in the incident's own channel, with nothing
-        to warn about (elsewhere, the answer names the incident: a wrong number shows at once)."""
-        out = reply.outcome
-        return (cmd.name in ACK_ONLY and out is not None and out.changed and not out.warnings
-                and caller.channel is not None and out.incident.channel_id == caller.channel)
-
-    def _answer_in_slack(self, msg, cmd: Command, text: str, react: bool = False) -> bool:
-        """Queue the answer to a Slack message for the outbox (in its thread if it was in one); False when
-        errbot should post it (the console, or the database cannot take it: the answer still goes out)."""
-        event = msg.extras.get("slack_event") or {}
-        if self.effects is None or not event.get("channel"):
-            return False
-        user = self._caller(msg).user
-        try:
-            connection.retrying(storage.database.obj, lambda: self.effects.reply(
-                event["channel"], user, cmd.name, text, ts=event.get("ts"), thread_ts=event.get("thread_ts"),
-                react=react), what="the answer")
-            return True
-        except DatabaseError as exc:
-            log.warning("The answer to %s goes through errbot: the database failed: %s", cmd.name,
-                        connection.first_line(exc))
-            return False
+        if self.effects is not None:
+            nudge(self.service, self.effects, msg.extras.get("slack_event") or {}, msg.body)
 
     # -- commands errbot does not get from the registry -----------------------------------------------
     @botcmd
@@ -266,7 +155,7 @@ class OpgIncident(BotPlugin):
     def any_case(self, msg, match):
         """Commands typed in any case (`SEV critical`) run as they would in lower case, through the same
         permission policy."""
-        return self._run(msg, REGISTRY.get(match.group(1)), match.group(2) or "")
+        return self.runner.run(msg, REGISTRY.get(match.group(1)), match.group(2) or "")
 
     @cmdfilter(catch_unprocessed=True)
     def unknown_command(self, msg, cmd, args, dry_run, emptycmd=False):
@@ -285,7 +174,7 @@ def _ack_seconds(kind: str, seconds: float) -> None:
 
 def _registered(cmd: Command, name: str, hidden: bool):
     def run(self, msg, args):
-        return self._run(msg, cmd, args)
+        return self.runner.run(msg, cmd, args)
     run.__name__ = name.replace(" ", "_")
     run.__doc__ = f"{cmd.help} Usage: `{cmd.usage}`."
     return botcmd(run, name=run.__name__, hidden=hidden, admin_only=cmd.admin_only)

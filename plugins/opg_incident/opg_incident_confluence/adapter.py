@@ -1,13 +1,13 @@
-"""`rca publish [--force]` and its outbox job, in Slack (the Slack worker runs it, see Effects' JOBS) and on
-the Text console (a worker of its own, see `start`). The command checks and queues; the job publishes,
-then tells the person who asked, in plain words, how it went."""
+"""`rca publish [--force]` and its outbox job, in Slack (the Slack worker runs it, as one of its outbox kinds:
+opg_incident_slack/kinds.py) and on the Text console (a worker of its own, see `start`). The command checks
+and queues; the job publishes, then tells the person who asked, in plain words, how it went."""
 from __future__ import annotations
 
 import logging
 
 from opg_incident_core.chat_base import Caller, Reply
-from opg_incident_core.errors import IncidentError, InvalidInput, NotAllowed, OutsideError
-from opg_incident_core.text import defuse, mention
+from opg_incident_core.errors import IncidentError, InvalidInput, OutsideError
+from opg_incident_core.text import defuse
 
 from . import store
 from .client import ConfluenceClient, ConfluenceError
@@ -23,7 +23,8 @@ class ConfluenceAdapter:
         """`effects`: the Slack effects (None on the Text console); `send(user, text)`: a message to a
         person on the Text console."""
         self.service = service
-        self.publisher = Publisher(service, settings, config, client_factory)
+        names = getattr(getattr(effects, "slack", None), "user_name", None)  # people by name, not by Slack id
+        self.publisher = Publisher(service, settings, config, client_factory, names=names)
         self.effects = effects
         self.send = send
         self.worker = None
@@ -42,9 +43,8 @@ class ConfluenceAdapter:
         if inc.is_open:
             raise InvalidInput(f"Incident {number} is still open: publish its analysis once it is closed.")
         lead, scribe = inc.roles.get("lead"), inc.roles.get("scribe")
-        if caller.user not in {lead, scribe} - {None} and not self.service.is_admin(caller.user):
-            raise NotAllowed(f"The Incident Lead ({mention(lead)}), the Scribe ({mention(scribe)}) or a bot admin "
-                             f"publishes the analysis of incident {number}.")
+        self.service.authority.require(caller.user, [("the Incident Lead", lead), ("the Incident Scribe", scribe)],
+                                       f"publish the analysis of incident {number}")
         self.service.enqueue_job(KIND, number, {"by": caller.user, "channel": caller.channel, "force": force})
         self.wake()
         return Reply(f"Publishing the root-cause analysis of incident {number} to Confluence (space {target.space})"
@@ -93,9 +93,9 @@ class ConfluenceAdapter:
             self.effects.tell(user, channel, text)
 
     # -- running it ---------------------------------------------------------------------------------
-    def register(self, jobs: dict) -> None:
-        """In Slack: the Slack worker runs the job (jobs: opg_incident_slack.effects.JOBS)."""
-        jobs[KIND] = lambda effects, item, payload: self.plan(item)
+    def register(self, kinds) -> None:
+        """In Slack: the Slack worker runs the job, one of its outbox kinds (opg_incident_slack.kinds.KINDS)."""
+        kinds[KIND] = lambda effects, item, payload: self.plan(item)
 
     def start(self, **options) -> None:
         """On the Text console: a worker of our own (there is no Slack one)."""

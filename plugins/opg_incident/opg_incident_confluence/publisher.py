@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 
 from opg_incident_core.views import document_url
-from opg_incident_web import rca
+from opg_incident_web import present, rca
 
 from . import render, store
 from .client import ConfluenceClient, ConfluenceError
@@ -26,8 +26,10 @@ class Published:
 
 
 class Publisher:
-    def __init__(self, service, settings, config, client_factory=ConfluenceClient):
+    def __init__(self, service, settings, config, client_factory=ConfluenceClient, names=None):
+        """`names(user_id) -> name`: how people are shown (their id when None or unknown)."""
         self.service = service
+        self.names = names
         self._settings = settings
         self.config = config
         self.client_factory = client_factory
@@ -43,7 +45,8 @@ class Publisher:
                                   "not_configured")
         settings = self._settings()
         record = rca.gather(self.service, number)
-        analysis = rca.analysis(*record, settings, url=document_url(self.public_url, number))
+        analysis = rca.analysis(*record, settings, url=document_url(self.public_url, number),
+                                names=present.record_people(*record, lookup=self.names))
         title, body = target.title_for(record[0], settings.zone), render.storage(analysis)
         digest = hashlib.sha256(f"{title}\0{body}".encode()).hexdigest()
         client = self.client_factory(target)

@@ -12,10 +12,13 @@ from opg_incident_web import present, rca
 NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-def text(value: str | None) -> str:
-    """User text (Slack markup as plain text) escaped for XHTML, line breaks kept."""
-    plain = NOT_XML.sub("", present.slack_text(value))
+def text(value: str | None, names: dict | None = None) -> str:
+    """User text (Slack markup as plain text, people by name from `names`) escaped for XHTML, line breaks kept."""
+    plain = NOT_XML.sub("", present.slack_text(value, names))
     return "<br />".join(escape(line, quote=True) for line in plain.splitlines())
+
+
+_text = text
 
 
 def link(url: str | None, label: str) -> str:
@@ -36,6 +39,9 @@ def panel(kind: str, body: str) -> str:
 
 
 def storage(a: rca.Analysis) -> str:
+    def text(value):  # noqa: F811 - every text of the record: people by name
+        return _text(value, a.names)
+
     facts = [(f"<strong>{escape(label)}</strong>", text(value)) for label, value in a.facts]
     if a.channel_name:
         facts.append(("<strong>Comms channel</strong>", "#" + text(a.channel_name)))
@@ -47,8 +53,8 @@ def storage(a: rca.Analysis) -> str:
                       "it).</p>"),
         f"<h1>{text(a.heading)}</h1>",
         "<table><tbody>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts) + "</tbody></table>",
-        "<h2>Summary</h2>", _paragraph(a.summary, "No summary was recorded."),
-        "<h2>Impact</h2>", _paragraph(a.impact, "No impact was recorded."),
+        "<h2>Summary</h2>", _paragraph(text, a.summary, "No summary was recorded."),
+        "<h2>Impact</h2>", _paragraph(text, a.impact, "No impact was recorded."),
         "<h2>Roles</h2>",
         table(("Role", "Held by", "From", "Until"), [tuple(text(v) for v in row) for row in a.roles]),
         "<h2>Timeline</h2>",
@@ -80,6 +86,6 @@ def storage(a: rca.Analysis) -> str:
     return "".join(out)
 
 
-def _paragraph(value: str, empty: str) -> str:
+def _paragraph(text, value: str, empty: str) -> str:
     shown = text(value.strip())
     return f"<p>{shown}</p>" if shown else f"<p><em>{escape(empty)}</em></p>"

@@ -1,13 +1,19 @@
-"""The service's own "who may" rules, in one place. The command registry's Permissions (commands.py) decides
-who may run a command at all; these are the finer rules inside an operation ("only the Incident Lead or a bot
-admin may close it"), each with the refusal people read."""
+"""The permission policy of the operations, in one place. The command registry's Permissions (commands.py)
+decides who may run a command at all; this object decides the finer rules inside an operation ("only the
+Incident Lead or a bot admin may close it"), and words every refusal the same way:
+"Only <who> or a bot admin may <what>." (then, when there is one, what to do about it)."""
 from __future__ import annotations
 
 from typing import Callable, Iterable
 
 from .errors import NotAllowed
+from .text import mention
 
 SYSTEM = "system"  # the bot itself, acting on a schedule or on the settings (never a chat user id)
+LEAD = "the Incident Lead"
+NO_LEAD = "It has no lead yet: take the role with `lead me` first."
+
+Who = Iterable[tuple[str, "str | None"]]  # (how the refusal names them, who it is now or None)
 
 
 class Authority:
@@ -18,11 +24,24 @@ class Authority:
         """`by` is one of `holders`, the bot itself, or a bot admin."""
         return by == SYSTEM or by in {h for h in holders if h} or self.is_admin(by)
 
-    def require(self, by: str, holders: Iterable[str | None], refusal: str) -> None:
-        """Raise NotAllowed(refusal) unless `by` is one of `holders`, the bot itself, or a bot admin."""
-        if not self.allows(by, holders):
-            raise NotAllowed(refusal)
+    def require(self, by: str, who: Who, what: str, then: str = "") -> None:
+        """Raise NotAllowed unless `by` is one of `who` ((title, person or None) pairs: "the Incident Lead",
+        "@bob"), the bot itself or a bot admin. The refusal: "Only <who> or a bot admin may <what>. <then>"."""
+        who = list(who)
+        if not self.allows(by, (person for _, person in who)):
+            raise NotAllowed(refusal(who, what, then))
 
-    def require_admin(self, by: str, refusal: str) -> None:
+    def require_lead(self, by: str, lead: str | None, what: str) -> None:
+        """The Incident Lead or a bot admin (close, reopen, archive, the analysis, check-ins)."""
+        self.require(by, [(LEAD, lead)], what, "" if lead else NO_LEAD)
+
+    def require_admin(self, by: str, what: str) -> None:
         if not self.is_admin(by):
-            raise NotAllowed(refusal)
+            raise NotAllowed(f"Only bot admins may {what}.")
+
+
+def refusal(who: Who, what: str, then: str = "") -> str:
+    """The one wording of a refusal: "Only the Incident Lead (@bob) or a bot admin may close incident 1."."""
+    named = [f"{title} ({mention(person)})" if title and person else title or mention(person)
+             for title, person in who if title or person]
+    return f"Only {', '.join(dict.fromkeys(named))} or a bot admin may {what}." + (f" {then}" if then else "")

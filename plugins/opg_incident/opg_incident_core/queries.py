@@ -40,6 +40,11 @@ def list_incidents(status: str = "all", drills: str = "with", limit: int = 25,
     """One page of incidents, newest (highest number) first, with their current role holders."""
     rows = list(_filtered(status, drills).order_by(Incident.number.desc())
                 .limit(max(1, min(limit, 500))).offset(max(0, offset)))
+    return views_of(rows)
+
+
+def views_of(rows: list[Incident]) -> list[IncidentView]:
+    """Incidents' views with their current role holders, in one query for all of them."""
     holders: dict[int, dict[str, str]] = {r.id: {} for r in rows}
     if holders:
         for a in RoleAssignment.select().where(RoleAssignment.incident.in_(list(holders)),

@@ -9,7 +9,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 from . import storage, telemetry
-from .errors import InvalidInput, NotAllowed
+from .errors import InvalidInput, NotFound
+from .records import Records
 from .settings import DAYS
 from .storage import Incident, ReminderState
 from .text import mention
@@ -101,35 +102,57 @@ class ReminderSchedule:
         return DAYS[local.weekday()] in hours.days and hours.start <= local.strftime("%H:%M") < hours.end
 
 
-class CheckinsMixin:
-    """The lead's check-in schedule, part of IncidentService."""
+class Checkins:
+    """The lead's check-in schedule, reminders counted, keyword nudges: a collaborator of IncidentService."""
+
+    def __init__(self, records: Records):
+        self.records = records
 
     def reminder_sent(self, number: int, key: str) -> None:
         """Count a reminder that went out (a check-in also lands on the timeline)."""
         with storage.write():
-            row = self._incident(number, lock=True)
+            row = self.records.incident(number, lock=True)
             state, _ = ReminderState.get_or_create(incident=row, key=key)
             state.count += 1
-            state.last_sent_at = self.now()
+            state.last_sent_at = self.records.now()
             state.save()
             if key == "checkin":
-                self._log(row, "checkin", "system", "Check-in prompt sent")
+                self.records.log(row, "checkin", "system", "Check-in prompt sent")
 
     def get_checkin(self, number: int) -> int | None:
-        return self._incident(number).checkin_minutes
+        return self.records.incident(number).checkin_minutes
 
     def set_checkin(self, number: int, minutes: int | None, by: str) -> Outcome:
         if minutes is not None and not 5 <= minutes <= 24 * 60:
             raise InvalidInput("Check-ins can be every 5 minutes to every 24 hours: `checkin every 30m`.")
         with storage.write():
-            row = self._incident(number, lock=True)
-            lead = self._holders(row).get("lead")
-            self.authority.require(by, (lead,), f"Only the Incident Lead ({mention(lead)}) or a bot admin sets the "
-                                                "check-ins.")
+            row = self.records.incident(number, lock=True)
+            self.records.authority.require_lead(by, self.records.holders(row).get("lead"),
+                                                f"set the check-ins of incident {row.number}")
             if row.checkin_minutes == minutes:
-                return self._outcome(row, [])
-            row.checkin_minutes, row.checkin_since = minutes, self.now()
+                return self.records.outcome(row, [])
+            row.checkin_minutes, row.checkin_since = minutes, self.records.now()
             row.save()
             text = f"Check-ins every {minutes} minutes" if minutes else "Check-ins off"
-            self._log(row, "checkin", by, text)
-            return self._outcome(row, [Happened("checkin", by, new=str(minutes) if minutes else None)])
+            self.records.log(row, "checkin", by, text)
+            return self.records.outcome(row, [Happened("checkin", by, new=str(minutes) if minutes else None)])
+
+    def nudges(self, channel_id: str | None, text: str) -> list[str]:
+        """Helpful notes for keywords said in an incident's channel, each once per incident."""
+        settings = self.records.settings
+        lowered = (text or "").lower()
+        wanted = [i for i, n in enumerate(settings.nudges) if any(k.lower() in lowered for k in n.keywords)]
+        if not wanted or not channel_id:
+            return []
+        out = []
+        with storage.write():
+            try:
+                row = self.records.incident_for_channel(channel_id)
+            except NotFound:
+                return []
+            for index in wanted:
+                _, created = ReminderState.get_or_create(
+                    incident=row, key=f"nudge:{index}", defaults={"count": 1, "last_sent_at": self.records.now()})
+                if created:
+                    out.append(settings.nudges[index].text)
+        return out

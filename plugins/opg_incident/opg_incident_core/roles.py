@@ -10,58 +10,61 @@ from __future__ import annotations
 import datetime as dt
 
 from . import storage
+from .authority import LEAD
 from .errors import InvalidInput, NotAllowed, NotFound
+from .records import Records
 from .storage import Handover, Incident, RoleAssignment
 from .text import defuse, mention
 from .views import Happened, HandoverView, Outcome, RoleHolding
 
 
+class Roles:
+    """Who holds what, and handovers: a collaborator of IncidentService over the unit of work (records.py)."""
 
-class RolesMixin:
-    """Role operations of IncidentService (which provides _incident, _log, _outcome, now, settings)."""
+    def __init__(self, records: Records):
+        self.records = records
 
     # -- taking and naming --------------------------------------------------------------------------
     def assign_role(self, number: int, role_key: str, holder: str, by: str, note: str = "") -> Outcome:
         """Fill an empty role at once; for a held role, start a handover instead."""
-        role = self._role(role_key)
+        role = self.role(role_key)
         with storage.write():
-            row = self._incident(number, lock=True)
-            current = self._holders(row).get(role.key)
-            if current is not None and current != holder and not self.authority.allows(by):
+            row = self.records.incident(number, lock=True)
+            current = self.records.holders(row).get(role.key)
+            if current is not None and current != holder and not self.records.authority.allows(by):
                 return self._offer(row, role, holder, by, note)  # a bot admin takes over from an absent holder
             happened: list[Happened] = []
-            warnings = self._assign(row, role.key, holder, by, happened, note)
+            warnings = self.assign(row, role.key, holder, by, happened, note)
             stale = self._pending(row, role.key)  # an offer of the role it had while empty
             if stale is not None:
-                self._finish(row, stale, "withdrawn", "system", self.now())
+                self._finish(row, stale, "withdrawn", "system", self.records.now())
                 happened.append(self._happened(stale))
-            return self._outcome(row, happened, warnings)
+            return self.records.outcome(row, happened, warnings)
 
     def handover(self, number: int, role_key: str, to_user: str, by: str, note: str = "") -> Outcome:
         """Offer a role (held or empty) to someone; it moves when they accept."""
-        role = self._role(role_key)
+        role = self.role(role_key)
         with storage.write():
-            row = self._incident(number, lock=True)
+            row = self.records.incident(number, lock=True)
             return self._offer(row, role, to_user, by, note)
 
     def _offer(self, row: Incident, role, to_user: str, by: str, note: str) -> Outcome:
-        current = self._holders(row)
+        current = self.records.holders(row)
         holder = current.get(role.key)
         if holder == to_user:
             raise InvalidInput(f"{mention(to_user)} is already the {role.name} of incident {row.number}.")
         lead = current.get("lead")
         asking = by == to_user and holder is not None  # someone asks the holder for the role
-        if not asking and not self.authority.allows(by, (holder, lead)):
-            who = f"the {role.name} ({mention(holder)}), the Incident Lead" if holder else "the Incident Lead"
-            raise NotAllowed(f"Only {who} or a bot admin may hand over the {role.name} role. "
-                             f"To take it yourself: `{role.key} me`.")
+        if not asking:
+            self.records.authority.require(by, [*([(f"the {role.name}", holder)] if holder else []), (LEAD, lead)],
+                                           f"hand over the {role.name} role", f"To take it yourself: `{role.key} me`.")
         pending = self._pending(row, role.key)
         if pending is not None:
             raise InvalidInput(f"{mention(pending.to_user)} has not answered the offer of {role.name} yet. "
                                f"Withdraw it first: `handover {role.key} withdraw`.")
         warnings = self._rule_warnings(row, role, to_user, current)
-        now = self.now()
-        minutes = self.settings.reminders.handover_timeout_minutes
+        now = self.records.now()
+        minutes = self.records.settings.reminders.handover_timeout_minutes
         offer = Handover.create(incident=row, role=role.key, from_holder=holder, to_user=to_user, requested_by=by,
                                 awaiting=holder if asking else to_user, note=(note or "").strip()[:2000],
                                 created_at=now, expires_at=now + dt.timedelta(minutes=minutes))
@@ -69,63 +72,63 @@ class RolesMixin:
             text = f"{mention(by)} asked {mention(holder)} to take over as {role.name}"
         else:
             text = f"{mention(by)} offered {role.name} to {mention(to_user)}"
-        self._log(row, "handover", by, text + (f": {offer.note}" if offer.note else ""))
+        self.records.log(row, "handover", by, text + (f": {offer.note}" if offer.note else ""))
         happened = Happened("offered", by, old=holder, new=to_user, role=role.key, entry_id=offer.id)
-        return self._outcome(row, [happened], warnings)
+        return self.records.outcome(row, [happened], warnings)
 
     def answer_handover(self, offer_id: int, by: str, accept: bool) -> Outcome:
         """Accept or decline; only the person awaited may answer, and only once."""
         number = self._handover(offer_id).incident.number
         with storage.write():
-            row = self._incident(number, lock=True)  # the incident first, then the offer: one lock order
+            row = self.records.incident(number, lock=True)  # the incident first, then the offer: one lock order
             offer = self._handover(offer_id, lock=True)
             if offer.status != "pending":
-                return self._outcome(row, [], [f"This offer was already {offer.status}."])
+                return self.records.outcome(row, [], [f"This offer was already {offer.status}."])
             if by != offer.awaiting:
                 raise NotAllowed(f"This offer waits for {mention(offer.awaiting)} to answer.")
-            now = self.now()
+            now = self.records.now()
             if offer.expires_at <= now:
                 self._finish(row, offer, "expired", "system", now)
-                return self._outcome(row, [self._happened(offer)], ["This offer has expired."])
+                return self.records.outcome(row, [self._happened(offer)], ["This offer has expired."])
             if not accept:
                 self._finish(row, offer, "declined", by, now)
-                return self._outcome(row, [self._happened(offer)])
-            if self._holders(row).get(offer.role) != offer.from_holder:
+                return self.records.outcome(row, [self._happened(offer)])
+            if self.records.holders(row).get(offer.role) != offer.from_holder:
                 self._finish(row, offer, "withdrawn", "system", now)  # the role changed hands meanwhile
-                return self._outcome(row, [self._happened(offer)],
+                return self.records.outcome(row, [self._happened(offer)],
                                      ["This offer no longer stands: the role changed hands meanwhile."])
-            role = self._role(offer.role)
+            role = self.role(offer.role)
             happened: list[Happened] = []
-            warnings = self._assign(row, role.key, offer.to_user, by, happened, offer.note)
+            warnings = self.assign(row, role.key, offer.to_user, by, happened, offer.note)
             self._finish(row, offer, "accepted", by, now, log=False)
-            return self._outcome(row, [self._happened(offer), *happened], warnings)
+            return self.records.outcome(row, [self._happened(offer), *happened], warnings)
 
     def withdraw_handover(self, number: int, role_key: str, by: str) -> Outcome:
-        role = self._role(role_key)
+        role = self.role(role_key)
         with storage.write():
-            row = self._incident(number, lock=True)
+            row = self.records.incident(number, lock=True)
             offer = self._pending(row, role.key)
             if offer is None:
                 raise InvalidInput(f"There is no pending offer of {role.name} on incident {row.number}.")
-            self.authority.require(by, (offer.requested_by, offer.from_holder),
-                                   f"Only {mention(offer.requested_by)} or a bot admin may withdraw this offer.")
-            self._finish(row, offer, "withdrawn", by, self.now())
-            return self._outcome(row, [self._happened(offer)])
+            self.records.authority.require(by, [("", offer.requested_by), ("", offer.from_holder)],
+                                           "withdraw this offer")
+            self._finish(row, offer, "withdrawn", by, self.records.now())
+            return self.records.outcome(row, [self._happened(offer)])
 
     def expire_handovers(self) -> list[Outcome]:
         """Offers nobody answered in time: the old holder keeps the role."""
         outcomes = []
         due = [h.id for h in Handover.select(Handover.id).where(Handover.status == "pending",
-                                                                Handover.expires_at <= self.now())]
+                                                                Handover.expires_at <= self.records.now())]
         for offer_id in due:
             number = self._handover(offer_id).incident.number
             with storage.write():
-                row = self._incident(number, lock=True)
+                row = self.records.incident(number, lock=True)
                 offer = self._handover(offer_id, lock=True)
                 if offer.status != "pending":
                     continue
-                self._finish(row, offer, "expired", "system", self.now())
-                outcomes.append(self._outcome(row, [self._happened(offer)]))
+                self._finish(row, offer, "expired", "system", self.records.now())
+                outcomes.append(self.records.outcome(row, [self._happened(offer)]))
         return outcomes
 
     def set_handover_message(self, offer_id: int, channel: str, ts: str) -> None:
@@ -133,19 +136,18 @@ class RolesMixin:
 
     # -- releasing ----------------------------------------------------------------------------------
     def release_role(self, number: int, role_key: str, by: str) -> Outcome:
-        role = self._role(role_key)
+        role = self.role(role_key)
         with storage.write():
-            row = self._incident(number, lock=True)
-            current = self._holders(row)
+            row = self.records.incident(number, lock=True)
+            current = self.records.holders(row)
             holder = current.get(role.key)
             if holder is None:
                 raise InvalidInput(f"Nobody holds the {role.name} role on incident {row.number}.")
-            if not self.authority.allows(by, (holder, current.get("lead"))):
-                raise NotAllowed(f"Only the {role.name} ({mention(holder)}), the Incident Lead or a bot admin "
-                                 f"may leave the role empty.")
-            self._release(row, role.key, by, self.now())
-            self._log(row, "role", by, f"{mention(holder)} is no longer {role.name}")
-            return self._outcome(row, [Happened("role", by, old=holder, new=None, role=role.key)])
+            self.records.authority.require(by, [(f"the {role.name}", holder), (LEAD, current.get("lead"))],
+                                           f"leave the {role.name} role empty")
+            self._release(row, role.key, by, self.records.now())
+            self.records.log(row, "role", by, f"{mention(holder)} is no longer {role.name}")
+            return self.records.outcome(row, [Happened("role", by, old=holder, new=None, role=role.key)])
 
     # -- reading ------------------------------------------------------------------------------------
     def handovers(self, number: int | None = None, *, pending_only: bool = True,
@@ -163,7 +165,7 @@ class RolesMixin:
         return HandoverView.of(self._handover(offer_id))
 
     def role_history(self, number: int) -> list[RoleHolding]:
-        row = self._incident(number)
+        row = self.records.incident(number)
         return [RoleHolding(a.role, a.holder, a.assigned_by, a.assigned_at, a.released_at)
                 for a in RoleAssignment.select().where(RoleAssignment.incident == row)
                 .order_by(RoleAssignment.assigned_at, RoleAssignment.id)]
@@ -171,34 +173,46 @@ class RolesMixin:
     def current_roles(self, number: int) -> list[RoleHolding]:
         return [h for h in self.role_history(number) if h.released_at is None]
 
-    # -- internals ----------------------------------------------------------------------------------
-    def _assign(self, row: Incident, role_key: str, holder: str, by: str, happened: list, note: str = "") -> list:
-        role = self._role(role_key)
-        current = self._holders(row)
+    # -- for the other collaborators: a declaration's lead, the chat's role names ------------------
+    def assign(self, row: Incident, role_key: str, holder: str, by: str, happened: list, note: str = "") -> list:
+        """Give the role to `holder` now, inside the caller's transaction (a declaration naming its lead does);
+        what happened is appended to `happened`; the rules' warnings are returned."""
+        role = self.role(role_key)
+        current = self.records.holders(row)
         if current.get(role.key) == holder:
             raise InvalidInput(f"{mention(holder)} is already the {role.name} of incident {row.number}.")
         warnings = self._rule_warnings(row, role, holder, current)
-        now = self.now()
+        now = self.records.now()
         previous = self._release(row, role.key, by, now)
         RoleAssignment.create(incident=row, role=role.key, holder=holder, assigned_by=by, assigned_at=now)
         was = f", taking over from {mention(previous)}" if previous else ""
-        self._log(row, "role", by, f"{mention(holder)} is now {role.name}{was}" + (f" ({note})" if note else ""))
+        self.records.log(row, "role", by, f"{mention(holder)} is now {role.name}{was}" + (f" ({note})" if note else ""))
         happened.append(Happened("role", by, old=previous, new=holder, role=role.key))
         return warnings
 
+    def role(self, key: str):
+        """The assignable role named `key` (any case); InvalidInput naming the roles otherwise."""
+        settings = self.records.settings
+        role = settings.role((key or "").lower())
+        if role is None or not role.assignable:
+            allowed = ", ".join(r.key for r in settings.assignable_roles)
+            raise InvalidInput(f"'{defuse(key or '')}' is not a role you can assign. Roles: {allowed}.")
+        return role
+
+    # -- internals ----------------------------------------------------------------------------------
     def _rule_warnings(self, row: Incident, role, holder: str, current: dict) -> list[str]:
         warnings = []
         for other_key, other_holder in current.items():
-            other = self.settings.role(other_key)
+            other = self.records.settings.role(other_key)
             if other_key == role.key or other_holder != holder or other is None:
                 continue
             if other_key in role.not_with or role.key in other.not_with:
                 rule = f"the {role.name} and the {other.name} should not be the same person"
-                if self.settings.role_conflicts == "refuse":
+                if self.records.settings.role_conflicts == "refuse":
                     raise NotAllowed(f"{mention(holder)} is already the {other.name}, and {rule}.")
                 warnings.append(f"Note: {mention(holder)} is also the {other.name}; {rule}.")
         if role.key == "lead":
-            team = self.settings.team_of(row.reporter)
+            team = self.records.settings.team_of(row.reporter)
             if team is not None and holder in team.members:
                 warnings.append(f"Note: {mention(holder)} is in the reporter's team ({team.name}); "
                                 f"{role.guidance or 'the lead should ideally come from outside it.'}")
@@ -214,22 +228,6 @@ class RolesMixin:
         current.save()
         return current.holder
 
-    def role(self, key: str):
-        """The assignable role named `key` (any case); InvalidInput naming the roles otherwise."""
-        return self._role(key)
-
-    def _role(self, key: str):
-        role = self.settings.role((key or "").lower())
-        if role is None or not role.assignable:
-            allowed = ", ".join(r.key for r in self.settings.assignable_roles)
-            raise InvalidInput(f"'{defuse(key or '')}' is not a role you can assign. Roles: {allowed}.")
-        return role
-
-    def _holders(self, row: Incident) -> dict[str, str]:
-        return dict(storage.run("holders", lambda i: RoleAssignment.select(RoleAssignment.role, RoleAssignment.holder)
-                                .where(RoleAssignment.incident == i, RoleAssignment.released_at.is_null()),
-                                (row.id,)))
-
     def _pending(self, row: Incident, role_key: str) -> Handover | None:
         return Handover.get_or_none(Handover.incident == row, Handover.role == role_key, Handover.status == "pending")
 
@@ -243,10 +241,11 @@ class RolesMixin:
         offer.status, offer.decided_at, offer.decided_by = status, now, by
         offer.save()
         if log:
-            role = self.settings.role(offer.role)
+            role = self.records.settings.role(offer.role)
             name = role.name if role else offer.role
             keeps = f"; {mention(offer.from_holder)} stays {name}" if offer.from_holder else ""
-            self._log(row, "handover", by, f"The offer of {name} to {mention(offer.to_user)} was {status}{keeps}")
+            self.records.log(row, "handover", by,
+                             f"The offer of {name} to {mention(offer.to_user)} was {status}{keeps}")
 
     @staticmethod
     def _happened(offer: Handover) -> Happened:

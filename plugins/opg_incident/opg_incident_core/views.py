@@ -120,11 +120,11 @@ class ActionView:
 class Happened:
     """One thing that changed, for adapters to announce. `kind` names the step of the process."""
 
-    kind: str  # declared, summary, impact, severity, role, logged, action_done, pin, unpin, closed, reopened, ...
+    kind: str  # declared, summary, impact, severity, role, action, note, decision, action_done, pin, closed, ...
     by: str
     old: str | None = None
     new: str | None = None
-    role: str | None = None
+    role: str | None = None  # the role (key) it concerns: role changes and handovers
     entry_id: int | None = None
 
 

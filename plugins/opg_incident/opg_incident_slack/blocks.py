@@ -163,10 +163,10 @@ def headline(incident, settings, document_url: str, pending=(), names=None) -> t
     people = [f"🙋 Reporter: {mention(incident.reporter)}"]
     for role in settings.assignable_roles:
         people.append(f"{role.name}: {mention(incident.roles[role.key]) if role.key in incident.roles else '-'}")
-    for offer in pending:
-        role = settings.role(offer.role)
-        people.append(f"🤝 {role.name if role else offer.role} offered to {mention(offer.to_user)}, "
-                      f"waiting for {mention(offer.awaiting)}")
+    for handover in pending:
+        role = settings.role(handover.role)
+        people.append(f"🤝 {role.name if role else handover.role} offered to {mention(handover.to_user)}, "
+                      f"waiting for {mention(handover.awaiting)}")
     facts = [
         f"{status_emoji} Status: *{incident.status_text}*",
         f"{sev.emoji if sev else '☁️'} Severity: *{sev.name if sev else '-'}*",
@@ -210,12 +210,12 @@ def text_message(text: str) -> list:
     return [SectionBlock(text=mrkdwn(text)).to_dict()]
 
 
-def handover_offer(text: str, offer_id: int) -> list:
-    """The offer of a role, with Accept and Decline (the text fallback is `accept` / `decline`)."""
+def handover(text: str, handover_id: int) -> list:
+    """A handover waiting for its answer, with Accept and Decline (the text fallback is `accept` / `decline`)."""
     return [SectionBlock(text=mrkdwn(text)).to_dict(),
-            ActionsBlock(block_id=f"handover_{offer_id}", elements=[
-                ButtonElement(text="Accept", action_id=HANDOVER_ACCEPT, value=str(offer_id), style="primary"),
-                ButtonElement(text="Decline", action_id=HANDOVER_DECLINE, value=str(offer_id)),
+            ActionsBlock(block_id=f"handover_{handover_id}", elements=[
+                ButtonElement(text="Accept", action_id=HANDOVER_ACCEPT, value=str(handover_id), style="primary"),
+                ButtonElement(text="Decline", action_id=HANDOVER_DECLINE, value=str(handover_id)),
             ]).to_dict()]
 
 

@@ -1,31 +1,36 @@
-"""What Slack sees when the record changes: the headline edited in place, announcements, the comms
-channel, pages, the end of the incident and the archive. Runs off the ack path, one call at a time."""
+"""What Slack sees when the record changes: the headline posted, then edited in place, announcements, the
+comms channel, pages, the end of the incident and the archive. `heard` is the core's subscriber: inside the
+change's transaction it decides what Slack is told and queues it in the outbox; the senders of the outbox
+kinds (declared with KINDS where they are written) run off the ack path, one call at a time."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import re
-import time
 from urllib.parse import urlsplit
 
+from opg_incident_core import outbox
 from opg_incident_core.reminders import DueReminder, ReminderSchedule
 from opg_incident_core.service import SYSTEM
 from opg_incident_core.text import defuse, mention
-from opg_incident_core.views import Happened
 
 from . import blocks
 from .effects_channel import ChannelEffects, channel_name  # noqa: F401 (channel_name: where it was)
 from .effects_comms import CommsEffects
 from .gateway import SlackError
+from .kinds import KINDS
 from .replies import Replies
 
 log = logging.getLogger(__name__)
 LOCAL_HOSTS = {None, "", "localhost", "127.0.0.1", "::1", "0.0.0.0"}
-HEADLINE_KINDS = {"declared", "summary", "impact", "severity", "role", "closed", "reopened", "channel", "edited",
-                  "call", "offered", "handover_accepted", "handover_declined", "handover_expired",
-                  "handover_withdrawn", "rca_published"}
-ANNOUNCED = {"declared", "role", "closed", "reopened", "offered", "handover_accepted", "handover_declined",
-             "handover_expired", "handover_withdrawn", "archived", "rca_ready", "rca_published"}
+# What happened that the headline shows: a change of these queues a sync of the headline.
+HEADLINE_KINDS = frozenset({"declared", "summary", "impact", "severity", "role", "closed", "reopened", "channel",
+                            "edited", "call", "offered", "handover_accepted", "handover_declined",
+                            "handover_expired", "handover_withdrawn", "rca_published"})
+HEADLINE = "headline"  # the outbox kind: post the headline, or update it
+HEADLINE_EDIT_GAP = dt.timedelta(seconds=1)  # at most one edit of a headline a second
+HEADLINE_SETTLE = dt.timedelta(seconds=1.5)  # an edit waits this long after the change that asks for it
 BOT_IN_BACKTICKS = re.compile(r"`(<@[UW][A-Z0-9]+>)\s+([^`\n]*)`")
 
 
@@ -47,8 +52,8 @@ class Effects(CommsEffects, ChannelEffects, Replies):
         self.minute = float(getattr(config, "INCIDENT_MINUTE_SECONDS", 60) or 60)
         self.pagerduty_url = getattr(config, "INCIDENT_PAGERDUTY_URL", "https://events.pagerduty.com/v2/enqueue")
         self.worker = None
-        service.announce_kinds = frozenset(ANNOUNCED | set(self.COMMS_KINDS))
-        service.refresh_kinds = frozenset(HEADLINE_KINDS)
+        self._announced = KINDS.announced()
+        service.subscribe(self.heard, HEADLINE_KINDS | self._announced)
 
     @property
     def settings(self):
@@ -71,9 +76,11 @@ class Effects(CommsEffects, ChannelEffects, Replies):
         if self.worker is not None:
             self.worker.wake()
 
-    def after(self, outcome=None, origin_channel=None) -> None:
-        """The change queued its own outbox items in its transaction: just wake the worker."""
-        self.wake()
+    def after(self, outcome) -> None:
+        """After a change: when something happened, it queued its outbox items in its own transaction (see
+        `heard`), now committed: wake the worker to send them."""
+        if outcome.happened:
+            self.wake()
 
     def job(self, kind: str, number: int | None = None, payload: dict | None = None,
             coalesce_key: str | None = None) -> None:
@@ -81,38 +88,36 @@ class Effects(CommsEffects, ChannelEffects, Replies):
         self.service.enqueue_job(kind, number, payload or {}, coalesce_key)
         self.wake()
 
+    # -- the core's subscriber ----------------------------------------------------------------------
+    def heard(self, recorded) -> None:
+        """What Slack is told of a change, queued in its transaction: an announcement of each thing that
+        happened that has one, and a sync of the headline when it shows something that changed. A new incident's
+        headline goes first (until it is posted nothing else has a place); otherwise the announcements go first
+        and the headline follows, once settled (`headline_wait`)."""
+        number = recorded.incident.number
+        headline = any(h.kind in HEADLINE_KINDS for h in recorded.happened)
+        if headline and not recorded.incident.headline_ts:
+            recorded.queue(HEADLINE, coalesce_key=f"{HEADLINE}:{number}")
+            headline = False
+        for happened in recorded.happened:
+            if happened.kind in self._announced:
+                recorded.queue(happened.kind, dataclasses.asdict(happened))
+        if headline:
+            recorded.queue(HEADLINE, coalesce_key=f"{HEADLINE}:{number}")
+
+    # -- what the worker asks ---------------------------------------------------------------------------
     def plan(self, item) -> list:
         """The steps of an outbox item. One step may post several messages: each post is keyed, so a
         step run again after a crash does not post twice."""
-        p, number = item.payload, item.number
-        if item.kind == "refresh":
-            return [lambda: self.refresh_headline(number)]
-        if item.kind in JOBS:
-            return JOBS[item.kind](self, item, p)
-        happened = Happened(**{k: p.get(k) for k in ("kind", "by", "old", "new", "role", "entry_id")})
-        if item.kind == "page":  # one page, one PagerDuty dedup key: the outbox item's, the same on a retry
-            happened = dataclasses.replace(happened, entry_id=item.id)
-        return [lambda: self._announce(self.service.get(number), happened, p.get("origin"))]
+        return KINDS.plan(self, item)
 
-    def _announce(self, inc, happened, origin) -> None:
-        if self._comms(inc, happened):
-            return
-        if happened.kind == "declared":
-            self.post_headline(inc.number)
-        elif happened.kind == "role":
-            self._announce_role(inc, happened, origin)
-        elif happened.kind == "closed":
-            self._announce_end(inc, happened.by)
-        elif happened.kind == "reopened":
-            self._announce_reopen(inc, happened.by)
-        elif happened.kind == "offered":
-            self._offer_role(inc, happened)
-        elif happened.kind.startswith("handover_"):
-            self._handover_answered(inc, happened)
-        elif happened.kind == "archived":
-            self.archive_now(inc)
-        elif happened.kind in ("rca_ready", "rca_published"):
-            self.bookmark_rca(inc)
+    def wait(self, item) -> float:
+        """Seconds the item should wait before its first step (its kind's pace)."""
+        return KINDS.wait(self, item)
+
+    def what(self, kind: str) -> str | None:
+        """What an item of `kind` does, in people's words."""
+        return KINDS.what(kind)
 
     @staticmethod
     def _best(fn, *args, **kwargs):
@@ -126,9 +131,33 @@ class Effects(CommsEffects, ChannelEffects, Replies):
             return None
 
     # -- the headline -------------------------------------------------------------------------------
-    def post_headline(self, number: int) -> None:
+    def headline_wait(self, item) -> float:
+        """The one pace rule of the headline. Its first post waits for nothing. An edit waits a second after the
+        last edit of the incident's headline ended (any replica's: a change made while that edit was on its way
+        was queued behind it), and HEADLINE_SETTLE after the change that asked for it: the changes that follow
+        at once (a handover's offer and its acceptance, a few commands in a row) go in the same edit."""
+        if not self.service.get(item.number).headline_ts:
+            return 0.0
+        now = self.service.now()
+        at = now
+        last = outbox.last_done(f"{HEADLINE}:{item.number}")
+        if last is not None:
+            at = max(at, last + HEADLINE_EDIT_GAP)
+        if item.created_at is not None:
+            at = max(at, item.created_at + HEADLINE_SETTLE)
+        return (at - now).total_seconds()
+
+    @KINDS.job(HEADLINE, "refresh", "declared", what="post or update the headline", wait=headline_wait)
+    def sync_headline(self, item) -> None:
+        """The headline shows the record as it is now: posted when the incident has none yet, otherwise
+        updated in place. Run again, it does the same (a post retried after a crash is looked for first).
+        ("refresh" and "declared": the kinds that did this before, still in an outbox at the upgrade.)"""
+        number = item.number
         inc = self.service.get(number)
+        text, body = blocks.headline(inc, self.settings, self.document_url(number), self.service.handovers(number),
+                                     getattr(self.slack, "user_name", None))
         if inc.headline_ts:
+            self.slack.update(inc.headline_channel_id, inc.headline_ts, text, body)
             return
         where = self.settings.channels.reports_channel if inc.report else self.settings.channels.incidents
         channel = self.slack.channel_id(where)
@@ -137,8 +166,6 @@ class Effects(CommsEffects, ChannelEffects, Replies):
                                                       f"does not exist. Ask a Slack admin to create it and invite me. "
                                                       f"The record: {self.document_url(number)}")
             raise SlackError("chat.postMessage", f"channel #{where} not found; create it and invite the bot")
-        text, body = blocks.headline(inc, self.settings, self.document_url(number), self.service.handovers(number),
-                                     getattr(self.slack, "user_name", None))
         try:
             ts = self.slack.post(channel, text, body)
         except SlackError as exc:
@@ -147,21 +174,11 @@ class Effects(CommsEffects, ChannelEffects, Replies):
             self.slack.join(channel)
             ts = self.slack.post(channel, text, body)
         self.service.set_headline(number, channel, ts)
-        self.__dict__.setdefault("_posted", {})[number] = (time.monotonic(), repr((text, body)))
-
-    def refresh_headline(self, number: int) -> None:
-        inc = self.service.get(number)
-        if not inc.headline_ts:
-            return
-        text, body = blocks.headline(inc, self.settings, self.document_url(number), self.service.handovers(number),
-                                     getattr(self.slack, "user_name", None))
-        posted = self.__dict__.get("_posted", {}).pop(number, None)  # the first edit after this process posted it
-        if posted and time.monotonic() - posted[0] < 60 and posted[1] == repr((text, body)):
-            return  # it shows this already
-        self.slack.update(inc.headline_channel_id, inc.headline_ts, text, body)
 
     # -- announcements ------------------------------------------------------------------------------
-    def _announce_role(self, inc, happened, origin_channel) -> None:
+    @KINDS.announcement("role", what="announce a role change")
+    def _announce_role(self, inc, happened, item) -> None:
+        origin_channel = item.payload.get("origin")
         role = self.settings.role(happened.role)
         name = role.name if role else happened.role
         if happened.new:
@@ -191,47 +208,54 @@ class Effects(CommsEffects, ChannelEffects, Replies):
         return "🧪 DRILL: " if inc.drill else ""
 
     # -- handovers -----------------------------------------------------------------------------------
-    def _offer_role(self, inc, happened) -> None:
-        offer = self.service.get_handover(happened.entry_id)
-        role = self.settings.role(offer.role)
-        name = role.name if role else offer.role
-        note = f"\nNote: {defuse(offer.note)}" if offer.note else ""
-        if offer.is_request:
-            text = (f"{mention(offer.to_user)} asks to take over as {name} of incident {inc.number}: "
+    @KINDS.announcement("offered", what="offer a role")
+    def _handover_asked(self, inc, happened, item) -> None:
+        """A handover offered or requested: whoever must accept is asked (Accept / Decline), the channel told."""
+        handover = self.service.get_handover(happened.entry_id)
+        role = self.settings.role(handover.role)
+        name = role.name if role else handover.role
+        note = f"\nNote: {defuse(handover.note)}" if handover.note else ""
+        if handover.is_request:
+            text = (f"{mention(handover.to_user)} asks to take over as {name} of incident {inc.number}: "
                     f"{defuse(inc.title)}{note}\nDo you hand it over?")
         else:
             guidance = f"\n_{role.guidance}_" if role and role.guidance else ""
-            text = (f"{self._drill_label(inc)}{mention(offer.requested_by)} offers you the role of {name} for "
+            text = (f"{self._drill_label(inc)}{mention(handover.requested_by)} offers you the role of {name} for "
                     f"incident {inc.number}: {defuse(inc.title)}\n{role.description if role else ''}{guidance}{note}\n"
                     f"{self._where(inc)}\nLiving document: {self.document_url(inc.number)}")
-        if offer.awaiting[:1] in "UW":
-            channel, ts = self.slack.dm(offer.awaiting, text, blocks.handover_offer(text, offer.id))
-            self.service.set_handover_message(offer.id, channel, ts)
+        if handover.awaiting[:1] in "UW":
+            channel, ts = self.slack.dm(handover.awaiting, text, blocks.handover(text, handover.id))
+            self.service.set_handover_message(handover.id, channel, ts)
         if inc.channel_id:
-            self._best(self._post_for, inc, f"🤝 {name}: offered to {mention(offer.to_user)}, waiting for "
-                                            f"{mention(offer.awaiting)} to accept.")
+            self._best(self._post_for, inc, f"🤝 {name}: offered to {mention(handover.to_user)}, waiting for "
+                                            f"{mention(handover.awaiting)} to accept.")
 
-    def _handover_answered(self, inc, happened) -> None:
-        offer = self.service.get_handover(happened.entry_id)
-        role = self.settings.role(offer.role)
-        name = role.name if role else offer.role
-        status = offer.status
-        if offer.message_ts:
-            self._best(self.slack.update, offer.message_channel, offer.message_ts, f"The offer of {name} was {status}.",
-                              blocks.text_message(f"The offer of {name} for incident {inc.number} was *{status}*."))
+    @KINDS.announcement("handover_accepted", "handover_declined", "handover_expired", "handover_withdrawn",
+                        what="say how a handover ended")
+    def _handover_answered(self, inc, happened, item) -> None:
+        handover = self.service.get_handover(happened.entry_id)
+        role = self.settings.role(handover.role)
+        name = role.name if role else handover.role
+        status = handover.status
+        if handover.message_ts:
+            self._best(self.slack.update, handover.message_channel, handover.message_ts,
+                       f"The offer of {name} was {status}.",
+                       blocks.text_message(f"The offer of {name} for incident {inc.number} was *{status}*."))
         if status == "accepted":
             return  # the role change announces itself
-        keeps = f" {mention(offer.from_holder)} stays {name}." if offer.from_holder else ""
-        text = f"The offer of {name} to {mention(offer.to_user)} was {status}.{keeps}"
+        keeps = f" {mention(handover.from_holder)} stays {name}." if handover.from_holder else ""
+        text = f"The offer of {name} to {mention(handover.to_user)} was {status}.{keeps}"
         if inc.channel_id:
             self._best(self._post_for, inc, text)
-        for user in {offer.requested_by, offer.from_holder} - {None, happened.by}:
+        for user in {handover.requested_by, handover.from_holder} - {None, happened.by}:
             if user[:1] in "UW":
                 self._best(self.slack.dm, user, f"Incident {inc.number}: {text}")
 
     # -- reminders ----------------------------------------------------------------------------------
-    def remind(self, number: int, fields: dict) -> None:
+    @KINDS.job("remind", what="send a reminder")
+    def remind(self, item) -> None:
         """Send a reminder if it is still due; it counts only once it is out."""
+        number, fields = item.number, item.payload
         schedule = ReminderSchedule(self.service)
         reminder = DueReminder(**{k: fields.get(k) for k in DueReminder.__dataclass_fields__})
         still_due = {(r.number, r.key) for r in ReminderSchedule(self.service, minute_seconds=self.minute).due()}
@@ -258,7 +282,31 @@ class Effects(CommsEffects, ChannelEffects, Replies):
                     raise
         self.slack.dm(user, text)
 
-    def _announce_end(self, inc, closed_by: str) -> None:
+    @KINDS.job("tell", what="send a message")
+    def _tell_job(self, item) -> None:
+        p = item.payload
+        self.tell(p.get("user", ""), p.get("channel"), p.get("text", ""), p.get("response_url"))
+
+    @KINDS.job("post", what="post a message")
+    def _post_job(self, item) -> None:
+        self.slack.post(item.payload.get("channel"), item.payload.get("text", ""))
+
+    @KINDS.job("react", what="add a reaction")
+    def _react_job(self, item) -> None:
+        p = item.payload
+        self.slack.react(p.get("channel"), p.get("ts"), p.get("name"))
+
+    @KINDS.job("escalation_menu", what="post the list of teams to page")
+    def _escalation_menu(self, item) -> None:
+        self.slack.post(item.payload.get("channel"), *blocks.escalation_menu(item.number, self.settings.specialists))
+
+    @KINDS.job("archive", what="archive the comms channel")
+    def _archive_job(self, item) -> None:
+        self.service.archive_channel(item.number, SYSTEM)  # queues the "archived" announcement
+
+    @KINDS.announcement("closed", what="announce the end of the incident")
+    def _announce_end(self, inc, happened, item) -> None:
+        closed_by = happened.by
         why = f" ({defuse(inc.close_reason)})" if inc.close_reason else ""
         ended = "resolved" if inc.close_reason in (None, "resolved") else f"closed{why}"
         text = (f"✅ Incident {inc.number} is closed by {mention(closed_by)}{why}. Thank you all. "
@@ -297,16 +345,7 @@ class Effects(CommsEffects, ChannelEffects, Replies):
         return False
 
 
-JOBS = {
-    "create_channel": lambda e, item, p: e.comms_channel_steps(item, p.get("by", "")),
-    "ack": lambda e, item, p: [lambda: e.send_acks(item)],
-    "page_oncall": lambda e, item, p: [lambda: e.page_oncall(item.number, p.get("by", ""), item.id)],
-    "tell": lambda e, item, p: [lambda: e.tell(p.get("user", ""), p.get("channel"), p.get("text", ""),
-                                               p.get("response_url"))],
-    "post": lambda e, item, p: [lambda: e.slack.post(p.get("channel"), p.get("text", ""))],
-    "react": lambda e, item, p: [lambda: e.slack.react(p.get("channel"), p.get("ts"), p.get("name"))],
-    "remind": lambda e, item, p: [lambda: e.remind(item.number, p)],
-    "archive": lambda e, item, p: [lambda: e.service.archive_channel(item.number, SYSTEM)],
-    "escalation_menu": lambda e, item, p: [lambda: e.slack.post(
-        p.get("channel"), *blocks.escalation_menu(item.number, e.settings.specialists))],
-}
+
+# Answers to commands (replies.py): their sender and their pace are Replies' own.
+KINDS.add("ack", lambda effects, item: [lambda: effects.send_acks(item)], what="answer a command",
+          wait=lambda effects, item: effects.acks_wait(item), source=f"{__name__}.Replies.send_acks")

@@ -11,6 +11,7 @@ import time
 from opg_incident_core.text import defuse
 
 from .gateway import SlackError
+from .kinds import KINDS
 
 log = logging.getLogger(__name__)
 DOC_BOOKMARK = "Living document"
@@ -29,10 +30,11 @@ def channel_name(pattern: str, incident, attempt: int = 0) -> str:
 
 class ChannelEffects:
     # -- made and set up, once ------------------------------------------------------------------------
-    def comms_channel_steps(self, item, by: str) -> list:
+    @KINDS.steps("create_channel", what="set up the comms channel")
+    def comms_channel_steps(self, item) -> list:
         """Create, then set up. A second click's job (queued behind the first, which made the channel) has
         nothing to do; a job that may have made it before a crash (its first step started) goes on."""
-        number = item.number
+        number, by = item.number, item.payload.get("by", "")
         inc = self.service.get(number)
         if inc.channel_id and item.step == 0 and not item.may_have_sent:
             log.info("Incident %s has its comms channel already: nothing to set up again", number)
@@ -105,13 +107,15 @@ class ChannelEffects:
         elif found.get("link") != url:
             self.slack.edit_bookmark(inc.channel_id, found["id"], title, url)
 
-    def bookmark_rca(self, inc) -> None:
+    @KINDS.announcement("rca_ready", "rca_published", what="bookmark the root-cause analysis")
+    def bookmark_rca(self, inc, happened, item) -> None:
         """The analysis next to the living document: its Confluence page once published, else the draft."""
         if inc.channel_id:
             self.bookmark(inc, RCA_BOOKMARK, inc.rca_url or f"{self.document_url(inc.number)}/rca.md")
 
     # -- archived, and back ---------------------------------------------------------------------------
-    def archive_now(self, inc) -> None:
+    @KINDS.announcement("archived", what="archive the comms channel")
+    def archive_now(self, inc, happened, item) -> None:
         if not inc.channel_id:
             return
         self._best(self.slack.post, inc.channel_id, "🗄️ Archiving this channel. The record stays in the "
@@ -139,7 +143,9 @@ class ChannelEffects:
         log.info("The comms channel of incident %s was unarchived: back in it", inc.number)
         return True
 
-    def _announce_reopen(self, inc, by: str | None) -> None:
+    @KINDS.announcement("reopened", what="announce that the incident is open again")
+    def _announce_reopen(self, inc, happened, item) -> None:
+        by = happened.by
         back = self._bring_back(inc, by) if inc.channel_id else False
         if back:
             self._best(self.slack.post, inc.channel_id, f"🔥 Incident {inc.number} is open again.")

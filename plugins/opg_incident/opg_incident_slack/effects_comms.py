@@ -10,22 +10,12 @@ from opg_incident_core.text import defuse, mention
 
 from . import blocks
 from .gateway import SlackError
+from .kinds import KINDS
 
 log = logging.getLogger(__name__)
 
 
 class CommsEffects:
-    COMMS_KINDS = ("update", "call", "invite", "ask", "page", "rca_shared")
-
-    def _comms(self, inc, happened) -> bool:
-        """Handle a comms happening; False when it is not one."""
-        handler = {"update": self._post_update, "call": self._share_call, "invite": self._invite,
-                   "ask": self._ask, "page": self._page_specialist, "rca_shared": self._share_rca}.get(happened.kind)
-        if handler is None:
-            return False
-        handler(inc, happened)
-        return True
-
     def _channel(self, name_or_id: str) -> str | None:
         if name_or_id[:1] in "CG" and name_or_id[1:].isalnum() and name_or_id.upper() == name_or_id:
             return name_or_id
@@ -63,7 +53,8 @@ class CommsEffects:
         return []
 
     # -- stakeholder updates ------------------------------------------------------------------------
-    def _post_update(self, inc, happened) -> None:
+    @KINDS.announcement("update", what="post the stakeholder update")
+    def _post_update(self, inc, happened, item) -> None:
         update = self.service.get_update(happened.entry_id)
         sev = self.settings.severity(update.severity)
         due = self.service.update_cadence(inc.number)  # None: the Communications Lead turned them off
@@ -89,13 +80,15 @@ class CommsEffects:
         self._post_stakeholders(inc, self.service.stakeholder_channels(inc.number), text, blocks.text_message(text))
 
     # -- the call, people, help ---------------------------------------------------------------------
-    def _share_call(self, inc, happened) -> None:
+    @KINDS.announcement("call", what="share the call")
+    def _share_call(self, inc, happened, item) -> None:
         if self.channel_usable(inc):
             self.slack.set_topic(inc.channel_id, f"{inc.title} | {self.document_url(inc.number)} | "
                                                  f"call: {inc.call_url}")
             self.slack.post(inc.channel_id, f"📞 Join the call: {inc.call_url}")
 
-    def _invite(self, inc, happened) -> None:
+    @KINDS.announcement("invite", what="invite people to the comms channel")
+    def _invite(self, inc, happened, item) -> None:
         if not self.channel_usable(inc):
             return
         users = []
@@ -107,7 +100,8 @@ class CommsEffects:
                 users.append(item)
         self.invite(inc, users)
 
-    def _ask(self, inc, happened) -> None:
+    @KINDS.announcement("ask", what="ask for help")
+    def _ask(self, inc, happened, item) -> None:
         where = f"<#{inc.channel_id}>" if inc.channel_id else self.document_url(inc.number)
         text = (f"🙋 Incident {inc.number} needs help: {defuse(happened.new or '')}\n"
                 f"Asked by {mention(happened.by)}. Join {where}; living document: {self.document_url(inc.number)}")
@@ -116,7 +110,10 @@ class CommsEffects:
             self._post_for(inc, "⚠️ Could not ask in " + ", ".join("#" + f for f in failed) + ".")
 
     # -- paging: the on-call lead, specialist teams ------------------------------------------------------
-    def page_oncall(self, number: int, by: str, page_id: int = 0) -> None:
+    @KINDS.job("page_oncall", what="page the on-call lead")
+    def page_oncall(self, item) -> None:
+        """One page, one dedup key: the outbox item's, the same on a retry."""
+        number, by, page_id = item.number, item.payload.get("by", ""), item.id
         inc = self.service.get(number)
         oncall = self.oncall_override or self.settings.paging.oncall_user
         where = f"<#{inc.channel_id}>" if inc.channel_id else f"the headline in #{self.settings.channels.incidents}"
@@ -128,7 +125,8 @@ class CommsEffects:
                    user=oncall, dedup=f"oncall-{page_id}",
                    by_hand=f"call them, or post in #{self.settings.channels.incidents}")
 
-    def _page_specialist(self, inc, happened) -> None:
+    @KINDS.announcement("page", what="page a team")
+    def _page_specialist(self, inc, happened, item) -> None:
         team = self.settings.specialist(happened.new or "")
         if team is None:
             return
@@ -139,7 +137,7 @@ class CommsEffects:
                  f"`{team.key}` under specialists: in the settings)")
         self._page(inc, happened.by, team.name, message, unset, routing_key=team.pagerduty_routing_key,
                    user=team.slack_user, group=team.slack_group,
-                   dedup=f"{team.key}-{happened.entry_id or self.service.now().timestamp():.0f}")
+                   dedup=f"{team.key}-{item.id}")  # one page, one dedup key: the outbox item's
 
     def _page(self, inc, by: str, name: str, message: str, unset: str, *, routing_key: str = "", user: str = "",
               group: str = "", dedup: str = "", by_hand: str = "") -> None:
@@ -196,7 +194,8 @@ class CommsEffects:
         response.raise_for_status()
 
     # -- the analysis -------------------------------------------------------------------------------
-    def _share_rca(self, inc, happened) -> None:
+    @KINDS.announcement("rca_shared", what="share the root-cause analysis")
+    def _share_rca(self, inc, happened, item) -> None:
         again = f"📖 Updated (it changed since it was shared at {happened.old}): the" if happened.old else "📖 The"
         text = (f"{again} root-cause analysis of incident {inc.number}: {defuse(inc.title)}\n"
                 f"Summary: {defuse(inc.summary) or 'not set'}\n"

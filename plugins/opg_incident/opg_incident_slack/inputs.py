@@ -9,12 +9,14 @@ import sys
 from collections import OrderedDict
 
 import threading
+import time
 
 from opg_incident_core import connection, outbox, storage
 
 log = logging.getLogger(__name__)
 NEW, DUPLICATE, NOT_READY = "new", "duplicate", "not_ready"
 REMEMBERED = 10_000  # inputs handled lately by this process (the backend asks before marking one)
+IN_HAND_FOR = 600.0  # seconds an input recorded here stays ours unhandled (then another process may take it)
 
 
 class SlackInputs:
@@ -23,17 +25,34 @@ class SlackInputs:
         self.interactions = interactions
         self.effects = effects
         self._done: OrderedDict[str, None] = OrderedDict()
+        self._in_hand: dict[str, float] = {}  # recorded here and not handled yet: key -> time.monotonic()
         self._lock = threading.Lock()
 
     # -- the contract -------------------------------------------------------------------------------
     def record(self, key: str, kind: str, payload: dict | None) -> str:
         """(An event the database cannot take goes to the local journal and counts as new.)"""
         try:
-            return NEW if self.service.record_input(key, kind, payload) else DUPLICATE
+            new = self.service.record_input(key, kind, payload)
         except connection.UNAVAILABLE as exc:  # not journaled (a click): the person is told (`unrecorded`)
             log.warning("A Slack %s could not be recorded: the database is unavailable (%s)", kind,
                         connection.first_line(exc))
             return NOT_READY
+        if new and key:
+            with self._lock:
+                self._in_hand[key] = time.monotonic()
+        return NEW if new else DUPLICATE
+
+    def in_hand(self) -> list[str]:
+        """Inputs this process recorded and has not handled yet (queued behind others in a storm): it is alive
+        and will handle them, so no process takes them over (their lease is renewed, Inbox.hold_inputs). Not
+        after IN_HAND_FOR: an input stuck that long is left for a takeover."""
+        oldest = time.monotonic() - IN_HAND_FOR
+        with self._lock:
+            for key in [key for key, since in self._in_hand.items() if since <= oldest]:
+                log.warning("Input %s was recorded %.0f s ago and is not handled yet: left for a takeover",
+                            key, IN_HAND_FOR)
+                del self._in_hand[key]
+            return list(self._in_hand)
 
     def unrecorded(self, kind: str, payload: dict) -> dict | None:
         """The ack of a click or slash command that could not be recorded: the person is told why."""
@@ -59,7 +78,7 @@ class SlackInputs:
     def handle_event(self, key: str | None, event: dict) -> None:
         def handle():  # again on a new connection when PostgreSQL dropped it (safe: AlreadyHandled)
             with self.handling(None, key):
-                self.interactions.on_event(event)
+                self.interactions.follow_channel_event(event)
         try:
             connection.retrying(storage.database.obj, handle, what="a Slack event")
         except connection.UNAVAILABLE as exc:  # left unhandled in the inbox: taken over and replayed later
@@ -77,7 +96,10 @@ class SlackInputs:
             return key in self._done
 
     def processed(self, key: str) -> None:
-        self.service.mark_processed(key)
+        try:
+            self.service.mark_processed(key)
+        finally:
+            self._let_go(key)
 
     # -- for the plugin's commands ------------------------------------------------------------------
     @contextlib.contextmanager
@@ -90,10 +112,19 @@ class SlackInputs:
                 yield
                 failed = False
             finally:
-                if key and not (failed and _database_failed()):
-                    if outbox.input_to_mark() is not None:  # no change took it
-                        self.service.mark_processed(key)
-                    self._remember(key)
+                try:
+                    if key and not (failed and _database_failed()):
+                        if outbox.input_to_mark() is not None:  # no change took it
+                            self.service.mark_processed(key)
+                        self._remember(key)
+                finally:
+                    self._let_go(key)
+
+    def _let_go(self, key: str | None) -> None:
+        """Handled (or failed: then the inbox keeps it unhandled, for a takeover)."""
+        if key:
+            with self._lock:
+                self._in_hand.pop(key, None)
 
     def _remember(self, key: str) -> None:
         with self._lock:

@@ -1,5 +1,6 @@
 """The worker that sends the outbox to Slack: retries with backoff, honours Retry-After, resumes after
-a restart, and shares the work with other replicas through leases."""
+a restart, and shares the work with other replicas through leases. It knows no kind: what an item does,
+how long it waits first and what it is called come from its effects (Effects: plan, wait, what)."""
 from __future__ import annotations
 
 import contextlib
@@ -21,13 +22,6 @@ from .gateway import SlackError
 
 log = logging.getLogger(__name__)
 DATABASE_ERRORS = (DatabaseError, InterfaceError)
-HEADLINE_SETTLE = 1.5  # seconds a headline edit waits after the change that asks for it
-PARKED_WHAT = {"refresh": "update the headline", "create_channel": "set up the comms channel",
-               "page_oncall": "page the on-call lead", "post": "post a message", "tell": "send a message",
-               "react": "add a reaction", "remind": "send a reminder", "archive": "archive the comms channel",
-               "escalation_menu": "post the list of teams to page", "declared": "post the headline",
-               "closed": "announce the end of the incident", "role": "announce a role change",
-               "ack": "answer a command"}
 
 
 class OutboxWorker(threading.Thread):
@@ -90,9 +84,7 @@ class OutboxWorker(threading.Thread):
         if item.attempts > self.max_attempts:  # claimed again and again and never finished (a crash each time?)
             self._park(item, f"tried {item.attempts - 1} times without finishing")
             return
-        if item.kind == "refresh" and item.step == 0 and self._too_soon(item):
-            return
-        if item.kind == "ack" and item.step == 0 and self._ack_later(item):
+        if item.step == 0 and self._not_yet(item):
             return
         try:
             steps = self.effects.plan(item)
@@ -142,7 +134,8 @@ class OutboxWorker(threading.Thread):
             with contextlib.suppress(IncidentError):
                 inc = self.effects.service.get(item.number)
                 who = inc.roles.get("lead") or inc.reporter
-            what = PARKED_WHAT.get(item.kind, f"announce the change ({item.kind})")
+            what = (self.effects.what(item.kind) if hasattr(self.effects, "what") else None) or \
+                f"announce the change ({item.kind})"
             text = (f"⚠️ Incident {item.number}: I could not {what}, and I will not try again: {error}. "
                     f"Please do it by hand if it matters; a bot admin can see the details in the log "
                     f"(outbox item {item.id}).")
@@ -181,29 +174,16 @@ class OutboxWorker(threading.Thread):
             stop.set()
             thread.join()
 
-    def _ack_later(self, item: outbox.Item) -> bool:
-        """Answers to commands at a channel's pace: not yet (and meanwhile more answers join the item)."""
-        wait = self.effects.acks_wait(item) if hasattr(self.effects, "acks_wait") else 0.0
+    def _not_yet(self, item: outbox.Item) -> bool:
+        """The item's kind has it wait (the pace of headline edits, of answers in a channel): not yet, then."""
+        try:
+            wait = self.effects.wait(item) if hasattr(self.effects, "wait") else 0.0
+        except IncidentError:
+            return False  # its plan says why there is nothing to do
         if wait <= 0:
             return False
         outbox.postpone(item.id, self.effects.service.now() + dt.timedelta(seconds=wait), self.owner)
         return True
-
-    def _too_soon(self, item: outbox.Item) -> bool:
-        """At most one headline edit a second per incident, counted from the end of the last one: a change
-        made while that edit was on its way was queued a second after the edit before it. And not before
-        HEADLINE_SETTLE after the change: the changes that follow at once (a handover's offer and its
-        acceptance, a few commands in a row) go in the same edit."""
-        last = outbox.last_done(f"refresh:{item.number}")
-        at = last + dt.timedelta(seconds=1) if last else None
-        if item.created_at is not None:
-            settled = item.created_at + dt.timedelta(seconds=HEADLINE_SETTLE)
-            at = max(at, settled) if at else settled
-        if at is None or at <= self.effects.service.now():
-            return False
-        outbox.postpone(item.id, at, self.owner)
-        return True
-
 
 def _described(exc) -> str:
     """The error as people read it, with Slack's own code (what a search finds)."""

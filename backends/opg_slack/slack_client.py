@@ -1,0 +1,70 @@
+"""The backend's connections to Slack: the Web API client (pointed at SLACK_API_URL, retrying on 429 after
+Retry-After, repeated look-ups answered from memory) and the Socket Mode socket (without Nagle's delay)."""
+import json
+import socket
+import threading
+import time
+
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.socket_mode.builtin import connection as _sm_connection
+from slack_sdk.web import WebClient as _SdkWebClient
+
+# Look-ups errbot's backend repeats for every message (users.info and team.info for each sender,
+# conversations.info for each channel): answered from memory for a while (seconds).
+CACHED_LOOKUPS = {"users.info": 600.0, "team.info": 600.0, "bots.info": 600.0, "conversations.info": 60.0,
+                  "conversations.open": 600.0}  # a person's DM channel never changes
+
+
+def client_class(base_url: str):
+    class WebClient(_SdkWebClient):
+        """slack_sdk's client, pointed at SLACK_API_URL, retrying on 429 after Retry-After, with
+        repeated look-ups cached."""
+
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("base_url", base_url)
+            kwargs.setdefault("retry_handlers", [RateLimitErrorRetryHandler(max_retry_count=2)])
+            super().__init__(*args, **kwargs)
+            self._lookups: dict = {}
+            self._lookups_lock = threading.Lock()
+
+        def api_call(self, api_method, **kwargs):
+            ttl = CACHED_LOOKUPS.get(api_method)
+            if ttl is None:
+                return super().api_call(api_method, **kwargs)
+            args = {k: v for k, v in (kwargs.get("params") or kwargs.get("data") or {}).items() if v is not None}
+            key = (api_method, json.dumps(args, sort_keys=True, default=str))
+            now = time.monotonic()
+            with self._lookups_lock:
+                hit = self._lookups.get(key)
+            if hit and now - hit[0] < ttl:
+                return hit[1]
+            response = super().api_call(api_method, **kwargs)
+            with self._lookups_lock:
+                if len(self._lookups) > 10_000:
+                    self._lookups.clear()
+                self._lookups[key] = (now, response)
+            return response
+
+    return WebClient
+
+
+def _without_nagle(connect):
+    """slack_sdk sets TCP_NODELAY on its Socket Mode socket only through a proxy; without it every small
+    ack frame can wait ~40 ms for the previous frame's TCP ACK (Nagle)."""
+    def establish(*args, **kwargs):
+        sock = connect(*args, **kwargs)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass
+        return sock
+
+    establish.opg_nodelay = True
+    return establish
+
+
+def socket_mode_without_nagle() -> None:
+    """Patch slack_sdk's Socket Mode connection (once, however often this is called)."""
+    if not getattr(_sm_connection._establish_new_socket_connection, "opg_nodelay", False):
+        _sm_connection._establish_new_socket_connection = _without_nagle(
+            _sm_connection._establish_new_socket_connection)
