@@ -181,9 +181,8 @@ class SlackGateway:
         return response.status_code == 200
 
     def dm(self, user: str, text: str, blocks: list | None = None) -> tuple[str, str]:
-        """(the direct message channel, the message's ts). chat.postMessage takes the person's id and names
-        the channel in its answer (remembered): no conversations.open first. Only a post that must first look
-        for an earlier attempt (once(verify=True)) needs the channel's id before it posts."""
+        """(DM channel, ts): posted to the person's id, whose DM Slack names in its answer (no conversations.open),
+        unless a retry must first look for an earlier attempt there (once(verify=True))."""
         channel = self._cached(("dm", user), ttl=None)
         if channel is None and getattr(self._local, "key", None) and getattr(self._local, "verify", False):
             channel = self.dm_channel(user)
