@@ -167,6 +167,8 @@ def scenario(fake, bot, channels, quiet: float = 1.0) -> Steps:
                                            blocks.CLOSE_VIEW), None))
     fake.submit_view(close_id, {"reason": "resolved"}, user=BOB)
     fake.wait_for_message(channel, lambda m: "is closed" in m.get("text", ""), timeout=15)
+    # and the headline edited to say so (paced: it can come after a quiet second, and would go uncounted)
+    fake.wait_for(lambda: "Status: *Resolved*" in _slack.all_text(_slack.headline(fake, channels, 1)), timeout=15)
     steps.done("close (lead's button)", quiet=steps.quiet * 1.5)
     return steps
 
