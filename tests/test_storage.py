@@ -107,3 +107,48 @@ def test_later_migrations_add_what_is_missing_and_skip_what_version_1_made(db):
     migrations.add_index_if_missing(db, migrator, storage.Incident, ("title",))
     migrations.add_index_if_missing(db, migrator, storage.Incident, ("title",))
     assert sum(1 for i in db.get_indexes("incident") if tuple(i.columns) == ("title",)) == 1
+
+
+def test_compiled_queries_make_the_rows_peewee_makes(db):
+    """storage.run(model=...) builds instances from a reader resolved once (issue 17): the same values and
+    types as Peewee's own select (times as datetimes, booleans as bools, foreign keys as ids), nothing dirty,
+    and a second run (reader cached) alike."""
+    import datetime as dt
+
+    inc = storage.Incident.create(number=7, title="Payments", reporter="@ann", drill=True, channel_id="C7",
+                                  declared_at=dt.datetime(2026, 1, 2, 3, 4, 5))
+    storage.TimelineEntry.create(incident=inc, kind="note", at=dt.datetime(2026, 1, 2, 3, 5), author="@ann",
+                                 text="hello", recorded_at=dt.datetime(2026, 1, 2, 3, 5))
+    Incident, Entry = storage.Incident, storage.TimelineEntry
+    for _ in range(2):
+        [row] = storage.run("test_incident", lambda n: Incident.select().where(Incident.number == n), (7,),
+                            model=Incident)
+        assert row.__data__ == Incident.get(Incident.number == 7).__data__
+        assert row.declared_at == dt.datetime(2026, 1, 2, 3, 4, 5) and row.drill is True and not row._dirty
+        [entry] = storage.run("test_entry", lambda i: Entry.select().where(Entry.incident == i), (inc.id,),
+                              model=Entry)
+        assert entry.__data__ == Entry.get(Entry.incident == inc.id).__data__
+        assert entry.incident_id == inc.id and entry.at == dt.datetime(2026, 1, 2, 3, 5)
+    assert storage.run("test_none", lambda n: Incident.select().where(Incident.number == n), (8,),
+                       model=Incident) == []
+
+
+def test_a_compiled_change_counts_its_rows_and_parameters_out_of_order_are_refused(db):
+    """storage.change: an UPDATE compiled once, the rows it changed. Peewee writes an UPDATE's columns in the
+    model's order, not the order they are given in: parameters given in another order would land in the wrong
+    columns, so compiling refuses them (issue 17: inbox.mark_processed compiled)."""
+    import datetime as dt
+
+    Inbox = storage.InboxEntry
+    storage.insert(Inbox, dict(key="E1", kind="events_api", received_at=dt.datetime(2026, 1, 1), payload="{}",
+                               processed_at=None))
+    when = dt.datetime(2026, 1, 1, 0, 0, 1)
+    with pytest.raises(ValueError):  # processed_at first: the SQL says payload first
+        storage.change("test_marked_wrong", lambda at, none, k: Inbox.update(processed_at=at, payload=none)
+                       .where(Inbox.key == k, Inbox.processed_at.is_null()), (when, None, "E1"))
+    mark = ("test_marked", lambda none, at, k: Inbox.update(payload=none, processed_at=at)
+            .where(Inbox.key == k, Inbox.processed_at.is_null()))
+    assert storage.change(*mark, (None, when, "E1")) == 1
+    assert storage.change(*mark, (None, when, "E1")) == 0  # marked already
+    row = Inbox.get(Inbox.key == "E1")
+    assert (row.processed_at, row.payload) == (when, None)

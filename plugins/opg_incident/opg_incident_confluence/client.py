@@ -12,8 +12,6 @@ import logging
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote
 
-import requests
-
 from opg_incident_core.errors import OutsideError
 
 from .target import Target
@@ -110,6 +108,8 @@ class ConfluenceClient:
     # -- plumbing -----------------------------------------------------------------------------------
     def _call(self, method: str, path: str, *, params=None, data=None, not_found: str | None = None,
               title: str | None = None) -> dict:
+        import requests  # here, not at import: a start without Confluence need not load it (issue 17, P5)
+
         host = self.target.host
         try:
             kwargs = {"params": params} if params else {}

@@ -165,8 +165,9 @@ class Inbox:
         """Mark an input handled; False when it was marked before (or there is none)."""
         if not key:
             return False
-        marked = bool(storage.InboxEntry.update(processed_at=self.now(), payload=None)
-                      .where(storage.InboxEntry.key == key[:200], storage.InboxEntry.processed_at.is_null()).execute())
+        inbox = storage.InboxEntry
+        marked = bool(storage.change("mark_processed", lambda none, at, k: inbox.update(payload=none, processed_at=at)
+                                     .where(inbox.key == k, inbox.processed_at.is_null()), (None, self.now(), key[:200])))
         if marked:
             telemetry.emit("input_handled", key=key)
         return marked

@@ -131,6 +131,12 @@ class SlackGateway:
     def post(self, channel: str, text: str, blocks: list | None = None, thread_ts: str | None = None,
              meta: dict | None = None) -> str:
         """`meta`: more of the message's metadata (event_payload), e.g. the messages an answer answers."""
+        return self._post(channel, text, blocks, thread_ts, meta)[1]
+
+    def _post(self, channel: str, text: str, blocks: list | None = None, thread_ts: str | None = None,
+              meta: dict | None = None) -> tuple[str, str]:
+        """(the channel Slack posted in, the message's ts): a person's id as `channel` posts in their direct
+        message with the app, whose id Slack's answer names."""
         params = dict(channel=channel, text=text, unfurl_links=False, unfurl_media=False)
         if blocks:
             params["blocks"] = blocks
@@ -144,14 +150,14 @@ class SlackGateway:
                 found = self._already_posted(channel, key, thread_ts)
                 if found:
                     log.info("Not posting %s again: it reached Slack before", key)
-                    return found
+                    return channel, found
             params["metadata"] = {"event_type": "opg_outbox", "event_payload": {"key": key, **(meta or {})}}
         elif meta:
             params["metadata"] = {"event_type": "opg_outbox", "event_payload": dict(meta)}
-        ts = self.call("chat.postMessage", **params)["ts"]
+        data = self.call("chat.postMessage", **params)
         if channel[:1] in "CG":
             self._remember(("member", channel), True)  # it could post there: it is in it (is_member)
-        return ts
+        return data.get("channel") or channel, data["ts"]
 
     def update(self, channel: str, ts: str, text: str, blocks: list | None = None) -> None:
         self.call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks or [])
@@ -175,7 +181,15 @@ class SlackGateway:
         return response.status_code == 200
 
     def dm(self, user: str, text: str, blocks: list | None = None) -> tuple[str, str]:
-        return (channel := self.dm_channel(user)), self.post(channel, text, blocks)
+        """(DM channel, ts): posted to the person's id, whose DM Slack names in its answer (no conversations.open),
+        unless a retry must first look for an earlier attempt there (once(verify=True))."""
+        channel = self._cached(("dm", user), ttl=None)
+        if channel is None and getattr(self._local, "key", None) and getattr(self._local, "verify", False):
+            channel = self.dm_channel(user)
+        channel, ts = self._post(channel or user, text, blocks)
+        if channel[:1] == "D":
+            self._remember(("dm", user), channel)
+        return channel, ts
 
     def dm_channel(self, user: str) -> str:
         """The direct message channel with `user` (its id never changes: remembered)."""

@@ -1,0 +1,38 @@
+"""The gateway's direct messages (issue 17, P4): chat.postMessage takes the person's id and names the DM
+channel in its answer, so no conversations.open is needed before a direct message; an attempt that must look
+for an earlier one first (once(verify=True)) still opens the channel to read its history."""
+from __future__ import annotations
+
+from slack_sdk import WebClient
+
+from tests.fake_slack import FakeSlack
+from opg_incident_slack.gateway import SlackGateway
+
+
+def test_a_direct_message_goes_to_the_persons_id_without_conversations_open():
+    with FakeSlack() as fake:
+        fake.add_user("U02LEAD", "lead")
+        gateway = SlackGateway(WebClient(token=fake.bot_token, base_url=fake.api_url))
+        channel, ts = gateway.dm("U02LEAD", "You are now Incident Lead")
+        again, _ = gateway.dm("U02LEAD", "Still lead")
+        assert channel == again == fake.dm_channel("U02LEAD") and channel.startswith("D")
+        assert [m["text"] for m in fake.bot_messages(channel)] == ["You are now Incident Lead", "Still lead"]
+        assert ts == fake.bot_messages(channel)[0]["ts"]
+        assert fake.calls_of("conversations.open") == []
+        assert [c.params.get("channel") for c in fake.calls_of("chat.postMessage")] == ["U02LEAD", channel]
+        assert gateway.dm_channel("U02LEAD") == channel  # remembered from the answer: no call either
+        assert fake.calls_of("conversations.open") == []
+
+
+def test_a_retried_direct_message_looks_in_the_channel_first_and_is_not_posted_twice():
+    with FakeSlack() as fake:
+        fake.add_user("U02LEAD", "lead")
+        gateway = SlackGateway(WebClient(token=fake.bot_token, base_url=fake.api_url))
+        with gateway.once("outbox:1", verify=False):
+            first, ts = gateway.dm("U02LEAD", "Paged")
+        fresh = SlackGateway(WebClient(token=fake.bot_token, base_url=fake.api_url))  # another process
+        with fresh.once("outbox:1", verify=True):
+            again, found = fresh.dm("U02LEAD", "Paged")
+        assert (again, found) == (first, ts)
+        assert len(fake.calls_of("conversations.open")) == 1
+        assert len(fake.bot_messages(first)) == 1
