@@ -71,7 +71,7 @@ def test_a_declaration_posts_its_headline_once_and_never_edits_it_whoever_sends_
     assert outbox.pending() == 0
     assert service.get(1).headline_ts == posts[0].response["ts"]
     assert [c.method for c in fake.calls] == ["conversations.list", "chat.postMessage",  # the headline
-                                              "conversations.open", "chat.postMessage"]  # the lead is told
+                                              "chat.postMessage"]  # the lead is told (to their id: no DM look-up)
 
 
 def test_changes_that_come_together_make_one_edit_of_the_headline(fake, db, settings_box, clock):
@@ -103,5 +103,5 @@ def test_a_declaration_in_the_real_process_makes_one_post_of_its_headline_and_no
                      if not c.params.get("thread_ts")]
             assert len(posts) == 1 and fake.calls_of("chat.update", ts=head["ts"]) == []
             assert [c.method for c in fake.calls] == ["views.open", "conversations.list", "chat.postMessage",
-                                                      "conversations.open", "chat.postMessage"]
+                                                      "chat.postMessage"]  # the headline; the lead told
         assert not fake.internal_errors
