@@ -216,6 +216,30 @@ def test_repeated_lookups_are_answered_from_memory_and_the_base_url_is_used():
         assert len(fake.calls_of("chat.postMessage")) == 3  # never cached
 
 
+def test_a_lookup_asked_by_many_threads_at_once_is_one_call():
+    """Single flight: threads handling one person's messages at once do not each ask Slack who they are."""
+    import threading
+
+    from fake_slack import FakeSlack
+
+    with FakeSlack() as fake:
+        fake.add_user("U0ALICE01", "alice")
+        client = opg_slack._client_class(fake.api_url)(token=fake.bot_token)
+        start, names = threading.Barrier(8), []
+
+        def ask():
+            start.wait()
+            names.append(client.users_info(user="U0ALICE01")["user"]["name"])
+
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert names == ["alice"] * 8
+        assert len(fake.calls_of("users.info")) == 1
+
+
 def test_an_interaction_before_the_plugin_is_ready_asks_to_try_again(backend, service):
     backend.register_inputs(None)  # errbot is still activating the plugin
     client = Client()

@@ -26,6 +26,7 @@ def client_class(base_url: str):
             super().__init__(*args, **kwargs)
             self._lookups: dict = {}
             self._lookups_lock = threading.Lock()
+            self._asking: dict = {}  # look-up key -> the lock of the one call asking it now
 
         def api_call(self, api_method, **kwargs):
             ttl = CACHED_LOOKUPS.get(api_method)
@@ -33,16 +34,24 @@ def client_class(base_url: str):
                 return super().api_call(api_method, **kwargs)
             args = {k: v for k, v in (kwargs.get("params") or kwargs.get("data") or {}).items() if v is not None}
             key = (api_method, json.dumps(args, sort_keys=True, default=str))
-            now = time.monotonic()
             with self._lookups_lock:
                 hit = self._lookups.get(key)
-            if hit and now - hit[0] < ttl:
+                if not (hit and time.monotonic() - hit[0] < ttl):
+                    hit = None
+                    asking = self._asking.setdefault(key, threading.Lock())
+            if hit:
                 return hit[1]
-            response = super().api_call(api_method, **kwargs)
-            with self._lookups_lock:
-                if len(self._lookups) > 10_000:
-                    self._lookups.clear()
-                self._lookups[key] = (now, response)
+            with asking:  # one call per look-up: threads asking the same wait for its answer (single flight)
+                with self._lookups_lock:
+                    hit = self._lookups.get(key)
+                if hit and time.monotonic() - hit[0] < ttl:
+                    return hit[1]
+                response = super().api_call(api_method, **kwargs)
+                with self._lookups_lock:
+                    if len(self._lookups) > 10_000:
+                        self._lookups.clear()
+                    self._lookups[key] = (time.monotonic(), response)
+                    self._asking.pop(key, None)
             return response
 
     return WebClient

@@ -228,7 +228,8 @@ class Effects(CommsEffects, ChannelEffects, Replies):
             self.service.set_handover_message(handover.id, channel, ts)
         if inc.channel_id:
             self._best(self._post_for, inc, f"🤝 {name}: offered to {mention(handover.to_user)}, waiting for "
-                                            f"{mention(handover.awaiting)} to accept.")
+                                            f"{mention(handover.awaiting)} to accept.",
+                       skip=item.payload.get("origin"))  # said there: the command's answer says it
 
     @KINDS.announcement("handover_accepted", "handover_declined", "handover_expired", "handover_withdrawn",
                         what="say how a handover ended")
