@@ -139,7 +139,10 @@ def test_every_page_and_every_failed_page_is_on_the_timeline(tmp_path):
             {"key": "dba", "name": "Database admins", "slack_user": "U0GONE999"},  # no such person
             {"key": "security", "name": "Security"}]
     with start(tmp_path, teams) as (fake, bot, channels):
-        fake.expect_error("user_not_found")  # the Database admins' person does not exist: that page fails
+        # the Database admins' person does not exist: that page fails (Slack: no channel for that id), and
+        # their name cannot be looked up
+        fake.expect_error("channel_not_found", "chat.postMessage")
+        fake.expect_error("user_not_found", "users.info")
         declare(fake, channels)
         channel_id = create_channel(fake, bot, channels)
         listing = mention(fake, channel_id, ALICE, "escalate")

@@ -26,9 +26,11 @@ EXPLAIN = {
     "name_taken": "that channel name is taken",
     "invalid_auth": "the Slack token is not valid",
     "not_archived": "that channel is not archived",
+    "user_not_found": "Slack knows no such person",
 }
 
-
+JSON_METHODS = frozenset({"chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "views.update",
+                          "views.push"})  # sent as JSON (Block Kit); the rest as a form
 TRANSIENT = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout",
              "team_added_to_org", "http_5xx", "network"}
 
@@ -78,12 +80,12 @@ class SlackGateway:
             self._sleep(wait)
 
     def call(self, method: str, *, as_user: bool = False, **params) -> dict:
-        if not _wants_json(method):
+        if not method in JSON_METHODS:
             params = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in params.items()}
         client = self._user_client if as_user else self._client
         self._keep_pace(method, params.get("channel"))
         try:
-            response = client.api_call(method, json=params) if _wants_json(method) \
+            response = client.api_call(method, json=params) if method in JSON_METHODS \
                 else client.api_call(method, data=params)
         except SlackApiError as exc:
             response = exc.response
@@ -135,8 +137,7 @@ class SlackGateway:
 
     def _post(self, channel: str, text: str, blocks: list | None = None, thread_ts: str | None = None,
               meta: dict | None = None) -> tuple[str, str]:
-        """(the channel Slack posted in, the message's ts): a person's id as `channel` posts in their direct
-        message with the app, whose id Slack's answer names."""
+        """(the channel Slack posted in, the ts): a person's id as `channel` posts in their DM with the app."""
         params = dict(channel=channel, text=text, unfurl_links=False, unfurl_media=False)
         if blocks:
             params["blocks"] = blocks
@@ -166,8 +167,7 @@ class SlackGateway:
         self.call("chat.postEphemeral", channel=channel, user=user, text=text)
 
     def respond(self, response_url: str, text: str) -> bool:
-        """An ephemeral answer through a slash command's response_url (valid 30 minutes, 5 answers); False when
-        Slack did not take it."""
+        """An ephemeral answer through a slash command's response_url (30 minutes, 5 answers); False if refused."""
         from slack_sdk.webhook import WebhookClient
 
         if not response_url.startswith(("https://", "http://")):
@@ -181,12 +181,16 @@ class SlackGateway:
         return response.status_code == 200
 
     def dm(self, user: str, text: str, blocks: list | None = None) -> tuple[str, str]:
-        """(DM channel, ts): posted to the person's id, whose DM Slack names in its answer (no conversations.open),
-        unless a retry must first look for an earlier attempt there (once(verify=True))."""
+        """(DM channel, ts): posted to the person's id (no conversations.open, unless a retry must look there first)."""
         channel = self._cached(("dm", user), ttl=None)
         if channel is None and getattr(self._local, "key", None) and getattr(self._local, "verify", False):
             channel = self.dm_channel(user)
-        channel, ts = self._post(channel or user, text, blocks)
+        try:
+            channel, ts = self._post(channel or user, text, blocks)
+        except SlackError as exc:
+            if channel or exc.code != "channel_not_found":
+                raise
+            raise SlackError("chat.postMessage", "user_not_found") from exc  # no such person: so no DM with them
         if channel[:1] == "D":
             self._remember(("dm", user), channel)
         return channel, ts
@@ -393,8 +397,3 @@ def user_client(token: str, base_url: str):
     from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
     return WebClient(token=token, base_url=base_url, retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)])
-
-
-def _wants_json(method: str) -> bool:
-    return method in ("chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "views.update",
-                      "views.push")
