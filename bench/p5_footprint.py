@@ -130,11 +130,6 @@ def bare_target(tmp: Path) -> Target:
 
 # -- --slack: the OPGSlack backend against the fake Slack (tests/fake_slack), Socket Mode ------------------
 
-def slack_target(tmp: Path) -> Target:
-    """--slack runs through run_slack_once (the process talks to the fake Slack, not to stdin)."""
-    raise NotImplementedError("use run_slack_once")
-
-
 def run_slack_once(tmp: Path, bare: bool = False) -> dict:
     """Start errbot against a fresh fake Slack (Socket Mode) and time:
       connected_s   start -> the websocket is open and greeted (`hello` sent)
@@ -344,7 +339,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)
     mode = "slack" if args.slack else "text"
-    make_ours = slack_target if args.slack else text_target
 
     ours, bare = [], []
     with tempfile.TemporaryDirectory(prefix="bench-p5-") as tmp:
@@ -354,7 +348,7 @@ def main(argv=None) -> int:
                 if not args.no_reference:
                     bare.append(run_slack_once(Path(tmp) / f"bare-{i}", bare=True))
                 continue
-            ours.append(run_once(make_ours(Path(tmp) / f"ours-{i}")))
+            ours.append(run_once(text_target(Path(tmp) / f"ours-{i}")))  # (--slack: run_slack_once, above)
             if not args.no_reference:
                 bare.append(run_once(bare_target(Path(tmp) / f"bare-{i}")))
 

@@ -273,3 +273,22 @@ def test_slash_commands_and_clicks_are_acked_before_they_are_handled(backend):
     assert all("payload" not in r for r in client.responses)
     assert started.wait(5)  # ...while the handler is still at work
     release.set()
+
+
+def test_handling_gives_way_to_acks_on_their_way_but_not_for_ever_and_not_inside_one():
+    import threading
+
+    from slack_acks import AckGate
+
+    gate, done, waited = AckGate(most=5.0), threading.Event(), []
+    with gate.acking():
+        assert gate.give_way() == 0.0  # a form's validation runs inside its ack: it must not wait on itself
+        threading.Thread(target=lambda: (waited.append(gate.give_way()), done.set())).start()
+        time.sleep(0.3)
+        assert not done.is_set()  # the handling waits while the ack is on its way
+    assert done.wait(5) and 0.25 <= waited[0] < 5.0  # and goes on once it is sent
+    short = AckGate(most=0.2)
+    with short.acking():
+        threading.Thread(target=lambda: waited.append(short.give_way())).start()
+        time.sleep(0.6)
+    assert 0.15 <= waited[1] < 0.5  # a long storm: it waits at most `most`

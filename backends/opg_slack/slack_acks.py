@@ -51,11 +51,6 @@ class AckGate:
                 self._cond.wait_for(lambda: not self._acking, timeout=self.most)
         return time.monotonic() - started
 
-    @property
-    def in_flight(self) -> int:
-        with self._cond:
-            return self._acking
-
 
 class Workers:
     """A few daemon threads that handle recorded inputs in the background (the process may exit at any
