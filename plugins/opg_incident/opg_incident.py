@@ -19,11 +19,6 @@ from opg_incident_core.chat import REGISTRY, ChatCommands
 from opg_incident_core.commands import Command
 from opg_incident_core.reminders import ReminderSchedule
 from opg_incident_confluence import ConfluenceAdapter
-from opg_incident_slack import Effects, SlackGateway, SlackInteractions
-from opg_incident_slack.gateway import user_client
-from opg_incident_slack.inputs import SlackInputs
-from opg_incident_slack.nudges import nudge
-from opg_incident_slack.replay import InputReplay
 from opg_incident_web import register_routes, register_slack_http, start_web_server, web_app
 from opg_incident_web.metrics import process_metrics
 from opg_incident_web.ops import chat_check, database_check, outbox_check, register_ops_routes
@@ -73,15 +68,7 @@ class OpgIncident(BotPlugin):
             log.warning("BOT_ADMINS is empty: nobody can reload the settings, take a backup, or take over a role "
                         "whose holder is away. Set BOT_ADMINS to the Slack user IDs of the bot's admins.")
         if self._bot.mode == "slackv3":
-            user_token = getattr(config, "SLACK_USER_TOKEN", "") or ""
-            gateway = SlackGateway(self._bot.slack_web, user_client=user_client(
-                user_token, getattr(config, "SLACK_API_URL", "") or "https://slack.com/api/") if user_token else None)
-            self.effects = Effects(gateway, self.service, lambda: self.settings.current, config)
-            self.interactions = SlackInteractions(self.service, self.effects, gateway,
-                                                  lambda: self.settings.current, self.chat)
-            self.inputs = SlackInputs(self.service, self.interactions, self.effects)
-            self.replay = InputReplay(self.service, self.inputs, self._bot)
-            self.effects.start(lease_seconds=lease)
+            self._start_slack(config, lease)
         self.runner = CommandRunner(self._bot, self.chat, self.effects, self.inputs)
         self._start_confluence(config)
         self.reminders = ReminderSchedule(
@@ -123,6 +110,23 @@ class OpgIncident(BotPlugin):
         super().deactivate()
 
     # -- Confluence: `rca publish` (issue 15) -------------------------------------------------------
+    def _start_slack(self, config, lease):
+        """The Slack adapter, imported only here: the Text console never loads it (start-up time)."""
+        from opg_incident_slack import Effects, SlackGateway, SlackInteractions
+        from opg_incident_slack.gateway import user_client
+        from opg_incident_slack.inputs import SlackInputs
+        from opg_incident_slack.replay import InputReplay
+
+        user_token = getattr(config, "SLACK_USER_TOKEN", "") or ""
+        gateway = SlackGateway(self._bot.slack_web, user_client=user_client(
+            user_token, getattr(config, "SLACK_API_URL", "") or "https://slack.com/api/") if user_token else None)
+        self.effects = Effects(gateway, self.service, lambda: self.settings.current, config)
+        self.interactions = SlackInteractions(self.service, self.effects, gateway,
+                                              lambda: self.settings.current, self.chat)
+        self.inputs = SlackInputs(self.service, self.interactions, self.effects)
+        self.replay = InputReplay(self.service, self.inputs, self._bot)
+        self.effects.start(lease_seconds=lease)
+
     def _start_confluence(self, config):
         """The job runs on the Slack worker, or on a worker of its own on the Text console."""
         self.confluence = ConfluenceAdapter(self.service, lambda: self.settings.current, config,
@@ -141,6 +145,7 @@ class OpgIncident(BotPlugin):
     def callback_message(self, msg):
         """Keyword nudges: a helpful note when a keyword (e.g. "runbook") is said in an incident's channel."""
         if self.effects is not None:
+            from opg_incident_slack.nudges import nudge
             nudge(self.service, self.effects, msg.extras.get("slack_event") or {}, msg.body)
 
     # -- commands errbot does not get from the registry -----------------------------------------------

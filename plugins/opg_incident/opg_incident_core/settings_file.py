@@ -23,10 +23,36 @@ def load_settings(path: str | Path | None = None) -> Settings:
     return parse_settings(text, str(path))
 
 
-def parse_settings(text: str, source: str = "<settings>") -> Settings:
+# libyaml's loader where PyYAML has it (its wheels do): the settings are read at every start.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# The last file's text and its settings: the start-up check in config.py and the plugin read the same file
+# (the settings are frozen, so sharing them is safe).
+_LAST: tuple[str, str, Settings] | None = None
+
+
+def _compose(text: str):
+    """One parse: the node tree (for the line of a field) and the data built from it."""
+    loader = _LOADER(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
+def parse_settings(text: str, source: str = "<settings>") -> Settings:
+    global _LAST
+    last = _LAST
+    if last is not None and last[0] == text and last[1] == source:
+        return last[2]
+    settings = _parse(text, source)
+    _LAST = (text, source, settings)
+    return settings
+
+
+def _parse(text: str, source: str) -> Settings:
+    try:
+        node, data = _compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source

@@ -18,7 +18,7 @@ import opg_incident_logs
 from opg_incident_core import IncidentError, connection, outbox, storage
 from opg_incident_core.errors import OutsideError
 
-from .gateway import SlackError
+from .errors import SlackError
 
 log = logging.getLogger(__name__)
 DATABASE_ERRORS = (DatabaseError, InterfaceError)
