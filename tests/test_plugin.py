@@ -243,6 +243,12 @@ class TestPlugin:
         assert "sev <Critical|Major|Trivial>" in reply
         assert "lead <@user|me> (Incident Lead)" in reply and "close (the lead or a bot admin)" in reply
 
+    def test_what_start_up_built_is_out_of_the_garbage_collectors_reach(self, testbot):
+        # A full collection over errbot's, Slack's and the settings' objects stops every thread for ~50 ms
+        # (an ack, a command): after activation they are frozen (gc.freeze), so it has little to walk.
+        import gc
+        assert gc.get_freeze_count() > 10_000
+
     def test_unknown_command_gets_one_helpful_reply(self, testbot):
         assert ask(testbot, "!frobnicate the database") == (
             "I don't know that command. help shows the incident process and its commands.")

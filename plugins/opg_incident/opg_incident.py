@@ -3,6 +3,7 @@ input contract on the backend, and turns the command registry into errbot comman
 opg_incident_commands.py, the poll opg_incident_schedule.py, crash replay and nudges opg_incident_slack."""
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -44,6 +45,10 @@ class OpgIncident(BotPlugin):
             logging.shutdown()
             os._exit(3)
         self._activated_once = True
+        # What start-up built (errbot, Slack's client, the settings' models: ~100k objects) lives as long as the
+        # process: out of the garbage collector's reach, a full collection no longer stops every thread for
+        # ~50 ms in the middle of an ack or a command (P1, P0).
+        gc.freeze()
 
     def _activate(self, config):
         url = getattr(config, "INCIDENT_DATABASE_URL", "") or None

@@ -123,6 +123,12 @@ class Incidents:
     def get(self, number: int) -> IncidentView:
         return self.records.view(self.records.incident(number))
 
+    def has_channel(self, channel_id: str | None) -> bool:
+        """The channel belongs to an incident (one indexed look-up, without the incident's view)."""
+        return bool(channel_id) and bool(storage.run(
+            "has_channel", lambda c, one: Incident.select(Incident.id).where(Incident.channel_id == c).limit(one),
+            (channel_id, 1)))
+
     def for_channel(self, channel_id: str | None) -> IncidentView | None:
         if not channel_id:
             return None

@@ -111,6 +111,7 @@ class IncidentService:
     set_severity = _Of("incidents")
     get = _Of("incidents")
     for_channel = _Of("incidents")
+    has_channel = _Of("incidents")
     list = _Of("incidents")
     attach_channel = _Of("incidents")
     rename_channel = _Of("incidents")

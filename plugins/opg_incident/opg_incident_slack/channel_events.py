@@ -52,7 +52,7 @@ def pin_added(interactions: SlackInteractions, event: dict) -> None:
     service, slack = interactions.service, interactions.slack
     item = as_dict(event.get("item"))
     channel = as_text(event.get("channel_id")) or as_text(item.get("channel"))
-    if service.for_channel(channel) is None:
+    if not service.has_channel(channel):
         return
     message = as_dict(item.get("message"))
     ts = as_text(message.get("ts"))
