@@ -180,6 +180,10 @@ def p0(results: dict) -> str:
              n(k["max_ms"], 2), n(d["ratios_p99_to_echo"].get(kind), 2) if kind != "echo" else "1"]
             for kind, k in d["kinds"].items()]
     return (table(["command", "round trips", "p50 ms", "p99 ms", "max ms", "p99 / `!echo` p99"], rows) + "\n\n"
+            + (f"The bound: one row committed with sqlite3 as durably as the bot commits (WAL, synchronous=FULL) took "
+               f"p50 {n(d['durable_commit']['p50_ms'], 2)} ms, p99 {n(d['durable_commit']['p99_ms'], 2)} ms, in turn with "
+               f"the commands; `!echo`'s p99 plus that p99 is {n(d['floor_p99_ratio'], 2)}× `!echo`'s p99, the least a "
+               f"command that records its change durably can take.\n\n" if d.get("durable_commit") else "") +
             f"Worst ratio {n(d['worst_p99_ratio'], 2)} (target ≤ {d['target_ratio']}): {verdict(d['verdict'])}. "
             f"Replies all as expected: {d['sanity']['all_replies_right']}. {run_of(d)}.")
 

@@ -12,6 +12,9 @@ incident is declared; then, one at a time and interleaved in turn:
   sev       `!sev 1 <severity>`: alternating between two severities, so that each one is a change
 Milliseconds from pushing the message into the backend's queue to popping the reply. Target: p99 of each
 record-writing command within 1.5x of `!echo`'s p99 measured in the same run.
+A bound, measured in turn with them: `commit`, one row written with Python's sqlite3 and committed with the
+bot's durability (WAL, synchronous=FULL) in a database of its own on the same disk: what the one sync to disk
+a recorded change needs costs here. `!echo` plus that is the least a durable command can take.
 
 --profile: cProfile of each kind (commands run synchronously then, BOT_ASYNC=False) and the top functions.
 
@@ -118,6 +121,7 @@ def measure(samples: int, warmup: int, profile: str | None = None) -> dict:
             profiles = Profiles(bot.bot, profile) if profile else None
             times: dict[str, list[float]] = {k: [] for k in KINDS}
             wrong: dict[str, list[str]] = {k: [] for k in KINDS}
+            floor, floor_times = _durable_commit(Path(tmp)), []
             for i in range(-warmup, samples):
                 for step in range(len(KINDS)):
                     kind = KINDS[(i + step) % len(KINDS)]  # each kind in each position in turn
@@ -133,6 +137,8 @@ def measure(samples: int, warmup: int, profile: str | None = None) -> dict:
                     times[kind].append(elapsed)
                     if expected not in answer:
                         wrong[kind].append(answer[:200])
+                if i >= 0:
+                    floor_times.append(floor(i))
             if profiles is not None:
                 profiles.current = None
             service = bot.bot.plugin_manager.get_plugin_obj_by_name("OpgIncident").service
@@ -147,7 +153,24 @@ def measure(samples: int, warmup: int, profile: str | None = None) -> dict:
         profiles.report()
     result = {kind: {**_common.summary_ms(times[kind]), "wrong_replies": len(wrong[kind]),
                      "first_wrong": wrong[kind][:3]} for kind in KINDS}
-    return {"kinds": result, "timeline_entries": counts}
+    return {"kinds": result, "timeline_entries": counts, "commit": _common.summary_ms(floor_times)}
+
+
+def _durable_commit(tmp: Path):
+    """A function writing and committing one row as durably as the bot does; returns its seconds."""
+    import sqlite3
+    conn = sqlite3.connect(tmp / "floor.sqlite", isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=wal")
+    conn.execute("PRAGMA synchronous=full")
+    conn.execute("CREATE TABLE entry (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
+
+    def commit(i: int) -> float:
+        t0 = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO entry (text) VALUES (?)", (f"Card payments fail for everyone ({i})",))
+        conn.execute("COMMIT")
+        return time.perf_counter() - t0
+    return commit
 
 
 def main(argv=None) -> int:
@@ -167,11 +190,14 @@ def main(argv=None) -> int:
     ratios = {k: round(kinds[k]["p99_ms"] / echo["p99_ms"], 3) for k in ("summary", "sev")}
     ratios_p50 = {k: round(kinds[k]["p50_ms"] / echo["p50_ms"], 3) for k in ("summary", "sev")}
     worst = max(ratios.values())
+    commit = measured["commit"]
+    floor_ratio = round((echo["p99_ms"] + commit["p99_ms"]) / echo["p99_ms"], 3)
     doc = {"loadavg_at_end": _slack_free_loadavg(), "quick": args.quick,
            "config": {"samples_per_kind": samples, "warmup": args.warmup, "backend": "errbot Test (TestBot)",
                       "speaker": ADMIN, "profile": bool(args.profile), "bot_log_level": "INFO"},
            "kinds": kinds, "ratios_p99_to_echo": ratios, "ratios_p50_to_echo": ratios_p50,
            "worst_p99_ratio": worst, "target_ratio": TARGET_RATIO,
+           "durable_commit": commit, "floor_p99_ratio": floor_ratio,
            "verdict": _common.verdict(worst, TARGET_RATIO, higher_is_better=False),
            "sanity": {"timeline_entries": measured["timeline_entries"],
                       "all_replies_right": not any(k["wrong_replies"] for k in kinds.values())}}
@@ -183,6 +209,8 @@ def main(argv=None) -> int:
         ratio = ratios.get(kind)
         print(f"  {kind:8} {k['p50_ms']:7.2f} {k['p99_ms']:7.2f} {k['max_ms']:7.2f}  "
               + (f"{ratio:.2f} (target <= {TARGET_RATIO:g})" if ratio else "reference"))
+    print(f"  bound: one durable sqlite3 commit p50 {commit['p50_ms']:.2f} p99 {commit['p99_ms']:.2f} max "
+          f"{commit['max_ms']:.2f};  echo p99 + commit p99 = {floor_ratio:.2f} x echo p99")
     print(f"  worst ratio {worst:.2f}  {doc['verdict']};  sanity: replies right {doc['sanity']['all_replies_right']}, "
           f"timeline {measured['timeline_entries']}")
     path = _common.write_results(NAME, doc, args.out)

@@ -35,6 +35,8 @@ def test_p0_command_roundtrip(tmp_path):
     assert set(doc["ratios_p99_to_echo"]) == {"summary", "sev"}
     assert doc["sanity"]["timeline_entries"]["summary"] == 6  # 5 timed and 1 warm-up, each a change
     assert {"worst_p99_ratio", "target_ratio", "verdict"} <= set(doc)
+    assert doc["durable_commit"]["n"] == 5 and doc["durable_commit"]["p99_ms"] > 0
+    assert doc["floor_p99_ratio"] > 1
 
 
 def test_p2b_write_path(tmp_path):
