@@ -193,9 +193,9 @@ def test_escalate_lists_the_teams_with_page_buttons_then_pages_by_dm_and_by_grou
 
     # Page button for a person: paged by DM, the result said in the channel.
     webops = next(e for e in buttons if e["value"] == "1:webops")
-    assert fake.click_button(menu, blocks.PAGE_TEAM, BOB, value=webops["value"]).ok
+    assert fake.click_button(menu, blocks.PAGE_TEAM, ALICE, value=webops["value"]).ok  # the lead (issue 12)
     page = fake.wait_for_message(fake.dm_channel(WEBOPS), lambda m: "pages WebOps for incident 1" in m["text"])
-    assert f"<@{BOB}>" in page["text"] and f"<#{channel_id}>" in page["text"] and f"{bot.url}/incidents/1" in page["text"]
+    assert f"<@{ALICE}>" in page["text"] and f"<#{channel_id}>" in page["text"] and f"{bot.url}/incidents/1" in page["text"]
     after(fake, channel_id, command, f"Paged WebOps: <@{WEBOPS}> was sent a direct message")
 
     # By text, a user group: mentioned in the channel.

@@ -159,7 +159,7 @@ def test_every_page_and_every_failed_page_is_on_the_timeline(tmp_path):
         command = mention(fake, channel_id, ALICE, "escalate dba")
         failed = after(fake, channel_id, command, "Paging Database admins failed")
         assert "by hand" in failed["text"]
-        fake.click_button(headline(fake, channels), blocks.PAGE_ONCALL, BOB)
+        fake.click_button(headline(fake, channels), blocks.PAGE_ONCALL, ALICE)
         fake.wait_for_message(fake.dm_channel(ONCALL), lambda m: "pages you for incident 1" in m["text"])
         fake.wait_for(lambda: len(timeline(bot, "page")) == 2)
         assert timeline(bot, "page") == [f"Paged WebOps: <@{WEBOPS}> was sent a direct message",
@@ -206,7 +206,7 @@ def test_a_drill_pages_nobody_and_tells_only_its_participants(tmp_path):
                    channels_named=("service-status", "opg-developers")) as (fake, bot, channels):
             declare(fake, channels, title="Practice: database failover", drill=["drill"])
             channel_id = create_channel(fake, bot, channels)
-            fake.join(channel_id, BOB)
+            after(fake, channel_id, mention(fake, channel_id, ALICE, f"comms <@{BOB}>"), "is now Communications Lead")
 
             # The on-call lead's page: not to the on-call, nor PagerDuty's real service; to the person who
             # asked, labelled DRILL, and to the drill routing key.
@@ -344,7 +344,7 @@ def test_close_lists_what_is_missing_asks_to_confirm_and_records_the_reason(tmp_
         head = headline(fake, channels, 2)
         fake.click_button(head, blocks.CLOSE, BOB)
         fake.wait_for(lambda: [m for m in fake.ephemeral_for(BOB) + fake.bot_messages(fake.dm_channel(BOB))
-                               if "may close incident 2" in m.get("text", "")], message="Bob was not told why not")
+                               if "`close` of incident 2 is for" in m.get("text", "")], message="Bob was not told why not")
         assert not [v for v in fake.views.values() if v.get("callback_id") == blocks.CLOSE_VIEW]
         fake.click_button(head, blocks.CLOSE, ALICE)
         view = fake.wait_for(lambda: next((v for v in fake.views.values()

@@ -214,6 +214,11 @@ def test_lead_me_on_a_held_role_waits_for_the_holders_accept(slack):
     fake, bot, channels = slack
     channel_id = incident_with_channel(fake, bot, channels)
 
+    # Someone in the channel with no role may not take or ask for one (issue 12): its role holders may.
+    refused = mention(fake, channel_id, CAROL, "lead me")
+    after(fake, channel_id, refused, "`lead` of incident 1 is for the incident's role holders, its reporter and bot admins")
+    after(fake, channel_id, mention(fake, channel_id, ALICE, f"comms <@{CAROL}>"), f"<@{CAROL}> is now Communications Lead")
+
     command = mention(fake, channel_id, CAROL, "lead me")
     after(fake, channel_id, command, f"Asked <@{ALICE}> to hand over Incident Lead of incident 1 to you")
     request = offer_in_dm(fake, ALICE, needle=f"<@{CAROL}> asks to take over as Incident Lead of incident 1")

@@ -8,7 +8,7 @@ from opg_incident_core.chat import ChatCommands
 from opg_incident_slack import Effects, SlackInteractions, blocks
 from opg_incident_slack.gateway import SlackError
 
-ALICE, BOB = "U0ALICE01", "U0BOB0002"
+ALICE, BOB, CAROL = "U0ALICE01", "U0BOB0002", "U0CAROL03"
 CHANNEL = "C0INCIDT1"
 
 
@@ -92,14 +92,14 @@ def test_slash_command_opens_the_modal_or_says_how_to_declare_by_hand(slack):
     assert "incident declare DB down" in ack["text"] and ack["response_type"] == "ephemeral"
 
 
-def submission(callback, metadata, **values):
+def submission(callback, metadata, user=BOB, **values):
     state = {field: {"value": {"type": "plain_text_input", "value": value}} for field, value in values.items()
              if field in ("title", "summary", "impact")}
     if "severity" in values:
         state["severity"] = {"value": {"selected_option": {"value": values["severity"]}}}
     if "lead" in values:
         state["lead"] = {"value": {"selected_user": values["lead"]}}
-    return {"type": "view_submission", "user": {"id": BOB}, "trigger_id": "t",
+    return {"type": "view_submission", "user": {"id": user}, "trigger_id": "t",
             "view": {"callback_id": callback, "private_metadata": metadata, "state": {"values": state}}}
 
 
@@ -113,15 +113,48 @@ def test_modal_field_errors_and_nothing_declared(slack, service):
 
 def test_edit_applies_each_change_and_a_held_lead_is_offered_not_overwritten(slack, service):
     interactions, _, number = slack
+    service.assign_role(number, "scribe", CAROL, ALICE)  # a role holder (not the lead, not the reporter)
     ack = interactions.on_interaction("interactive", submission(
-        blocks.EDIT_VIEW, f'{{"number": {number}}}', title="Card payments fail", summary="since 10:31",
-        severity="critical", lead=BOB))
+        blocks.EDIT_VIEW, f'{{"number": {number}}}', user=CAROL, title="Card payments fail", summary="since 10:31",
+        severity="critical", lead=CAROL))
     assert ack is None
     inc = service.get(number)
     assert (inc.title, inc.summary, inc.severity, inc.roles["lead"]) == ("Card payments fail", "since 10:31",
                                                                        "critical", ALICE)
-    [handover] = service.handovers(number)
-    assert (handover.role, handover.to_user) == ("lead", BOB)
+    [handover] = service.handovers(number)  # she asked the lead for the role: it moves when Alice accepts
+    assert (handover.role, handover.to_user, handover.awaiting) == ("lead", CAROL, ALICE)
+
+
+def test_an_outsider_can_neither_edit_nor_take_the_empty_lead_nor_close(slack, service, db_snapshot):
+    """What the audit did: someone with no role, who did not report it, used the headline's Edit form to set
+    the title, summary and severity and take the empty lead, then closed it with the Close form."""
+    interactions, gateway, _ = slack
+    number = service.declare("Nobody leads this", ALICE).incident.number
+    before = db_snapshot()
+    ack = interactions.on_interaction("interactive", submission(
+        blocks.EDIT_VIEW, f'{{"number": {number}}}', user=BOB, title="Nothing to see", summary="all fine",
+        severity="trivial", lead=BOB))
+    assert ack["response_action"] == "errors"
+    [(field, refusal)] = ack["errors"].items()
+    assert field == "title" and refusal.startswith(f"`summary` of incident {number} is for the incident's role "
+                                                   "holders, its reporter and bot admins.")
+    closing = submission(blocks.CLOSE_VIEW, f'{{"number": {number}}}', user=BOB)
+    closing["view"]["state"]["values"]["reason"] = {"value": {"selected_option": {"value": "resolved"}}}
+    ack = interactions.on_interaction("interactive", closing)
+    assert "`close` of incident" in ack["errors"]["reason"]
+    for action_id in (blocks.EDIT, blocks.CLOSE, blocks.PAGE_ONCALL, blocks.CREATE_CHANNEL):
+        interactions.on_interaction("interactive", click(action_id, str(number), user=BOB))
+    interactions.on_interaction("interactive", click(blocks.TAKE_ROLE, f"{number}:lead", user=BOB))
+    interactions.on_interaction("interactive", click(blocks.PAGE_TEAM, f"{number}:webops", user=BOB))
+    assert gateway.calls == []  # no form opened
+    told = [item for item in db_snapshot()["OutboxItem"] if item not in before["OutboxItem"]]
+    assert len(told) == 6 and {t["kind"] for t in told} == {"tell"}  # each click told to Bob where he clicked
+    assert all(f'"user": "{BOB}"' in t["payload"] and "is for the incident" in t["payload"] for t in told)
+    after = db_snapshot()
+    del before["OutboxItem"], after["OutboxItem"]
+    assert after == before  # nothing else changed: no title, severity, lead, page, channel or close
+    inc = service.get(number)
+    assert (inc.title, inc.severity, inc.roles.get("lead"), inc.status) == ("Nobody leads this", None, None, "open")
 
 
 def test_an_unpin_that_overtakes_its_pin_wins(slack, service):

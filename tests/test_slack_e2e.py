@@ -106,10 +106,10 @@ def test_whole_incident(slack):
     assert bot.incident(1)["severity"] == "Critical"
     assert "white_check_mark" not in {r["name"] for r in fake.message(channel_id, bad["ts"]).get("reactions", [])}
 
-    # Roles: scribe taken at once; the lead handed over and accepted with the button.
+    # Roles: scribe named at once by the lead; the lead handed over and accepted with the button.
     fake.join(channel_id, CAROL)
     fake.join(channel_id, BOB)
-    said = mention(fake, channel_id, CAROL, "scribe me")
+    said = mention(fake, channel_id, ALICE, f"scribe <@{CAROL}>")
     answer = after(fake, channel_id, said, f"<@{CAROL}> is now Incident Scribe")  # the answer says it: no ✅
     assert answer["metadata"]["event_payload"]["acks"] == [said["ts"]] and answer.get("thread_ts") is None
     mention(fake, channel_id, ALICE, f"handover lead <@{BOB}> going off shift")
@@ -190,6 +190,14 @@ def test_reminder_for_an_empty_scribe_then_claim_by_button(tmp_path):
             # the bot's mention is a live mention, the command in backticks (not the mention: it would show raw)
             assert f"<@{fake.bot_user_id}> `scribe me`" in all_text(reminder), reminder["text"]
             assert f"`<@{fake.bot_user_id}>" not in all_text(reminder)
+            # Only who may change roles may use the button: not Bob, in the channel with no role (told so).
+            fake.join(channel_id, BOB)
+            fake.click_button(reminder, blocks.TAKE_ROLE, BOB)
+            fake.wait_for(lambda: any("`scribe` of incident 1 is for" in m.get("text", "") for m in
+                                      fake.ephemeral_for(BOB) + fake.bot_messages(fake.dm_channel(BOB))))
+            assert bot.incident(1)["roles"].get("scribe") is None
+            mention(fake, channel_id, ALICE, f"comms <@{CAROL}>")  # Carol, a role holder, may
+            fake.wait_for(lambda: bot.incident(1)["roles"].get("comms") == CAROL)
             fake.click_button(reminder, blocks.TAKE_ROLE, CAROL)
             fake.wait_for(lambda: bot.incident(1)["roles"].get("scribe") == CAROL)
             fake.wait_for_message(channel_id, lambda m: f"<@{CAROL}> is now Incident Scribe" in m.get("text", ""))

@@ -11,7 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from opg_incident_core import SettingsStore
+from opg_incident_core import NotAllowed, SettingsStore
+from opg_incident_core.chat import REGISTRY
 from conftest import incident_view as incident
 from opg_incident_slack import blocks, buttons, channel_events, modals
 from opg_incident_slack.buttons import BUTTONS, action_handler
@@ -72,7 +73,10 @@ def test_every_event_the_backend_passes_on_has_a_handler():
 
 def test_a_second_handler_for_the_same_input_is_refused():
     with pytest.raises(ValueError, match="button 'opg_edit_incident' is registered twice"):
-        action_handler(blocks.EDIT)(lambda interactions, click: None)
+        action_handler(blocks.EDIT, command="summary")(lambda interactions, click: None)
+    with pytest.raises(TypeError, match="command"):  # a button cannot be declared without the command it stands for
+        action_handler("opg_new_button")(lambda interactions, click: None)
+    assert "opg_new_button" not in BUTTONS
     registry = Registry("thing")
     registry.add("a", 1)
     with pytest.raises(ValueError):
@@ -94,12 +98,18 @@ class Recorder:
         return call
 
 
-def interactions(settings, calls: list):
+def interactions(settings, calls: list, asked: list | None = None, refuse: bool = False):
+    """`asked` gets each permission check (commands, user, number, channel); `refuse`: the policy says no."""
     outcome = SimpleNamespace(warnings=(), incident=SimpleNamespace(number=7))
     service = Recorder("service", calls, {"get": incident(), "close_check": [], "answer_handover": outcome,
-                                          "for_channel": incident(channel_id=CHANNEL)})
+                                          "declare": outcome, "for_channel": incident(channel_id=CHANNEL)})
+
+    def allow(commands, user, number, channel):
+        (asked if asked is not None else []).append((tuple(commands), user, number, channel))
+        if refuse:
+            raise NotAllowed("`x` is for bot admins.")
     return SimpleNamespace(service=service, effects=Recorder("effects", calls), slack=Recorder("slack", calls),
-                           settings=settings, tell=lambda *args: calls.append(("tell", *args)))
+                           settings=settings, tell=lambda *args: calls.append(("tell", *args)), allow=allow)
 
 
 CLICKS = {  # action_id -> (the button's value, the first call its handler makes)
@@ -165,3 +175,46 @@ def test_a_submission_reaches_the_handler_of_its_modal(settings):
             "state": {"values": {"reason": {"value": {"selected_option": {"value": "resolved"}}}}}}
     assert modals.handle_submission(interactions(settings, calls), {"user": {"id": USER}, "view": view}) is None
     assert calls[0] == ("service.close", 7, USER, "resolved")
+
+
+# -- every button and form is checked against the permission policy of the command it stands for --------
+STANDS_FOR = {  # action_id / callback_id -> the chat command(s) whose permission it needs
+    blocks.CREATE_CHANNEL: ("invite",), blocks.PAGE_ONCALL: ("escalate",), blocks.PAGE_TEAM: ("escalate",),
+    blocks.EDIT: ("summary", "impact", "sev", "lead"), blocks.CLOSE: ("close",),
+    blocks.HANDOVER_ACCEPT: ("accept",), blocks.HANDOVER_DECLINE: ("decline",), blocks.TAKE_ROLE: ("scribe",),
+    blocks.DECLARE_VIEW: ("incident declare",), blocks.EDIT_VIEW: ("summary", "impact", "sev", "lead"),
+    blocks.CLOSE_VIEW: ("close",),
+}
+
+
+def test_every_button_and_form_stands_for_registered_commands():
+    assert sorted(STANDS_FOR) == sorted([*BUTTONS, *MODALS])
+    for form in MODALS:
+        assert all(REGISTRY.get(name) is not None for name in MODALS.get(form).commands), form
+    assert buttons.role_command("lead") == "lead" and buttons.role_command("chef") == "role"
+
+
+@pytest.mark.parametrize("action_id", sorted(CLICKS))
+def test_a_click_asks_the_policy_first_and_a_refusal_runs_nothing(settings, action_id):
+    value, _ = CLICKS[action_id]
+    click = ({"action_id": action_id, "value": value}, {"user": {"id": USER}, "channel": {"id": CHANNEL},
+                                                        "trigger_id": "t1"})
+    asked, calls = [], []
+    buttons.handle_click(interactions(settings, calls, asked), *click)
+    assert asked == [(STANDS_FOR[action_id], USER, int(value.split(":")[0]), CHANNEL)]
+    calls = []
+    buttons.handle_click(interactions(settings, calls, refuse=True), *click)
+    assert calls == [("tell", USER, CHANNEL, "Sorry: `x` is for bot admins.")]  # told, and nothing else ran
+
+
+@pytest.mark.parametrize("callback_id", [blocks.DECLARE_VIEW, blocks.EDIT_VIEW, blocks.CLOSE_VIEW])
+def test_a_submission_asks_the_policy_first_and_a_refusal_runs_nothing(settings, callback_id):
+    view = {"callback_id": callback_id, "private_metadata": f'{{"number": 7, "channel": "{CHANNEL}"}}',
+            "blocks": [{"type": "section", "block_id": "question"}, {"type": "input", "block_id": "reason"}],
+            "state": {"values": {"title": {"value": {"value": "x"}}}}}
+    asked, calls = [], []
+    modals.handle_submission(interactions(settings, calls, asked), {"user": {"id": USER}, "view": view})
+    assert asked == [(STANDS_FOR[callback_id], USER, 7, CHANNEL)]
+    calls = []
+    ack = modals.handle_submission(interactions(settings, calls, refuse=True), {"user": {"id": USER}, "view": view})
+    assert ack == {"response_action": "errors", "errors": {"reason": "`x` is for bot admins."}} and calls == []

@@ -1,9 +1,14 @@
-"""Chat commands for roles: name, hand over, accept or decline, list them; the lead's check-ins."""
+"""Chat commands for roles: name, hand over, accept or decline, list them; the lead's check-ins.
+
+Who may change a role (lead, scribe, comms, role, handover; also by the Slack buttons and forms that stand
+for them): the incident's role holders, its reporter and bot admins — not anyone in its channel, who could
+otherwise take an empty lead and then close the incident. `accept` and `decline` are for the person asked.
+"""
 from __future__ import annotations
 
 import re
 
-from .commands import IN_CHANNEL, RESPONDERS, command  # noqa: F401
+from .commands import RESPONDERS, command
 from .chat_base import NUMBER, USAGE, Caller, Reply
 from .errors import InvalidInput
 from .text import defuse, mention, parse_user
@@ -16,7 +21,7 @@ class RoleCommands:
     # -- roles --------------------------------------------------------------------------------------
     @command("role", usage="role <role> <@user|me|none>", help="Fill any role from the settings "
              "(`role scribe 4 @gina` or `role 4 scribe @gina` outside the incident's channel).",
-             group="lead", may=IN_CHANNEL)
+             group="lead", may=RESPONDERS)
     def role_command(self, args: str, caller: Caller) -> Reply:
         words = (args or "").split()
         if len(words) >= 2 and NUMBER.match(words[0]) and not NUMBER.match(words[1]):
@@ -61,7 +66,7 @@ class RoleCommands:
         short = (f"{mention(user)} is now {role.name}." if offered is None else lines[0])
         return self._said(number, "\n".join(lines + more), out, "\n".join([short] + more))
 
-    @command("handover", usage="handover <role> <@user> [note]", help="Hand a role over; it moves when they accept. `handover <role> withdraw` takes the offer back.", group="lead", may=IN_CHANNEL)
+    @command("handover", usage="handover <role> <@user> [note]", help="Hand a role over; it moves when they accept. `handover <role> withdraw` takes the offer back.", group="lead", may=RESPONDERS)
     def handover(self, args: str, caller: Caller) -> Reply:
         number, rest = self._incident(args, caller, usage=USAGE["handover"])
         key, _, rest = rest.strip().partition(" ")
@@ -161,5 +166,5 @@ class RoleCommands:
 
 for _key, _name in (("lead", "Incident Lead"), ("scribe", "Incident Scribe"), ("comms", "Communications Lead")):
     command(_key, usage=f"{_key} <@user|me|none>", help=f"Name the {_name} (a role someone holds moves when they "
-            "accept).", group="lead", may=IN_CHANNEL,
+            "accept).", group="lead", may=RESPONDERS,
             run=lambda chat, args, caller, key=_key: chat.role(key, args, caller))(None)

@@ -1,6 +1,7 @@
 """Roles: who holds what, the rules from the settings, and handovers that the new holder must accept.
 
-An empty role is simply taken (`lead me`, or named by anyone). A role someone holds is never silently
+An empty role is simply taken (`lead me`) or named, by whoever the permission policy lets change roles
+(commands.py: the incident's role holders, its reporter, bot admins). A role someone holds is never silently
 overwritten: it is offered (by the holder, the lead or an admin) and moves when the new holder accepts,
 or asked for (by the person who wants it) and moves when the holder agrees. Offers are persisted:
 pending, then accepted, declined, expired or withdrawn; one pending offer per role.

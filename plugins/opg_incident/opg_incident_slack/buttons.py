@@ -4,18 +4,23 @@
 A handler gets the interactions (service, effects, Slack gateway, settings) and the `Click`; it answers
 within Slack's 3 seconds, opening a modal or writing the record at once and leaving every other Slack
 call to Effects' worker. A refusal is told to the person who clicked.
+
+Each button declares the chat command it stands for (`command=`, required): `handle_click` checks that
+command's permission (the registry's `may=`, the settings' `permissions:`) before the handler runs, so a
+button is never open to more people than its command.
 """
 from __future__ import annotations
 
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable, Union
 
 from opg_incident_core import IncidentError
 
 from . import blocks
 from .gateway import SlackError
+from .modals import EDITS
 from .payloads import as_dict, as_text
 from .registry import Registry
 
@@ -35,21 +40,30 @@ class Click:
     key: str = ""            # after "<number>:" in the value: the role to take, the team to page
 
 
+# The chat command(s) a button stands for: a name, several (all are checked), or a function of the click.
+StandsFor = Union[str, Iterable[str], Callable[[Click], str]]
+
+
 @dataclass(frozen=True)
 class Button:
     action_id: str
     run: Callable[[SlackInteractions, Click], None]
     keyed: bool              # its value is "<number>:<key>"
+    command: StandsFor       # who may click it is who may run this chat command
+
+    def commands(self, click: Click) -> tuple[str, ...]:
+        named = self.command(click) if callable(self.command) else self.command
+        return (named,) if isinstance(named, str) else tuple(named)
 
 
 BUTTONS: Registry[Button] = Registry("button")
 
 
-def action_handler(action_id: str, *, keyed: bool = False):
-    """Declare the handler `(interactions, click)` of the button `action_id` (`keyed`: its value is
-    "<number>:<key>")."""
+def action_handler(action_id: str, *, command: StandsFor, keyed: bool = False):
+    """Declare the handler `(interactions, click)` of the button `action_id`, which stands for the chat
+    `command` (checked before the handler runs); `keyed`: its value is "<number>:<key>"."""
     def register(fn):
-        BUTTONS.add(action_id, Button(action_id, fn, keyed))
+        BUTTONS.add(action_id, Button(action_id, fn, keyed, command))
         return fn
     return register
 
@@ -71,48 +85,56 @@ def handle_click(interactions: SlackInteractions, action: dict, payload: dict) -
     except ValueError:
         log.info("Ignoring a click on %s with a value that is not a number", action_id)
         return
+    click = Click(action_id, user, channel, as_text(payload.get("trigger_id")), target, key)
     try:
-        button.run(interactions, Click(action_id, user, channel, as_text(payload.get("trigger_id")), target, key))
+        interactions.allow(button.commands(click), user, target, channel)  # refused: nothing runs
+        button.run(interactions, click)
     except (IncidentError, SlackError) as exc:
         interactions.tell(user, channel, f"Sorry: {exc}")
 
 
+def role_command(key: str) -> str:
+    """The chat command that fills role `key`: `lead`, `scribe`, `comms`, else `role <key>`."""
+    return key if key in ("lead", "scribe", "comms") else "role"
+
+
 # -- the headline's buttons -------------------------------------------------------------------------
-@action_handler(blocks.CREATE_CHANNEL)
+@action_handler(blocks.CREATE_CHANNEL, command="invite")  # it invites the people it names
 def create_comms_channel(interactions: SlackInteractions, click: Click) -> None:
     interactions.effects.job("create_channel", click.target, {"by": click.user})
 
 
-@action_handler(blocks.PAGE_ONCALL)
+@action_handler(blocks.PAGE_ONCALL, command="escalate")
 def page_oncall_lead(interactions: SlackInteractions, click: Click) -> None:
     interactions.effects.job("page_oncall", click.target, {"by": click.user})
 
 
-@action_handler(blocks.EDIT)
+@action_handler(blocks.EDIT, command=EDITS)
 def open_edit_form(interactions: SlackInteractions, click: Click) -> None:
     number = click.target
     view = blocks.incident_modal(interactions.settings, incident=interactions.service.get(number),
-                                 metadata=json.dumps({"number": number}))
+                                 metadata=json.dumps({"number": number, "channel": click.channel}))
     interactions.slack.open_view(click.trigger_id, view)
 
 
-@action_handler(blocks.CLOSE)
+@action_handler(blocks.CLOSE, command="close")
 def open_close_check(interactions: SlackInteractions, click: Click) -> None:
     """Refused at once for someone who may not close it; otherwise a form with what is missing and the
     process's two reasons to stop (submitted: modals.close_incident)."""
     number, service = click.target, interactions.service
     missing = service.close_check(number, click.user)
-    view = blocks.close_modal(number, service.get(number).title, missing, json.dumps({"number": number}))
+    view = blocks.close_modal(number, service.get(number).title, missing,
+                              json.dumps({"number": number, "channel": click.channel}))
     interactions.slack.open_view(click.trigger_id, view)
 
 
 # -- a handover's Accept and Decline (the value is the handover's id) -------------------------------
-@action_handler(blocks.HANDOVER_ACCEPT)
+@action_handler(blocks.HANDOVER_ACCEPT, command="accept")
 def accept_handover(interactions: SlackInteractions, click: Click) -> None:
     _answer_handover(interactions, click, accept=True)
 
 
-@action_handler(blocks.HANDOVER_DECLINE)
+@action_handler(blocks.HANDOVER_DECLINE, command="decline")
 def decline_handover(interactions: SlackInteractions, click: Click) -> None:
     _answer_handover(interactions, click, accept=False)
 
@@ -125,11 +147,11 @@ def _answer_handover(interactions: SlackInteractions, click: Click, accept: bool
 
 
 # -- a reminder's "Take this role", the escalation menu's "Page <team>" -----------------------------
-@action_handler(blocks.TAKE_ROLE, keyed=True)
+@action_handler(blocks.TAKE_ROLE, keyed=True, command=lambda click: role_command(click.key))
 def take_role(interactions: SlackInteractions, click: Click) -> None:
     interactions.effects.after(interactions.service.assign_role(click.target, click.key, click.user, click.user))
 
 
-@action_handler(blocks.PAGE_TEAM, keyed=True)
+@action_handler(blocks.PAGE_TEAM, keyed=True, command="escalate")
 def page_team(interactions: SlackInteractions, click: Click) -> None:
     interactions.effects.after(interactions.service.page_specialist(click.target, click.key, click.user))

@@ -5,10 +5,17 @@ in an incident's channel (channel_events.py, by event type).
 Each handler answers within Slack's 3 seconds: it opens views and writes the record at once, and leaves
 every other Slack call to Effects' worker. An input nobody declared a handler for is logged, acked and
 changes nothing.
+
+Every button and form declares the chat command it stands for (`command=` / `commands=`), and its
+dispatcher checks that command's permission (`allow`) before the handler runs: whoever may not run the
+command may not click the button either, and is told who may.
 """
 from __future__ import annotations
 
 import logging
+from typing import Iterable
+
+from opg_incident_core.commands import REGISTRY
 
 from . import buttons, channel_events, modals
 from .slash import SlashCommand
@@ -25,6 +32,7 @@ class SlackInteractions:
         self.effects = effects
         self.slack = gateway
         self._settings = settings
+        self.chat = chat
         self.slash_command = SlashCommand(chat, effects, gateway, settings)
 
     @property
@@ -34,6 +42,18 @@ class SlackInteractions:
     def tell(self, user: str, channel: str | None, text: str) -> None:
         """Tell `user` alone (through the outbox), where they clicked when Slack says."""
         self.effects.job("tell", None, {"user": user, "channel": channel, "text": text})
+
+    def allow(self, commands: Iterable[str], user: str, number: int | None, channel: str | None) -> None:
+        """Raise NotAllowed, saying who may, unless `user` may run each chat command of `commands` (the
+        registry's defaults and the settings' `permissions:`) on incident `number`, from `channel` (where
+        the button was, when Slack says). The one check of every button and form (buttons.handle_click,
+        modals.handle_submission), as ChatCommands makes it for typed commands."""
+        for name in commands:
+            cmd = REGISTRY.get(name)
+            if cmd is None:
+                raise ValueError(f"a button or form stands for {name!r}, which is not a command")
+            inc = self.service.get(number or 0) if cmd.incident else None
+            self.chat.permissions.check(cmd, user, inc, channel)
 
     # -- entry points (from the OPGSlack backend through the plugin's SlackInputs) ------------------
     def on_interaction(self, kind: str, payload: dict) -> dict | None:

@@ -1,11 +1,16 @@
 """The modals' submissions (blocks.py builds them), each handled where it is declared:
 `@view_submission(callback_id)`. A handler returns the ack: None closes the modal, `{"response_action":
 "errors", ...}` keeps it open with a message under a field. A modal nobody declared is logged and closed.
+
+Each form declares the chat commands it stands for (`commands=`, required): `handle_submission` checks
+every one's permission before the handler runs; a refusal, saying who may, comes back under the form's
+first field and nothing changes.
 """
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from opg_incident_core import IncidentError
@@ -21,14 +26,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# handler(interactions, view, user) -> the ack
-MODALS: Registry[Callable[[SlackInteractions, dict, str], dict | None]] = Registry("modal")
+# The Edit form (and the headline's Edit button that opens it) changes the title and summary, the impact,
+# the severity and the lead: whoever uses it must be allowed all of those commands.
+EDITS = ("summary", "impact", "sev", "lead")
 
 
-def view_submission(callback_id: str):
-    """Declare the handler `(interactions, view, user) -> ack` of the modal `callback_id`."""
+@dataclass(frozen=True)
+class Form:
+    run: Callable[[SlackInteractions, dict, str], dict | None]  # (interactions, view, user) -> the ack
+    commands: tuple[str, ...]                                     # the chat commands it stands for
+
+
+MODALS: Registry[Form] = Registry("modal")
+
+
+def view_submission(callback_id: str, *, commands: tuple[str, ...]):
+    """Declare the handler `(interactions, view, user) -> ack` of the modal `callback_id`, which stands for
+    the chat `commands` (each checked before the handler runs)."""
     def register(fn):
-        MODALS.add(callback_id, fn)
+        MODALS.add(callback_id, Form(fn, tuple(commands)))
         return fn
     return register
 
@@ -36,15 +52,31 @@ def view_submission(callback_id: str):
 def handle_submission(interactions: SlackInteractions, payload: dict) -> dict | None:
     view = as_dict(payload.get("view"))
     callback_id = as_text(view.get("callback_id"))
-    submitted = MODALS.get(callback_id)
-    if submitted is None:
+    form = MODALS.get(callback_id)
+    if form is None:
         log.info("Ignoring the submission of a modal nobody handles: %r", callback_id[:100])
         return None
-    return submitted(interactions, view, as_text(as_dict(payload.get("user")).get("id")))
+    user = as_text(as_dict(payload.get("user")).get("id"))
+    meta = private_metadata(view.get("private_metadata"))  # ours: written when the form was opened
+    number, channel = meta.get("number"), meta.get("channel")
+    try:
+        interactions.allow(form.commands, user, number if isinstance(number, int) else 0,
+                           channel if isinstance(channel, str) else None)
+    except IncidentError as exc:
+        return _errors({_first_field(view): _plain(str(exc))[:150]})
+    return form.run(interactions, view, user)
+
+
+def _first_field(view: dict) -> str:
+    """The block id of the form's first input (where a refusal of the whole form is shown)."""
+    for block in view.get("blocks") if isinstance(view.get("blocks"), list) else []:
+        if isinstance(block, dict) and block.get("type") == "input" and isinstance(block.get("block_id"), str):
+            return block["block_id"]
+    return next(iter(as_dict(as_dict(view.get("state")).get("values"))), "title")
 
 
 # -- declare and edit (the incident form) -----------------------------------------------------------
-@view_submission(blocks.DECLARE_VIEW)
+@view_submission(blocks.DECLARE_VIEW, commands=("incident declare",))
 def declare(interactions: SlackInteractions, view: dict, user: str) -> dict | None:
     values = blocks.modal_values(view)
     errors = _validate(interactions.settings, values)
@@ -68,7 +100,7 @@ def declare(interactions: SlackInteractions, view: dict, user: str) -> dict | No
     return None
 
 
-@view_submission(blocks.EDIT_VIEW)
+@view_submission(blocks.EDIT_VIEW, commands=EDITS)
 def edit(interactions: SlackInteractions, view: dict, user: str) -> dict | None:
     values = blocks.modal_values(view)
     errors = _validate(interactions.settings, values)
@@ -108,7 +140,7 @@ def _validate(settings, values: dict) -> dict:
 
 
 # -- the pre-close check (opened by the headline's Close button: buttons.open_close_check) -----------
-@view_submission(blocks.CLOSE_VIEW)
+@view_submission(blocks.CLOSE_VIEW, commands=("close",))
 def close_incident(interactions: SlackInteractions, view: dict, user: str) -> dict | None:
     values = blocks.modal_values(view)
     number = private_metadata(view.get("private_metadata")).get("number")
