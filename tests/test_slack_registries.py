@@ -102,7 +102,7 @@ def interactions(settings, calls: list, asked: list | None = None, refuse: bool 
     """`asked` gets each permission check (commands, user, number, channel); `refuse`: the policy says no."""
     outcome = SimpleNamespace(warnings=(), incident=SimpleNamespace(number=7))
     service = Recorder("service", calls, {"get": incident(), "close_check": [], "answer_handover": outcome,
-                                          "declare": outcome, "for_channel": incident(channel_id=CHANNEL)})
+                                          "declare": outcome, "has_channel": True, "for_channel": incident(channel_id=CHANNEL)})
 
     def allow(commands, user, number, channel):
         (asked if asked is not None else []).append((tuple(commands), user, number, channel))
