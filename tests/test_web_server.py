@@ -7,7 +7,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import select
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -108,6 +110,56 @@ def test_slow_connections_hold_no_thread_and_idle_ones_are_closed(http_bot):
         time.sleep(0.5)
 
 
+def test_a_slow_drip_is_cut_off_and_everyone_else_is_still_served(http_bot):
+    """waitress's timeout counts only silence: 110 connections each sending a byte every 3 s stayed open past
+    15 s, held all its connections, and a normal GET timed out. Now a request must arrive whole soon after its
+    first byte (REQUEST_SECONDS, less while the server is nearly full), or its connection is closed."""
+    _fake, bot = http_bot
+    drips, closed, stop = [], set(), threading.Event()
+
+    def gone(i: int) -> bool:
+        """Closed by the server (read as end of file or a reset)."""
+        if i not in closed and select.select([drips[i]], [], [], 0)[0]:
+            try:
+                drips[i].recv(100)  # b"" or whatever the server said before it closed
+            except OSError:
+                pass
+            closed.add(i)
+        return i in closed
+
+    def drip():
+        while not stop.wait(3):
+            for i, sock in enumerate(drips):
+                if i not in closed:
+                    try:
+                        sock.send(b"E")
+                    except OSError:
+                        pass
+    started = time.monotonic()
+    try:
+        for _ in range(110):
+            sock = socket.create_connection(("127.0.0.1", bot.port), timeout=5)
+            sock.sendall(b"G")
+            drips.append(sock)
+        dripping = threading.Thread(target=drip, daemon=True)
+        dripping.start()
+        time.sleep(1.0)
+        asked = time.monotonic()
+        request = urllib.request.Request(bot.url + "/healthz")
+        with urllib.request.urlopen(request, timeout=8) as response:  # timed out before: no room for it
+            assert response.status == 200
+        print(f"a GET during the drip answered in {time.monotonic() - asked:.1f} s")
+        deadline = started + 16
+        while not all(gone(i) for i in range(len(drips))):
+            assert time.monotonic() < deadline, f"{len(drips) - len(closed)} of 110 dripping connections still open"
+            time.sleep(0.2)
+        print(f"all 110 dripping connections closed by the server after {time.monotonic() - started:.1f} s")
+    finally:
+        stop.set()
+        for sock in drips:
+            sock.close()
+
+
 def test_no_token_or_query_string_reaches_the_log(http_bot):
     _fake, bot = http_bot
     secret_query = "q-secret-77Hh"
@@ -155,6 +207,28 @@ def test_errbots_echo_and_status_commands_are_for_admins_only(http_bot):
     texts = fake.wait_for(answered, timeout=20)
     assert not any("wake up" in t or "<!channel>" in t for t in texts), texts
     assert not any("Plugins" in t or "Load" in t or "OpgIncident" in t for t in texts), texts
+
+
+def test_errbots_webstatus_is_not_loaded(http_bot):
+    """errbot's Webserver plugin (its `/echo`, and `webstatus`, which lists every route) is not loaded: a bot
+    admin's `status plugins` shows it not activated and `webstatus` answers nothing, to a member or an admin."""
+    from slack_bot import ADMIN, ALICE
+
+    fake, _bot = http_bot
+    asked = [(fake.dm_channel(user), fake.post_message(fake.dm_channel(user), user, "webstatus"))
+             for user in (ALICE, ADMIN)]
+    fake.post_message(fake.dm_channel(ADMIN), ADMIN, "status plugins")
+    listing = fake.wait_for_message(fake.dm_channel(ADMIN), lambda m: "OpgIncident" in m.get("text", ""),
+                                    timeout=20)
+    rows = {line.split("│")[2].strip(): line.split("│")[1].strip() for line in listing["text"].splitlines()
+            if line.count("│") == 3}
+    assert rows["OpgIncident"] == "*A*" and rows.get("Webserver", "*D*") == "*D*", rows  # not activated
+    fake.post_message(fake.dm_channel(ADMIN), ADMIN, "echo webstatus-checked")
+    fake.wait_for_message(fake.dm_channel(ADMIN), lambda m: "webstatus-checked" in m.get("text", ""), timeout=20)
+    time.sleep(1.0)  # an answer to `webstatus` would have come before the echo after it
+    for dm, said in asked:
+        answers = [m.get("text", "") for m in fake.bot_messages(dm) if float(m["ts"]) > float(said["ts"])]
+        assert not [t for t in answers if "URI" in t or "/slack/" in t or "endpoint" in t], answers
 
 
 def test_health_readiness_and_metrics_are_served_by_the_bot(http_bot):

@@ -6,6 +6,11 @@ living document's origin. waitress reads requests on one I/O thread and runs the
 threads, so slow or idle connections hold no thread; it refuses a body over `MAX_BODY` with 413 from the
 Content-Length header, before reading it; it closes connections idle for `IDLE_SECONDS`.
 
+waitress times only silence: a client sending a byte every few seconds kept its connection for ever, and
+`CONNECTIONS` of them kept everyone else out. So each request must arrive whole (headers and body) within
+`REQUEST_SECONDS` of its first byte, or `BUSY_REQUEST_SECONDS` while the server holds more than `BUSY`
+connections (a real client sends a request in milliseconds); a connection that has not is closed.
+
 The server outlives a reload of the plugin (it keeps its port); the views look the current plugin's state
 up through getters, so a reload only registers them again.
 """
@@ -13,10 +18,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable
 
 from flask import Flask, Response, request
-from waitress.server import create_server
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import MultiSocketServer, TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +33,9 @@ MAX_BODY = 1024 * 1024  # Slack's payloads are far smaller; anything bigger is r
 THREADS = 8
 CONNECTIONS = 100
 IDLE_SECONDS = 10
+REQUEST_SECONDS = 10       # from a request's first byte to its last
+BUSY_REQUEST_SECONDS = 2   # the same, while the server holds more than BUSY connections
+BUSY = CONNECTIONS * 3 // 4
 EXTENSION_SLACK = "opg_incident_slack_http"
 
 _lock = threading.Lock()
@@ -75,6 +87,53 @@ class AccessLog:
             log.debug("%s %r %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", ""), status.split(" ")[0])
             return start_response(status, headers, exc_info)
         return self.app(environ, start)
+
+
+class _Channel(HTTPChannel):
+    """waitress's connection, knowing since when it has been reading the request it has not finished."""
+
+    reading_since: float | None = None
+
+    def received(self, data):
+        if data and self.request is None:
+            self.reading_since = time.monotonic()  # the first bytes of a request
+        try:
+            return super().received(data)
+        finally:
+            if self.request is None:  # each request read so far is whole
+                self.reading_since = None
+
+
+class _Server(TcpWSGIServer):
+    """waitress's server, which also closes connections too slow to send their request (`maintenance` runs
+    on its I/O thread every `cleanup_interval`)."""
+
+    channel_class = _Channel
+
+    def maintenance(self, now):
+        super().maintenance(now)  # the idle ones
+        busy = len(self.active_channels) > BUSY
+        cutoff = time.monotonic() - (BUSY_REQUEST_SECONDS if busy else REQUEST_SECONDS)
+        slow = [c for c in list(self.active_channels.values())
+                if not (c.will_close or c.requests) and c.reading_since is not None and c.reading_since < cutoff]
+        for channel in slow:
+            channel.will_close = True
+        if slow:
+            log.info("Web server: closed %d connection(s) too slow sending a request (%d open)", len(slow),
+                     len(self.active_channels))
+
+
+def create_server(app, **options):
+    """waitress's create_server, with our server and channel classes."""
+    adj = Adjustments(**options)
+    dispatcher = ThreadedTaskDispatcher()
+    dispatcher.set_thread_count(adj.threads)
+    sockets: dict = {}
+    servers = [_Server(app, sockets, dispatcher=dispatcher, adj=adj, sockinfo=info) for info in adj.listen]
+    if len(servers) == 1:
+        return servers[0]
+    return MultiSocketServer(sockets, adj, [(s.effective_host, s.effective_port) for s in servers], dispatcher,
+                             servers[-1].log_info)
 
 
 class WebServer:
