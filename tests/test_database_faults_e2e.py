@@ -96,6 +96,12 @@ def test_pg_terminate_backend_in_a_storm_loses_and_duplicates_nothing(tmp_path, 
                    connection_closed_lines=still_closed, storm_s=f"{storm_s:.1f}", settle_s=f"{settle:.1f}")
             assert min(terminated) > 0, "nothing was terminated"
             assert kit.repeated_outbox_posts(fake) == [] and kit.failed_outbox(url) == []
+            # A dropped connection is reopened, not logged as closed over and over (before: for over a minute):
+            # at most a line per connection terminated, and none once the storm is over.
+            assert still_closed <= sum(terminated), f"{still_closed} 'connection already closed' lines"
+            kit.wait_handled(fake, url, kit.mention(fake, channel_id, ALICE, "note after the storm"))
+            time.sleep(1.0)
+            assert bot.log_file.read_text(errors="replace").count("connection already closed") == still_closed
 
 
 @contextlib.contextmanager
