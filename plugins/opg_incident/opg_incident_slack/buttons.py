@@ -94,7 +94,7 @@ def handle_click(interactions: SlackInteractions, action: dict, payload: dict) -
 
 
 def role_command(key: str) -> str:
-    """The chat command that fills role `key`: `lead`, `scribe`, `comms`, else `role <key>`."""
+    """The chat command that fills role `key`: `lead`, `scribe`, `comms`, else `role` (`role <key> ...`)."""
     return key if key in ("lead", "scribe", "comms") else "role"
 
 
