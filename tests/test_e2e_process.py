@@ -310,8 +310,9 @@ def test_the_declare_form_and_help_show_the_criteria_and_what_each_severity_mean
 
         reply = answer(fake, ALICE, dm(fake, ALICE, "help"), "How an incident runs")
         for part in ("Is it an incident?", "requires an immediate response", "data may be lost",
-                     "Critical: A service is down or data is at risk; all hands.",
-                     "Trivial: Little or no user impact; worth recording."):
+                     "Critical: A service is down or data is at risk; all hands; ",  # not "all hands.;"
+                     "Trivial: Little or no user impact; worth recording.\n",  # not "recording.."
+                     "\nThe Incident Lead:\n"):  # a group on its own line
             assert part in reply["text"], part
 
 
