@@ -220,6 +220,7 @@ def test_a_drill_pages_nobody_and_tells_only_its_participants(tmp_path):
             fake.wait_for_message(fake.dm_channel(ALICE), lambda m: "DRILL" in m["text"] and "pages WebOps" in m["text"])
             assert [e["routing_key"] for e in pagerduty.events] == ["DR1LLKEY0001", "DR1LLKEY0001"]
             assert all(e["payload"]["custom_details"]["drill"] is True for e in pagerduty.events)
+            assert all(e["payload"]["summary"].startswith("DRILL: Incident 1") for e in pagerduty.events)
             assert not fake.bot_messages(fake.dm_channel(ONCALL)) and not fake.bot_messages(fake.dm_channel(WEBOPS))
             assert all(t.startswith("🧪 DRILL") for t in timeline(bot, "page")) and len(timeline(bot, "page")) == 2
 
