@@ -22,6 +22,7 @@ SHIPPED_SETTINGS = ROOT / "plugins" / "opg_incident" / "settings.yml"
 WEBOPS, SECURITY_GROUP = "U0WEBOPS5", "S0SECURITY"
 HELP = ("opg-all-team-digital", "opg-webops-community", "opg-developers")
 SHARE = ("opg-delivery", "opg-all-team-digital", "opg-leadership")  # the OPG process's targets, not #opg-all-staff
+CLOUD = "aws-opg-tam"  # the cloud provider's Technical Account Managers: a channel shared with them
 
 
 # -- set-up -----------------------------------------------------------------------------------------
@@ -36,6 +37,7 @@ def write_settings(tmp_path):
          "slack_group": SECURITY_GROUP},
         {"key": "dba", "name": "Database admins", "covers": "PostgreSQL"},
     ]
+    data["stakeholders"]["cloud_provider_channel"] = CLOUD
     path = tmp_path / "settings.yml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
@@ -46,7 +48,7 @@ def slack(request, tmp_path):
     with FakeSlack(request.param) as fake:
         channels = seed(fake)
         fake.add_user(WEBOPS, "webops-oncall", real_name="WebOps on call")
-        for name in dict.fromkeys(HELP + SHARE):  # the bot is not in #opg-developers: it joins to post
+        for name in dict.fromkeys(HELP + SHARE + (CLOUD,)):  # the bot is not in #opg-developers: it joins to post
             channels[name] = fake.add_channel(name, members=list(PEOPLE), bot_member=name != "opg-developers")
         channels["service-status"] = fake.add_channel("service-status", members=[BOB])
         with SlackBot(fake, tmp_path, env={"INCIDENT_SETTINGS": str(write_settings(tmp_path))}) as bot:
@@ -299,21 +301,22 @@ def test_rca_ready_and_share_after_the_close_and_again_once_it_changed(slack):
     after(fake, channel_id, early, "The lead marks the analysis ready first: `rca ready`")
     not_lead = mention(fake, channel_id, BOB, "rca ready")  # the scribe: a role holder, but not the lead
     after(fake, channel_id, not_lead, "Only the Incident Lead")
-    assert not any(with_text(fake, channels[name], "root-cause analysis") for name in SHARE)
+    assert not any(with_text(fake, channels[name], "root-cause analysis") for name in SHARE + (CLOUD,))
 
     ready = mention(fake, channel_id, ALICE, "rca ready")
     after(fake, channel_id, ready, "The analysis of incident 1 is ready; share it with `rca share`")
     share = mention(fake, channel_id, BOB, "rca share")
     after(fake, channel_id, share, "Sharing the analysis of incident 1 in #opg-delivery, #opg-all-team-digital, "
-                                   "#opg-leadership")
-    for name in SHARE:
+                                   f"#opg-leadership, #{CLOUD}.")
+    for name in SHARE + (CLOUD,):
         shared = fake.wait_for_message(channels[name], lambda m: "root-cause analysis of incident 1" in m["text"])
         for part in ("Payments are failing", "Summary: Card payments failed after release 42",
                      f"{bot.url}/incidents/1/rca.md"):
             assert part in shared["text"], (name, part)
     assert "opg-all-staff" not in fake.channels
     assert "The root-cause analysis is ready to share" in timeline(bot, "rca")
-    assert any("shared in #opg-delivery" in t for t in timeline(bot, "rca"))
+    assert any(t.endswith(f"shared in #opg-delivery, #opg-all-team-digital, #opg-leadership, #{CLOUD}")
+               for t in timeline(bot, "rca"))
 
     # Again, unchanged: refused. After a change: shared again, saying so.
     again = mention(fake, channel_id, BOB, "rca share")
@@ -321,7 +324,7 @@ def test_rca_ready_and_share_after_the_close_and_again_once_it_changed(slack):
     reacted(fake, channel_id, mention(fake, channel_id, BOB, "note The PSP confirmed the cause"))
     again = mention(fake, channel_id, BOB, "rca share")
     after(fake, channel_id, again, "Sharing the analysis of incident 1 again in #opg-delivery")
-    for name in SHARE:
+    for name in SHARE + (CLOUD,):
         fake.wait_for_message(channels[name], lambda m: m["text"].startswith("📖 Updated (it changed since it was "
                                                                               "shared at"))
         assert len(with_text(fake, channels[name], "root-cause analysis of incident 1")) == 2

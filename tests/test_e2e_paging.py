@@ -83,6 +83,21 @@ def test_page_on_call_triggers_pagerduty_with_a_dedup_key_per_page_and_dms(paged
                                if "PagerDuty triggered" in m.get("text", "")]) == 2)
 
 
+def test_a_drill_without_a_drill_routing_key_triggers_no_pagerduty_event(paged):
+    """PagerDuty's routing key is set, paging.drill_routing_key is not: a drill's page goes only to the person
+    who asked (labelled DRILL), and PagerDuty gets nothing."""
+    fake, bot, channels, pagerduty = paged
+    declare(fake, channels, title="Practice: database failover", drill=["drill"])
+    fake.click_button(headline(fake, channels), blocks.PAGE_ONCALL, BOB)
+    page = fake.wait_for_message(fake.dm_channel(BOB), lambda m: "pages you for incident 1" in m["text"])
+    assert page["text"].startswith("🧪 DRILL")
+    head = headline(fake, channels)
+    fake.wait_for_message(channels["opg-incidents"], lambda m: m.get("thread_ts") == head["ts"]
+                          and "Paged the on-call lead" in m.get("text", ""))
+    fake.wait_for(lambda: kit.pending_outbox(bot.database_url) == 0, message="the outbox never emptied")
+    assert pagerduty.events == [] and not fake.bot_messages(fake.dm_channel(ONCALL))
+
+
 def test_a_failed_page_says_so_and_how_to_page_by_hand(tmp_path):
     settings = tmp_path / "settings.yml"
     settings.write_text(SHIPPED_SETTINGS.read_text().replace('pagerduty_routing_key: ""',

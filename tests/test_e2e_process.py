@@ -220,6 +220,7 @@ def test_a_drill_pages_nobody_and_tells_only_its_participants(tmp_path):
             fake.wait_for_message(fake.dm_channel(ALICE), lambda m: "DRILL" in m["text"] and "pages WebOps" in m["text"])
             assert [e["routing_key"] for e in pagerduty.events] == ["DR1LLKEY0001", "DR1LLKEY0001"]
             assert all(e["payload"]["custom_details"]["drill"] is True for e in pagerduty.events)
+            assert all(e["payload"]["summary"].startswith("DRILL: Incident 1") for e in pagerduty.events)
             assert not fake.bot_messages(fake.dm_channel(ONCALL)) and not fake.bot_messages(fake.dm_channel(WEBOPS))
             assert all(t.startswith("🧪 DRILL") for t in timeline(bot, "page")) and len(timeline(bot, "page")) == 2
 
@@ -310,8 +311,9 @@ def test_the_declare_form_and_help_show_the_criteria_and_what_each_severity_mean
 
         reply = answer(fake, ALICE, dm(fake, ALICE, "help"), "How an incident runs")
         for part in ("Is it an incident?", "requires an immediate response", "data may be lost",
-                     "Critical: A service is down or data is at risk; all hands.",
-                     "Trivial: Little or no user impact; worth recording."):
+                     "Critical: A service is down or data is at risk; all hands; ",  # not "all hands.;"
+                     "Trivial: Little or no user impact; worth recording.\n",  # not "recording.."
+                     "\nThe Incident Lead:\n"):  # a group on its own line
             assert part in reply["text"], part
 
 

@@ -127,6 +127,13 @@ def test_the_record_is_in_sqlite_in_the_data_dir(console):
 # Issue 14 on the console: the pre-close check and its two reasons, the post-incident order, who sets how often
 # updates are due, and paging that says plainly it cannot page from here.
 PROCESS = [
+    ("!help", None),  # checked below
+    ("!help close", "close [anyway] [resolved|blocked until <date>]: Close the incident (the Incident Lead or a bot "
+                    "admin): first it lists what is missing (summary, impact, scribe, open actions) and asks to "
+                    "confirm with close anyway; the reason, resolved or blocked until a later date, goes on the "
+                    "timeline.\nWho may: the Incident Lead or a bot admin. In an incident's channel the incident is "
+                    "implied; elsewhere put its number first."),
+    ("!help sumary", "I don't know sumary. Did you mean summary? help lists every command."),
     ("!incident declare Login is slow", None),
     ("!lead 1 me", None),
     ("!action 1 Scale up the login pods", None),
@@ -155,6 +162,13 @@ def test_the_process_on_the_console(tmp_path):
     for (command, expected), answer in zip(PROCESS, answers):
         if expected is not None:
             assert answer == expected, f"after {command!r}"
+    help_lines = [line.strip() for line in answers[0].splitlines()]
+    for group in ("Anyone:", "The Incident Lead:", "The Incident Scribe:", "The Communications Lead:", "Bot admins:"):
+        assert group in help_lines, group  # each group on its own line (not run into the line before)
+    for name in ("handover", "roles", "checkin", "update", "notify", "call", "invite", "ask", "escalate", "rca",
+                 "archive"):
+        assert any(line.startswith(f"• {name}") for line in help_lines), name
+    assert not re.search(r"[^.]\.\.(?!\.)|\.;", answers[0]), "double punctuation"  # "all hands.;", "recording.."
     timeline = answers[-1]
     assert "[cadence] Stakeholder updates every 20 minutes" in timeline
     assert "[closed] @you closed the incident: blocked until 2024-03-12" in timeline

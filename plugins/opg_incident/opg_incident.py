@@ -126,6 +126,7 @@ class OpgIncident(BotPlugin):
         gateway = SlackGateway(self._bot.slack_web, user_client=user_client(
             user_token, getattr(config, "SLACK_API_URL", "") or "https://slack.com/api/") if user_token else None)
         self.effects = Effects(gateway, self.service, lambda: self.settings.current, config)
+        self.chat.people_by_id = True  # a person is a Slack id; a plain @name is nobody Slack recognised
         self.interactions = SlackInteractions(self.service, self.effects, gateway,
                                               lambda: self.settings.current, self.chat)
         self.inputs = SlackInputs(self.service, self.interactions, self.effects)

@@ -18,6 +18,7 @@ from .api_chat import pin_message
 from .api_views import close_views, push_view, replace_view
 from .block_state import fill_state, find_action, state_entry
 from .delivery import Ack
+from .escaping import escape_text
 from .workspace import SlackError
 
 RESPONSE_URL_USES = 5
@@ -121,16 +122,20 @@ class PersonActions:
     # --- slash commands, buttons, modals -------------------------------------------------------
     def slash_command(self, command: str, text: str, user: str, channel: str,
                       timeout: float = 10.0) -> Ack:
-        """Run `/command text` as `user` in `channel`; returns the app's ack."""
+        """Run `/command text` as `user` in `channel`; returns the app's ack. People, channels and links in
+        `text` arrive escaped (`<@U123|bob>`) when the manifest's command has should_escape: true."""
         ws = self.workspace
+        command = command if command.startswith("/") else "/" + command
         with ws.lock:
             conv, person = ws.channel(channel), self._user(user)
+            if command in self.manifest.escaped_commands:
+                text = escape_text(ws, text, person.id)
             hook = self._new_response_url("commands", conv.id, person.id)
             name = "directmessage" if conv.is_im else "privategroup" if conv.is_private else conv.name
             payload = {"token": self.verification_token, "team_id": ws.team["id"],
                        "team_domain": ws.team["domain"], "channel_id": conv.id,
                        "channel_name": name, "user_id": person.id, "user_name": person.name,
-                       "command": command if command.startswith("/") else "/" + command,
+                       "command": command,
                        "text": text, "api_app_id": ws.app_id, "is_enterprise_install": "false",
                        "response_url": self._hook_url(hook), "trigger_id": ws.issue_trigger(person.id)}
         ack = self.wait_ack(self.send_envelope("slash_commands", payload, True), timeout)

@@ -26,6 +26,7 @@ class Manifest:
     messages_tab: bool = False          # features.app_home.messages_tab_enabled
     messages_tab_read_only: bool = True  # ... messages_tab_read_only_enabled (people cannot write)
     commands: tuple = ()
+    escaped_commands: frozenset = frozenset()  # slash commands with should_escape: true
     source: Optional[str] = None
     extra: dict = field(default_factory=dict)
 
@@ -41,6 +42,8 @@ class Manifest:
                    events=frozenset(events), messages_tab=bool(home.get("messages_tab_enabled")),
                    messages_tab_read_only=bool(home.get("messages_tab_read_only_enabled", not home)),
                    commands=tuple(c["command"] for c in features.get("slash_commands") or ()),
+                   escaped_commands=frozenset(c["command"] for c in features.get("slash_commands") or ()
+                                              if c.get("should_escape")),
                    source=str(path))
 
     @classmethod

@@ -13,6 +13,30 @@ SYSTEM = "system"  # the bot itself, acting on a schedule or on the settings (ne
 LEAD = "the Incident Lead"
 NO_LEAD = "It has no lead yet: take the role with `lead me` first."
 
+LEAD_OR_ADMIN = "the Incident Lead or a bot admin"
+COMMS_OR_LEAD = "the Communications Lead, the Incident Lead or a bot admin"
+
+# The rules below, in words, for `help <command>` ("Who may: ..."): what the operations require beyond the
+# registry's who-may-run-it (`{who}`: that, in words). Each names the check the operation makes.
+RULES = {
+    "close": LEAD_OR_ADMIN,                    # Closing._lead_may
+    "reopen": LEAD_OR_ADMIN,                   # Closing._lead_may
+    "archive": LEAD_OR_ADMIN,                  # Closing._lead_may
+    "checkin": f"{LEAD_OR_ADMIN} sets them; {{who}} may see them",  # Checkins.set_checkin
+    "rca": f"`rca ready`: {LEAD_OR_ADMIN}; the draft and `rca share`: {{who}}",  # Comms.mark_rca_ready
+    "update": COMMS_OR_LEAD,                   # Comms.post_update
+    "updates": "anyone may list them; how often they are due: the Communications Lead (the Incident Lead while "
+               "there is none) or a bot admin",  # Comms.set_update_cadence
+    "notify": COMMS_OR_LEAD,                   # Comms.notify
+    "handover": "the role's holder, the Incident Lead or a bot admin; {who} may ask for a held role for "
+                "themselves (`handover <role> me`)",  # Roles._offer
+    **{key: "{who}: an empty role at once, or a held one for themselves by asking its holder "
+            f"(`{key} me`); a held role is offered by its holder or the Incident Lead and moves when accepted; a bot "
+            f"admin takes it over at once; `{key} none`: its holder, the Incident Lead or a bot admin"
+       for key in ("lead", "scribe", "comms")},  # Roles.assign_role, _offer, release_role
+    "role": "as for `lead`, `scribe` and `comms` (`help lead`)",  # the same operations
+}
+
 Who = Iterable[tuple[str, "str | None"]]  # (how the refusal names them, who it is now or None)
 
 

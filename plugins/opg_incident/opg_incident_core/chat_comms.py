@@ -7,12 +7,12 @@ from .commands import IN_CHANNEL, RESPONDERS, command  # noqa: F401
 from .chat_base import USAGE, Caller, Reply
 from .errors import InvalidInput
 from . import views
-from .text import PERSON_OR_GROUP, defuse, mention
+from .text import PERSON_OR_GROUP, defuse, mention, unknown_person
 
 
 
 class CommsCommands:
-    """Part of ChatCommands (which provides service and _incident)."""
+    """Part of ChatCommands (which provides service, _incident and people_by_id)."""
 
     @command("update", usage="update <text>", help="Post a stakeholder update (the Communications Lead or the Incident Lead).", group="comms", may=RESPONDERS)
     def update(self, args: str, caller: Caller) -> Reply:
@@ -78,6 +78,9 @@ class CommsCommands:
         people = [p for p in dict.fromkeys(people) if p.lower() not in ("@here", "@channel", "@everyone")]
         if not people:
             raise InvalidInput(f"Who? Usage: `{USAGE['invite']}`.")
+        unknown = [p for p in people if p.startswith("@")] if self.people_by_id else []
+        if unknown:
+            raise InvalidInput(unknown_person(unknown[0]))
         out = self.service.record_invites(number, people, caller.user)
         return self._said(number, f"Inviting {len(people)} to incident {number}.", out, f"inviting {len(people)}.")
 

@@ -11,12 +11,24 @@ import re
 from .commands import RESPONDERS, command
 from .chat_base import NUMBER, USAGE, Caller, Reply
 from .errors import InvalidInput
-from .text import defuse, mention, parse_user
+from .text import SLACK_USER, defuse, mention, parse_user, unknown_person
 from .views import Outcome
 
 
 class RoleCommands:
     """Part of ChatCommands (which provides service, _incident, Reply, USAGE and NUMBER)."""
+
+    # In Slack a person is named by their id (`<@U123|bob>`, as Slack sends a mention): a plain `@bob` there
+    # is a name Slack did not recognise, and is refused rather than stored. The Slack adapter sets it.
+    people_by_id = False
+
+    def _person(self, who: str, caller: Caller, usage: str) -> str:
+        user = parse_user(who, caller.user)
+        if user is None:
+            raise InvalidInput(f"'{defuse(who)}' is not a person. Usage: `{usage}`.")
+        if self.people_by_id and not SLACK_USER.match(user):
+            raise InvalidInput(unknown_person(who))
+        return user
 
     # -- roles --------------------------------------------------------------------------------------
     @command("role", usage="role <role> <@user|me|none>", help="Fill any role from the settings "
@@ -46,9 +58,7 @@ class RoleCommands:
         if who.lower() in ("none", "nobody"):
             out = self.service.release_role(number, role.key, caller.user)
             return self._said(number, f"Incident {number} has no {role.name} now.", out, f"no {role.name} now.")
-        user = parse_user(who, caller.user)
-        if user is None:
-            raise InvalidInput(f"'{defuse(who)}' is not a person. Usage: `{usage}`.")
+        user = self._person(who, caller, usage)
         return self._role_reply(role, number, user, self.service.assign_role(number, role.key, user, caller.user))
 
     def _role_reply(self, role, number: int, user: str, out: Outcome) -> Reply:
@@ -78,9 +88,7 @@ class RoleCommands:
         if who.lower() == "withdraw":
             out = self.service.withdraw_handover(number, role.key, caller.user)
             return self._said(number, f"The offer of {role.name} on incident {number} is withdrawn.", out)
-        user = parse_user(who, caller.user)
-        if user is None:
-            raise InvalidInput(f"'{defuse(who)}' is not a person. Usage: `{USAGE['handover']}`.")
+        user = self._person(who, caller, USAGE["handover"])
         out = self.service.handover(number, role.key, user, caller.user, note)
         return self._role_reply(role, number, user, out)
 

@@ -34,6 +34,12 @@ def parse_user(token: str, sender: str) -> str | None:
     return m.group(1) or "@" + m.group(2)
 
 
+def unknown_person(who: str) -> str:
+    """The refusal of a plain `@name` where people are named by id (Slack): a name Slack did not recognise."""
+    return (f"I don't know who {defuse(who.strip())} is: Slack did not turn it into a mention. Pick the person from "
+            "the list Slack shows as you type @ (the name becomes a link), then send it again. Nothing changed.")
+
+
 def defuse(text: str) -> str:
     """User text to echo in chat without pinging anyone or forming links: <!channel>, @here, <@U..>."""
     text = re.sub(r"<([!@#])", lambda m: "<" + ZWSP + m.group(1), text)

@@ -8,6 +8,7 @@ import logging
 import re
 import time
 
+from opg_incident_core.help import channel_commands
 from opg_incident_core.text import defuse
 
 from .gateway import SlackError
@@ -79,15 +80,14 @@ class ChannelEffects:
             step(inc)
 
     def _welcome(self, inc) -> str:
+        """What the channel is, the living document, and the key commands per role (from the registry)."""
         process = f"\nThe process: {self.settings.process_url}" if self.settings.process_url else ""
         drill = "🧪 This is a drill: practise the process, page nobody unless asked.\n" if inc.drill else ""
         return (f"👋 {drill}This is the comms channel of incident {inc.number}: {defuse(inc.title)}\n"
                 f"Living document: {self.document_url(inc.number)} (bookmarked above)\n"
-                f"Mention me with a command: `lead me`, `scribe @someone`, `summary <text>`, `impact <text>`, "
-                f"`sev <{'|'.join(s.name for s in self.settings.severities)}>`, `action <text>`, `update <text>`, "
-                f"`close`. `help` lists every command by who uses it (anyone, the lead, the scribe, the "
-                f"communications lead); `help <command>` says more about one. Pin important messages: they go on "
-                f"the timeline.{process}")
+                f"Mention me with a command, or use `/opg-incident <command>`:\n{channel_commands()}\n"
+                f"Severities: {', '.join(s.name for s in self.settings.severities)}. Pin important messages: they go "
+                f"on the timeline.{process}")
 
     def invite(self, inc, users) -> None:
         """Invite those of `users` not in the channel yet (Slack refuses a call that invites only members)."""

@@ -186,7 +186,8 @@ class CommsEffects:
         sev = self.settings.severity(inc.severity)
         body = {"routing_key": routing_key, "event_action": "trigger",
                 "dedup_key": f"opg-incident-{inc.number}-{what}",  # a resend after a crash is the same page
-                "payload": {"summary": f"Incident {inc.number}: {inc.title}"[:1024], "source": "opg-incident",
+                "payload": {"summary": f"{'DRILL: ' if inc.drill else ''}Incident {inc.number}: {inc.title}"[:1024],
+                            "source": "opg-incident",
                             "severity": "critical" if sev and sev.key == "critical" else "error",
                             "custom_details": {"document": self.document_url(inc.number), "paged_by": by,
                                                "drill": inc.drill}}}
