@@ -17,12 +17,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from slack_sdk import WebClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 
-from opg_incident_core import IncidentService, load_settings, open_database, telemetry
+from opg_incident_core import IncidentService, load_settings, open_database, outbox, telemetry
 from opg_incident_core.reminders import DueReminder, ReminderSchedule
 from opg_incident_slack.gateway import SlackError, SlackGateway
 from opg_incident_web import register_routes
 from opg_incident_web.metrics import Metrics
-from opg_incident_web.ops import chat_check, database_check, outbox_check, register_ops_routes
+from opg_incident_web.ops import chat_check, database_check, outbox_check, readiness_checks, register_ops_routes
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "backends" / "opg_slack"))
@@ -116,7 +116,44 @@ def test_readyz_says_the_outbox_is_stuck_when_its_oldest_item_is_too_old(ops):
     ops.now += dt.timedelta(seconds=2)
     stuck = ops.client.get("/readyz")
     assert stuck.status_code == 503
-    assert stuck.get_json()["checks"]["outbox"] == "failing: the oldest of 1 waiting item(s) is 301 s old (limit 300 s)"
+    assert stuck.get_json()["checks"]["outbox"] == ("failing: an item has been due for 301 s and not sent "
+                                                    "(1 waiting; limit 300 s)")
+    assert value(ops.scrape(), "opg_incident_outbox_overdue_seconds") == 301
+
+
+def test_an_item_waiting_out_a_long_retry_after_is_not_stuck_nor_what_queues_behind_it(ops):
+    """Issue 16: only items whose next attempt time has passed count; one told to wait an hour (429 with
+    Retry-After: 3600), and the items of its incident queued behind it, are waiting, not stuck."""
+    n = ops.service.declare(TITLE, "U01REPORT").incident.number
+    first = ops.service.enqueue_job("confluence_publish", n, {"by": "U01REPORT"})
+    [claimed] = outbox.claim("worker-1", ops.now)
+    assert claimed.id == first and outbox.retry(first, ops.now, 3600, "rate_limited", owner="worker-1")
+    ops.service.enqueue_job("post", n, {"channel": "C1", "text": "after it"})  # due, but behind the first
+    ops.now += dt.timedelta(minutes=30)
+    ready = ops.client.get("/readyz")
+    assert (ready.status_code, ready.get_json()["checks"]["outbox"]) == (200, "ok")
+    m = ops.scrape()
+    assert value(m, "opg_incident_outbox_overdue_seconds") == 0
+    assert (value(m, "opg_incident_outbox_depth"), value(m, "opg_incident_outbox_oldest_age_seconds")) == (2, 1800)
+    ops.now += dt.timedelta(minutes=30, seconds=301)  # its hour is up and nobody sent it: stuck
+    stuck = ops.client.get("/readyz")
+    assert stuck.status_code == 503 and "due for 301 s" in stuck.get_json()["checks"]["outbox"]
+
+
+def test_the_outbox_limit_is_a_setting(ops):
+    def ready_after(seconds: float, config) -> int:
+        register_ops_routes(ops.app, readiness_checks=readiness_checks(ops.clock, types.SimpleNamespace(mode="text"),
+                                                                       config))
+        ops.now = start + dt.timedelta(seconds=seconds)
+        return ops.client.get("/readyz").status_code
+
+    start = ops.now
+    ops.service.enqueue_job("post", None, {"channel": "C1", "text": "hello"})
+    assert ready_after(599, types.SimpleNamespace()) == 200  # INCIDENT_READY_OUTBOX_SECONDS: 600 by default
+    assert ready_after(601, types.SimpleNamespace()) == 503
+    assert ready_after(119, types.SimpleNamespace(INCIDENT_READY_OUTBOX_SECONDS=120.0)) == 200
+    assert ready_after(121, types.SimpleNamespace(INCIDENT_READY_OUTBOX_SECONDS=120.0)) == 503
+    assert ready_after(1199, types.SimpleNamespace(INCIDENT_READY_OUTBOX_SECONDS=1200.0)) == 200
 
 
 def test_chat_check_follows_the_backend():
