@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.request import SocketModeRequest
 
 from opg_incident_core import IncidentService, load_settings, open_database, outbox, telemetry
@@ -27,6 +28,7 @@ from opg_incident_web.ops import chat_check, database_check, outbox_check, readi
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "backends" / "opg_slack"))
 import opg_slack  # noqa: E402
+import slack_client  # noqa: E402
 
 TOKEN = "ops-test-token-1234"
 TITLE = "Payments refused for every donor"
@@ -251,6 +253,31 @@ def test_metrics_after_a_scripted_incident(ops):
     assert value(m, "opg_incident_ack_seconds_bucket", kind="events_api", le="0.25") == 3
     assert value(m, "opg_incident_database_up") == 1
     assert TITLE not in str(m)
+
+
+def test_the_backends_own_slack_calls_are_counted_once(ops):
+    """errbot's backend asks Slack on its own (users.info for each sender...): through its client's observers
+    (the plugin registers gateway.backend_call there) those calls are counted too; the plugin's calls, which
+    go through the same client, still once."""
+    from tests.fake_slack import FakeSlack
+    from opg_incident_slack.gateway import backend_call
+
+    with FakeSlack() as fake:
+        fake.add_user("U02LEAD", "lead")
+        client = slack_client.client_class(fake.api_url)(token=fake.bot_token)  # the backend's client
+        opg_slack.OPGSlackBackend.api_observers.append(backend_call)
+        try:
+            assert client.users_info(user="U02LEAD")["user"]["name"] == "lead"
+            client.users_info(user="U02LEAD")  # answered from the backend's memory: no call
+            with pytest.raises(SlackApiError):
+                client.users_info(user="U0NOBODY")
+            SlackGateway(client).call("chat.postMessage", channel="U02LEAD", text="hello")  # the plugin's own
+        finally:
+            opg_slack.OPGSlackBackend.api_observers.remove(backend_call)
+    m = ops.scrape()
+    assert value(m, "opg_incident_slack_api_calls_total", method="users.info") == 2
+    assert value(m, "opg_incident_slack_api_errors_total", method="users.info", error="user_not_found") == 1
+    assert value(m, "opg_incident_slack_api_calls_total", method="chat.postMessage") == 1
 
 
 def test_a_closed_metrics_object_stops_counting(ops):

@@ -111,10 +111,12 @@ class OpgIncident(BotPlugin):
     def _start_slack(self, config, lease):
         """The Slack adapter, imported only here: the Text console never loads it (start-up time)."""
         from opg_incident_slack import Effects, SlackGateway, SlackInteractions
-        from opg_incident_slack.gateway import user_client
+        from opg_incident_slack.gateway import backend_call, user_client
         from opg_incident_slack.inputs import SlackInputs
         from opg_incident_slack.replay import InputReplay
 
+        if backend_call not in getattr(self._bot, "api_observers", [backend_call]):
+            self._bot.api_observers.append(backend_call)  # the backend's own Web API calls, to the metrics
         user_token = getattr(config, "SLACK_USER_TOKEN", "") or ""
         gateway = SlackGateway(self._bot.slack_web, user_client=user_client(
             user_token, getattr(config, "SLACK_API_URL", "") or "https://slack.com/api/") if user_token else None)
