@@ -90,6 +90,8 @@ INCIDENT_POLL_SECONDS = int(env("INCIDENT_POLL_SECONDS", "60"))
 INCIDENT_MINUTE_SECONDS = float(env("INCIDENT_MINUTE_SECONDS", "60"))
 # How long a process may hold an outbox item before another one (after a crash) may send it.
 INCIDENT_OUTBOX_LEASE_SECONDS = float(env("INCIDENT_OUTBOX_LEASE_SECONDS", "30"))
+# /readyz says "not ready" once an outbox item has been due and unsent for this long (docs/operations.md).
+INCIDENT_READY_OUTBOX_SECONDS = float(env("INCIDENT_READY_OUTBOX_SECONDS", "600"))
 INCIDENT_PUBLIC_URL = env("INCIDENT_PUBLIC_URL", f"http://localhost:{INCIDENT_WEB_PORT}").rstrip("/")
 # Living document access (docs/living-document.md): a shared token, or a header set by an
 # authenticating reverse proxy such as oauth2-proxy (X-Forwarded-Email). Neither: open to whoever reaches it.

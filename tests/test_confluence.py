@@ -4,8 +4,10 @@ overwrite changes made in Confluence unless forced, a title taken by someone els
 crashed attempt created, the `rca publish` command's checks, and the outbox job with its retries."""
 from __future__ import annotations
 
+import datetime as dt
 import time
 import types
+from email.utils import format_datetime
 from urllib.parse import quote
 
 import pytest
@@ -13,7 +15,8 @@ import pytest
 from fake_confluence import FakeConfluence
 from fake_confluence.server import TOKEN, USER
 from opg_incident_confluence import ConfluenceAdapter, ConfluenceError
-from opg_incident_confluence import store
+from opg_incident_confluence import render, store
+from opg_incident_confluence.client import ConfluenceClient
 from opg_incident_confluence.publisher import Publisher
 from opg_incident_core import outbox
 from opg_incident_core.chat_base import Caller
@@ -116,11 +119,60 @@ def test_a_title_taken_by_a_page_we_did_not_make(service, publisher, wiki, close
 
 
 def test_a_page_created_by_an_attempt_that_died_is_taken_up_not_duplicated(service, publisher, wiki, closed):
-    store.creating(closed, "OPG", TITLE, job_id=7)  # the attempt recorded its intent, created the page, died
-    made = wiki.add_page("OPG", TITLE, "<p>half</p>", by="opg-incident")
+    mark = store.creating(closed, "OPG", TITLE, job_id=7)  # the attempt recorded its intent, created the page, died
+    made = wiki.add_page("OPG", TITLE, render.marker(mark) + "<p>half</p>", by="opg-incident")
     result = publisher.publish(closed, LEAD, job_id=7)
     assert len(wiki.pages) == 1 and made.version == 2 and "Cards fail" in made.body
     assert (result.version, store.of(closed).page_id, store.of(closed).state) == (2, made.id, "published")
+
+
+def test_a_page_someone_made_after_our_look_is_never_taken_for_ours(service, settings_box, wiki, closed):
+    """Issue 15: a page with our title made by someone else between our look-up and our create (or after an
+    attempt recorded itself and died before creating) is refused as taken, on this run and on every retry."""
+    class Racy(ConfluenceClient):
+        def create(self, space, title, body, parent_id):
+            wiki.add_page(space, title, "<p>someone's own page</p>")  # made meanwhile, by hand
+            return super().create(space, title, body, parent_id)
+
+    racy = Publisher(service, lambda: settings_box[0], config(wiki), client_factory=Racy)
+    with pytest.raises(ConfluenceError) as refused:
+        racy.publish(closed, LEAD, job_id=1)
+    [theirs] = wiki.titled(TITLE)
+    assert refused.value.code == "title_taken" and f"/pages/{theirs.id}/" in str(refused.value)
+    assert store.of(closed) is None  # no "creating" record left to mistake their page for ours
+    plain = Publisher(service, lambda: settings_box[0], config(wiki))
+    for force in (False, True):  # the retry, and even --force
+        with pytest.raises(ConfluenceError, match="opg-incident did not make it"):
+            plain.publish(closed, LEAD, job_id=2, force=force)
+    assert (theirs.body, theirs.version, len(wiki.pages)) == ("<p>someone's own page</p>", 1, 1)
+    assert not wiki.calls("PUT") and service.get(closed).rca_url is None
+
+    # an attempt that recorded itself and died before creating; then someone took the title
+    del wiki.pages[theirs.id]
+    store.creating(closed, "OPG", TITLE, job_id=3)
+    other = wiki.add_page("OPG", TITLE, "<p>another hand-made page</p>")
+    with pytest.raises(ConfluenceError, match="opg-incident did not make it"):
+        plain.publish(closed, LEAD, job_id=3)
+    assert other.version == 1 and store.of(closed) is None and not wiki.calls("PUT")
+
+
+def test_a_title_taken_by_our_own_earlier_attempt_is_taken_up(service, settings_box, wiki, closed):
+    """The create is refused as taken, but the page there carries the marker of our earlier attempt (the
+    look-up missed it): ours, so it is brought up to date, not refused and not duplicated."""
+    mark = store.creating(closed, "OPG", TITLE, job_id=1)
+    made = wiki.add_page("OPG", TITLE, render.marker(mark) + "<p>half</p>", by="opg-incident")
+
+    class Blind(ConfluenceClient):  # the first look-up does not see the page yet
+        looks = 0
+
+        def find(self, space, title):
+            Blind.looks += 1
+            return None if Blind.looks == 1 else super().find(space, title)
+
+    result = Publisher(service, lambda: settings_box[0], config(wiki), client_factory=Blind).publish(
+        closed, LEAD, job_id=2)
+    assert Blind.looks == 2 and len(wiki.pages) == 1
+    assert (result.version, made.version, store.of(closed).page_id) == (2, 2, made.id) and "Cards fail" in made.body
 
 
 def test_a_deleted_page_is_said_and_force_makes_a_new_one(service, publisher, wiki, closed):
@@ -160,6 +212,46 @@ def test_under_a_parent_by_title_or_id_and_each_failure_in_plain_words(service, 
     wiki.stop()
     gone = failure()
     assert gone.code == "unreachable" and gone.transient and "127.0.0.1" in str(gone)
+
+
+def test_labels_failing_after_an_update_still_get_the_version_on_the_timeline(service, publisher, wiki, closed):
+    first = publisher.publish(closed, LEAD, job_id=1)
+    service.set_summary(closed, "An expired certificate", LEAD)
+    wiki.fail("POST", r"/label$", 500)  # the page is written, its labels are not
+    with pytest.raises(ConfluenceError) as failed:
+        publisher.publish(closed, LEAD, job_id=2)
+    [page] = wiki.pages.values()
+    assert failed.value.transient and page.version == 2 and store.of(closed).state == "written"
+    again = publisher.publish(closed, LEAD, job_id=2)  # the retry: nothing left to write, the rest still to do
+    assert (again.change, again.version, page.version, store.of(closed).state) == ("unchanged", 2, 2, "published")
+    published = [e.text for e in service.timeline(closed) if e.kind == "rca_published"]
+    assert published == [f"Root-cause analysis published (version 1): {first.url}",
+                         f"Root-cause analysis published (version 2): {first.url}"]
+    publisher.publish(closed, LEAD, job_id=3)  # done: said once only
+    assert len([e for e in service.timeline(closed) if e.kind == "rca_published"]) == 2
+
+
+def test_data_center_personal_access_token_without_a_user(service, settings_box, closed):
+    with FakeConfluence(user=None) as dc:  # takes only "Authorization: Bearer <token>"
+        token_only = Publisher(service, lambda: settings_box[0], config(dc, CONFLUENCE_USER=""))
+        assert token_only.publish(closed, LEAD, job_id=1).change == "created" and len(dc.pages) == 1
+        assert {r["status"] for r in dc.requests} == {200}
+        wrong = Publisher(service, lambda: settings_box[0], config(dc, CONFLUENCE_USER="", CONFLUENCE_TOKEN="x"))
+        with pytest.raises(ConfluenceError) as refused:
+            wrong.publish(closed, LEAD, job_id=2)
+        assert refused.value.code == "unauthorized"
+
+
+def test_retry_after_as_an_http_date(service, publisher, wiki, closed):
+    when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=120)
+    wiki.fail("POST", r"/content$", 429, retry_after=format_datetime(when, usegmt=True))
+    with pytest.raises(ConfluenceError) as limited:
+        publisher.publish(closed, LEAD, job_id=1)
+    assert limited.value.code == "rate_limited" and 110 <= limited.value.retry_after <= 120
+    wiki.fail("POST", r"/content$", 429, retry_after=format_datetime(when - dt.timedelta(hours=1), usegmt=True))
+    with pytest.raises(ConfluenceError) as past:
+        publisher.publish(closed, LEAD, job_id=1)
+    assert past.value.retry_after == 0  # a date gone by: try again at once
 
 
 # -- the command ------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """End to end, issue 15 in Slack: the real `errbot -c config.py` process with the OPGSlack backend against
 the fake Slack, publishing to the Confluence stand-in (both on loopback). The Slack outbox worker runs
 the job: the link lands in the channel, on the headline, in the living document's JSON and in the
-`rca share` message; refusals and failures go to the person who asked, as ephemeral notes."""
+`rca share` message; refusals and failures (no such space, a title taken by someone else's page,
+Confluence unreachable and then back, a page edited in Confluence, 429, 401) go to the person who asked,
+as ephemeral notes."""
 from __future__ import annotations
 
 import pytest
@@ -51,8 +53,25 @@ def test_publish_update_refuse_force_share_and_failures_in_slack(setup):
     after(fake, channel, mention(fake, channel, ALICE, "close anyway"), "is closed")
 
     after(fake, channel, mention(fake, channel, CAROL, "rca publish"), "is for the incident's role holders, its reporter and bot admins")
+    # no such space (404): told, nothing made
+    spaces = dict(wiki.spaces)
+    wiki.spaces.clear()
+    mention(fake, channel, ALICE, "rca publish")
+    assert "no space with the key OPG" in told(fake, ALICE, "was not published. Confluence has no space")
+    wiki.spaces.update(spaces)
+    # the title taken by a page someone else made: told, their page untouched, and not taken up later
+    theirs = wiki.add_page("OPG", TITLE, "<p>someone's notes</p>")
+    mention(fake, channel, ALICE, "rca publish")
+    assert f"/pages/{theirs.id}/" in told(fake, ALICE, "opg-incident did not make it")
+    assert (theirs.body, theirs.version, len(wiki.pages)) == ("<p>someone's notes</p>", 1, 1)
+    del wiki.pages[theirs.id]
+    # unreachable: told once, then published by the outbox's retry once Confluence is back
+    wiki.stop()
     asked = mention(fake, channel, ALICE, "rca publish")
     after(fake, channel, asked, "Publishing the root-cause analysis of incident 1 to Confluence (space OPG)")
+    assert "I will keep trying" in told(fake, ALICE, "cannot be reached (connection refused)")
+    assert not wiki.pages
+    wiki.start()
     done = after(fake, channel, asked, "is in Confluence (version 1)")
     [page] = wiki.titled(TITLE)
     url = f"{wiki.url}/spaces/OPG/pages/{page.id}/"
@@ -74,8 +93,8 @@ def test_publish_update_refuse_force_share_and_failures_in_slack(setup):
     # changed in Confluence meanwhile: refused (told to Alice), then --force
     wiki.edit(page.id, "<p>Our analysis</p>", by="Alice Editor")
     mention(fake, channel, ALICE, "rca publish")
-    note = told(fake, ALICE, "was not published")
-    assert "changed in Confluence since it was published" in note and "rca publish --force" in note
+    note = told(fake, ALICE, "changed in Confluence since it was published")
+    assert "was not published" in note and "rca publish --force" in note
     assert page.body == "<p>Our analysis</p>"
     after(fake, channel, mention(fake, channel, ALICE, "rca publish --force"), "is in Confluence (version 4)")
 

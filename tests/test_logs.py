@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 
 import pytest
 
@@ -55,6 +56,57 @@ def test_errbots_command_line_keeps_the_command_not_the_text():
     assert other.getMessage() == "Plugin activation done."
 
 
+class Lines(logging.Handler):
+    """The JSON lines logged while it is installed, parsed."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.setFormatter(opg_incident_logs.JsonFormatter())
+        self.entries: list[dict] = []
+
+    def emit(self, rec):
+        self.entries.append(json.loads(self.format(rec)))
+
+    def __enter__(self):
+        logging.getLogger().addHandler(self)
+        logging.getLogger("opg_incident_schedule").setLevel(logging.DEBUG)
+        return self
+
+    def __exit__(self, *exc):
+        logging.getLogger().removeHandler(self)
+        logging.getLogger("opg_incident_schedule").setLevel(logging.NOTSET)
+
+
+def test_the_schedule_and_slack_inputs_name_the_incident_and_the_input():
+    from types import SimpleNamespace as NS
+
+    from opg_incident_core.connection import UNAVAILABLE
+    from opg_incident_core.reminders import DueReminder
+    from opg_incident_schedule import Schedule
+    from opg_incident_slack.inputs import NOT_READY, SlackInputs
+
+    said = logging.getLogger("opg_incident_slack.effects")
+    effects = NS(after=lambda outcome: said.warning("told the channel"),
+                 job=lambda kind, number, *a, **k: said.warning("queued %s", kind))
+    service = NS(expire_handovers=lambda: [NS(incident=NS(number=4))], prune=lambda: 0,
+                 due_for_archive=lambda minutes: [9])
+    reminders = NS(due=lambda: [DueReminder(7, "severity_missing", "Set a severity")])
+    settings = NS(archive=NS(when="after_delay", delay_minutes=60))
+    with Lines() as lines:
+        Schedule(service, lambda: settings, reminders, effects, pruned_at=time.monotonic()).tick()
+    told = [(e["message"], e.get("incident")) for e in lines.entries if e["logger"] == said.name]
+    assert told == [("told the channel", 4), ("queued remind", 7), ("queued archive", 9)]
+    assert ("A handover offer expired unanswered", 4) in [(e["message"], e.get("incident")) for e in lines.entries]
+
+    def down(*args):
+        raise UNAVAILABLE[0]("database is locked")
+
+    with Lines() as lines:
+        assert SlackInputs(NS(record_input=down), None).record("Ev0TEST01", "events_api", {}) == NOT_READY
+    [warning] = lines.entries
+    assert warning["input"] == "Ev0TEST01" and "could not be recorded" in warning["message"]
+
+
 @pytest.mark.e2e
 def test_json_logs_from_the_real_process(tmp_path):
     from tests.fake_slack import FakeSlack
@@ -79,3 +131,7 @@ def test_json_logs_from_the_real_process(tmp_path):
         assert any(e["message"].startswith('Processing command "incident_declare" from ') for e in entries)
         retry = next(e for e in entries if "again in" in e["message"])
         assert retry["incident"] == 1 and retry["logger"].endswith("outbox_worker")
+        # the command's own line names the incident it made and the Slack input (the message event) it came in
+        command = next(e for e in entries if e["message"].startswith("Command incident declare from "))
+        assert command["incident"] == 1 and command["input"].startswith("Ev"), command
+        assert command["logger"] == "opg_incident_commands" and SECRET not in json.dumps(command)

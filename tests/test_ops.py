@@ -15,18 +15,20 @@ import pytest
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.request import SocketModeRequest
 
-from opg_incident_core import IncidentService, load_settings, open_database, telemetry
+from opg_incident_core import IncidentService, load_settings, open_database, outbox, telemetry
 from opg_incident_core.reminders import DueReminder, ReminderSchedule
 from opg_incident_slack.gateway import SlackError, SlackGateway
 from opg_incident_web import register_routes
 from opg_incident_web.metrics import Metrics
-from opg_incident_web.ops import chat_check, database_check, outbox_check, register_ops_routes
+from opg_incident_web.ops import chat_check, database_check, outbox_check, readiness_checks, register_ops_routes
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "backends" / "opg_slack"))
 import opg_slack  # noqa: E402
+import slack_client  # noqa: E402
 
 TOKEN = "ops-test-token-1234"
 TITLE = "Payments refused for every donor"
@@ -116,7 +118,44 @@ def test_readyz_says_the_outbox_is_stuck_when_its_oldest_item_is_too_old(ops):
     ops.now += dt.timedelta(seconds=2)
     stuck = ops.client.get("/readyz")
     assert stuck.status_code == 503
-    assert stuck.get_json()["checks"]["outbox"] == "failing: the oldest of 1 waiting item(s) is 301 s old (limit 300 s)"
+    assert stuck.get_json()["checks"]["outbox"] == ("failing: an item has been due for 301 s and not sent "
+                                                    "(1 waiting; limit 300 s)")
+    assert value(ops.scrape(), "opg_incident_outbox_overdue_seconds") == 301
+
+
+def test_an_item_waiting_out_a_long_retry_after_is_not_stuck_nor_what_queues_behind_it(ops):
+    """Issue 16: only items whose next attempt time has passed count; one told to wait an hour (429 with
+    Retry-After: 3600), and the items of its incident queued behind it, are waiting, not stuck."""
+    n = ops.service.declare(TITLE, "U01REPORT").incident.number
+    first = ops.service.enqueue_job("confluence_publish", n, {"by": "U01REPORT"})
+    [claimed] = outbox.claim("worker-1", ops.now)
+    assert claimed.id == first and outbox.retry(first, ops.now, 3600, "rate_limited", owner="worker-1")
+    ops.service.enqueue_job("post", n, {"channel": "C1", "text": "after it"})  # due, but behind the first
+    ops.now += dt.timedelta(minutes=30)
+    ready = ops.client.get("/readyz")
+    assert (ready.status_code, ready.get_json()["checks"]["outbox"]) == (200, "ok")
+    m = ops.scrape()
+    assert value(m, "opg_incident_outbox_overdue_seconds") == 0
+    assert (value(m, "opg_incident_outbox_depth"), value(m, "opg_incident_outbox_oldest_age_seconds")) == (2, 1800)
+    ops.now += dt.timedelta(minutes=30, seconds=301)  # its hour is up and nobody sent it: stuck
+    stuck = ops.client.get("/readyz")
+    assert stuck.status_code == 503 and "due for 301 s" in stuck.get_json()["checks"]["outbox"]
+
+
+def test_the_outbox_limit_is_a_setting(ops):
+    def ready_after(seconds: float, config) -> int:
+        register_ops_routes(ops.app, readiness_checks=readiness_checks(ops.clock, types.SimpleNamespace(mode="text"),
+                                                                       config))
+        ops.now = start + dt.timedelta(seconds=seconds)
+        return ops.client.get("/readyz").status_code
+
+    start = ops.now
+    ops.service.enqueue_job("post", None, {"channel": "C1", "text": "hello"})
+    assert ready_after(599, types.SimpleNamespace()) == 200  # INCIDENT_READY_OUTBOX_SECONDS: 600 by default
+    assert ready_after(601, types.SimpleNamespace()) == 503
+    assert ready_after(119, types.SimpleNamespace(INCIDENT_READY_OUTBOX_SECONDS=120.0)) == 200
+    assert ready_after(121, types.SimpleNamespace(INCIDENT_READY_OUTBOX_SECONDS=120.0)) == 503
+    assert ready_after(1199, types.SimpleNamespace(INCIDENT_READY_OUTBOX_SECONDS=1200.0)) == 200
 
 
 def test_chat_check_follows_the_backend():
@@ -214,6 +253,31 @@ def test_metrics_after_a_scripted_incident(ops):
     assert value(m, "opg_incident_ack_seconds_bucket", kind="events_api", le="0.25") == 3
     assert value(m, "opg_incident_database_up") == 1
     assert TITLE not in str(m)
+
+
+def test_the_backends_own_slack_calls_are_counted_once(ops):
+    """errbot's backend asks Slack on its own (users.info for each sender...): through its client's observers
+    (the plugin registers gateway.backend_call there) those calls are counted too; the plugin's calls, which
+    go through the same client, still once."""
+    from tests.fake_slack import FakeSlack
+    from opg_incident_slack.gateway import backend_call
+
+    with FakeSlack() as fake:
+        fake.add_user("U02LEAD", "lead")
+        client = slack_client.client_class(fake.api_url)(token=fake.bot_token)  # the backend's client
+        opg_slack.OPGSlackBackend.api_observers.append(backend_call)
+        try:
+            assert client.users_info(user="U02LEAD")["user"]["name"] == "lead"
+            client.users_info(user="U02LEAD")  # answered from the backend's memory: no call
+            with pytest.raises(SlackApiError):
+                client.users_info(user="U0NOBODY")
+            SlackGateway(client).call("chat.postMessage", channel="U02LEAD", text="hello")  # the plugin's own
+        finally:
+            opg_slack.OPGSlackBackend.api_observers.remove(backend_call)
+    m = ops.scrape()
+    assert value(m, "opg_incident_slack_api_calls_total", method="users.info") == 2
+    assert value(m, "opg_incident_slack_api_errors_total", method="users.info", error="user_not_found") == 1
+    assert value(m, "opg_incident_slack_api_calls_total", method="chat.postMessage") == 1
 
 
 def test_a_closed_metrics_object_stops_counting(ops):

@@ -197,6 +197,12 @@ def test_incident_page_shows_header_roles_timeline_actions_and_links(web):
     web.service.close(n, "U02LEAD")
     html = web.get(f"/incidents/{n}").get_data(as_text=True)
     assert 'http-equiv="refresh"' not in html and 'tag--grey">Resolved<' in html and 'tag--green">Done<' in html
+    assert "(Confluence)" not in html  # not published yet: the draft only
+    page = "https://opg.atlassian.net/wiki/spaces/OPG/pages/10001/Incident+1"
+    web.service.record_rca_published(n, page, "U02LEAD", 1)
+    html = web.get(f"/incidents/{n}").get_data(as_text=True)
+    assert f'<a href="{page}">Root-cause analysis (Confluence)</a>' in html
+    assert 'Root-cause analysis draft (markdown)</a>' in html
 
 
 def test_drills_and_unsafe_links_are_marked_not_linked(web):

@@ -246,3 +246,6 @@ def test_health_readiness_and_metrics_are_served_by_the_bot(http_bot):
     acks = [line for line in body.decode().splitlines()
             if line.startswith('opg_incident_ack_seconds_count{kind="events_api"}')]
     assert acks and float(acks[0].split()[-1]) >= 1, acks  # the nested-JSON and other events were acked
+    looked_up = [line for line in body.decode().splitlines()
+                 if line.startswith('opg_incident_slack_api_calls_total{method="users.info"}')]
+    assert looked_up and float(looked_up[0].split()[-1]) >= 1, looked_up  # the backend's own look-ups count

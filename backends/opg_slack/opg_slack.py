@@ -20,7 +20,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.webhook import WebhookClient
 
 from slack_acks import ACK_OBSERVERS, AckGate, Workers, observe_ack  # noqa: F401 (ACK_OBSERVERS: for the plugin)
-from slack_client import client_class as _client_class, socket_mode_without_nagle
+from slack_client import API_OBSERVERS, client_class as _client_class, socket_mode_without_nagle
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ socket_mode_without_nagle()  # at import, before errbot connects
 class OPGSlackBackend(_slackv3.SlackBackend):
     HTTP_PATHS = tuple(HTTP_PATHS)
     ack_observers = ACK_OBSERVERS  # the plugin appends f(kind, seconds) to time the acks
+    api_observers = API_OBSERVERS  # and f(method, error) to count the Web API calls
     serves_http = False  # True in HTTP mode, once handle_http is ready
 
     def __init__(self, config):

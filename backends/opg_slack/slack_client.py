@@ -1,10 +1,13 @@
 """The backend's connections to Slack: the Web API client (pointed at SLACK_API_URL, retrying on 429 after
-Retry-After, repeated look-ups answered from memory) and the Socket Mode socket (without Nagle's delay)."""
+Retry-After, repeated look-ups answered from memory, each call that reaches Slack told to API_OBSERVERS)
+and the Socket Mode socket (without Nagle's delay)."""
 import json
+import logging
 import socket
 import threading
 import time
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.socket_mode.builtin import connection as _sm_connection
 from slack_sdk.web import WebClient as _SdkWebClient
@@ -13,6 +16,32 @@ from slack_sdk.web import WebClient as _SdkWebClient
 # conversations.info for each channel): answered from memory for a while (seconds).
 CACHED_LOOKUPS = {"users.info": 600.0, "team.info": 600.0, "bots.info": 600.0, "conversations.info": 60.0,
                   "conversations.open": 600.0}  # a person's DM channel never changes
+# Who wants to know of each Web API call that reached Slack (the plugin's metrics register here):
+# f(method, error), error None or Slack's error code ("ratelimited", "http_5xx", "network", ...).
+API_OBSERVERS: list = []
+log = logging.getLogger(__name__)
+
+
+def observed_call(call, method: str, **kwargs):
+    """`call(method, **kwargs)`, told to API_OBSERVERS with how it went."""
+    error = None
+    try:
+        return call(method, **kwargs)
+    except SlackApiError as exc:
+        response = exc.response
+        data = response.data if response is not None and isinstance(response.data, dict) else {}
+        status = getattr(response, "status_code", 200) or 200
+        error = "ratelimited" if status == 429 else (data.get("error") or ("http_5xx" if status >= 500 else "error"))
+        raise
+    except Exception:
+        error = "network"
+        raise
+    finally:
+        for observe in list(API_OBSERVERS):
+            try:
+                observe(method, error)
+            except Exception:
+                log.debug("A Slack API observer failed", exc_info=True)
 
 
 def client_class(base_url: str):
@@ -31,7 +60,7 @@ def client_class(base_url: str):
         def api_call(self, api_method, **kwargs):
             ttl = CACHED_LOOKUPS.get(api_method)
             if ttl is None:
-                return super().api_call(api_method, **kwargs)
+                return observed_call(super().api_call, api_method, **kwargs)
             args = {k: v for k, v in (kwargs.get("params") or kwargs.get("data") or {}).items() if v is not None}
             key = (api_method, json.dumps(args, sort_keys=True, default=str))
             with self._lookups_lock:
@@ -46,7 +75,7 @@ def client_class(base_url: str):
                     hit = self._lookups.get(key)
                 if hit and time.monotonic() - hit[0] < ttl:
                     return hit[1]
-                response = super().api_call(api_method, **kwargs)
+                response = observed_call(super().api_call, api_method, **kwargs)
                 with self._lookups_lock:
                     if len(self._lookups) > 10_000:
                         self._lookups.clear()

@@ -22,7 +22,7 @@ from opg_incident_core.reminders import ReminderSchedule
 from opg_incident_confluence import ConfluenceAdapter
 from opg_incident_web import register_routes, register_slack_http, start_web_server, web_app
 from opg_incident_web.metrics import process_metrics
-from opg_incident_web.ops import chat_check, database_check, outbox_check, register_ops_routes
+from opg_incident_web.ops import readiness_checks, register_ops_routes
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +87,8 @@ class OpgIncident(BotPlugin):
         app = web_app()
         names = self.effects.slack.user_name if self.effects is not None else None  # cached users.info
         register_routes(app, lambda: self.service, lambda: self.settings.current, config, names=names)
-        register_ops_routes(app, readiness_checks=[
-            ("database", database_check(self.service.now)), ("chat", chat_check(self._bot)),
-            ("outbox", outbox_check(self.service.now, 600))], metrics=process_metrics(self.service.now,
-                                                                                   lambda: self.settings.current))
+        register_ops_routes(app, readiness_checks=readiness_checks(self.service.now, self._bot, config),
+                            metrics=process_metrics(self.service.now, lambda: self.settings.current))
         if _ack_seconds not in getattr(self._bot, "ack_observers", [_ack_seconds]):
             self._bot.ack_observers.append(_ack_seconds)
         if getattr(self._bot, "serves_http", False):
@@ -118,10 +116,12 @@ class OpgIncident(BotPlugin):
     def _start_slack(self, config, lease):
         """The Slack adapter, imported only here: the Text console never loads it (start-up time)."""
         from opg_incident_slack import Effects, SlackGateway, SlackInteractions
-        from opg_incident_slack.gateway import user_client
+        from opg_incident_slack.gateway import backend_call, user_client
         from opg_incident_slack.inputs import SlackInputs
         from opg_incident_slack.replay import InputReplay
 
+        if backend_call not in getattr(self._bot, "api_observers", [backend_call]):
+            self._bot.api_observers.append(backend_call)  # the backend's own Web API calls, to the metrics
         user_token = getattr(config, "SLACK_USER_TOKEN", "") or ""
         gateway = SlackGateway(self._bot.slack_web, user_client=user_client(
             user_token, getattr(config, "SLACK_API_URL", "") or "https://slack.com/api/") if user_token else None)

@@ -3,7 +3,9 @@ the core's answer, and where that answer goes (the outbox in Slack, errbot on th
 from __future__ import annotations
 
 import logging
+import re
 
+import opg_incident_logs
 from errbot import CommandError
 from peewee import DatabaseError
 
@@ -15,6 +17,7 @@ from opg_incident_slack.replies import ACK_ONLY
 
 log = logging.getLogger(__name__)
 NOT_SAVED = connection.NOT_SAVED
+LEADING_NUMBER = re.compile(r"^\s*#?(\d{1,9})\b")  # `summary 12 ...` in a direct message: incident 12
 
 
 class CommandRunner:
@@ -41,8 +44,15 @@ class CommandRunner:
         in its transaction, or after when it changed nothing) and answers. In Slack the answer goes through the
         outbox (Slack's pace, a ✅ where that says enough: see opg_incident_slack/replies.py); on the console,
         and when the database cannot take it, back through errbot."""
-        caller = self.caller(msg)
         input_key = msg.extras.get("opg_input")  # a Slack input (see backends/opg_slack: InputHandler)
+        # Its log lines name the input, and the incident where the words say which: in a direct message the
+        # first number (in a channel it may be the channel's incident's own argument: named once known).
+        named = LEADING_NUMBER.match(args or "") if cmd.incident and not msg.is_group else None
+        with opg_incident_logs.about(int(named[1]) if named else None, input_key):
+            return self._run(msg, cmd, args, input_key)
+
+    def _run(self, msg, cmd: Command, args, input_key) -> str | None:
+        caller = self.caller(msg)
         handling = self.inputs.handling if self.inputs is not None else outbox.origin
 
         def run() -> Reply:  # again on a new connection when PostgreSQL dropped it (safe: AlreadyHandled)
@@ -64,6 +74,13 @@ class CommandRunner:
         except Exception:
             log.exception("The command %s failed", cmd.name)
             return "Sorry, that failed on my side (it is logged for the bot admins). Try again in a minute."
+        out = reply.outcome
+        with opg_incident_logs.about(out.incident.number if out is not None else None):
+            log.info("Command %s from %s: %s", cmd.name, caller.user,
+                     "changed the record" if out is not None and out.changed else "answered")
+            return self._answer(msg, cmd, reply, caller)
+
+    def _answer(self, msg, cmd: Command, reply: Reply, caller: Caller) -> str | None:
         event = msg.extras.get("slack_event") or {}
         if self.effects is not None and reply.menu is not None and event.get("channel"):
             try:

@@ -6,8 +6,9 @@ first, is in the chosen format.
 - `JsonFormatter`: one JSON object per line: time (UTC, ISO 8601), level, logger, message, and when
   known `incident` (the number) and `input` (the key of the Slack input being handled), then
   `exception` with the traceback.
-- `about(number)`: lines logged inside name that incident (the outbox worker wraps each item in it);
-  `extra={"incident": n}` does the same for one line.
+- `about(number, input_key)`: lines logged inside name that incident and that input (the outbox worker
+  wraps each item in it; command handling, Slack inputs and the schedule what they do);
+  `extra={"incident": n}` / `extra={"input_key": key}` do the same for one line.
 - `QuietCommands`: errbot logs every command with its parameters at INFO (`Processing command "summary"
   with parameters "<what someone typed>" from ...`); the filter keeps the command and who, not the text.
 """
@@ -22,16 +23,27 @@ import re
 import sys
 
 _incident: contextvars.ContextVar[int | None] = contextvars.ContextVar("opg_log_incident", default=None)
+_input: contextvars.ContextVar[str | None] = contextvars.ContextVar("opg_log_input", default=None)
 _COMMAND = re.compile(r'^Processing command "(.*?)" with parameters ".*" from (.*)$', re.DOTALL)
 
 
 @contextlib.contextmanager
-def about(number: int | None):
-    token = _incident.set(number)
+def about(number: int | None = None, input_key: str | None = None):
+    """Name the incident (when known) and the input (when given) on the lines logged inside; an enclosing
+    `about` still names what this one does not."""
+    tokens = (_incident.set(number if number is not None else _incident.get()),
+              _input.set(input_key or _input.get()))
     try:
         yield
     finally:
-        _incident.reset(token)
+        _incident.reset(tokens[0])
+        _input.reset(tokens[1])
+
+
+def _named(record: logging.LogRecord | None = None) -> tuple[int | None, str | None]:
+    """The incident and the input a line is about (the record's own, then the context's)."""
+    incident = getattr(record, "incident", None) or _incident.get()
+    return incident, getattr(record, "input_key", None) or _input.get() or _current_input()
 
 
 def _current_input() -> str | None:
@@ -47,10 +59,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        incident = getattr(record, "incident", None) or _incident.get()
+        incident, input_key = _named(record)
         if incident is not None:
             entry["incident"] = incident
-        input_key = getattr(record, "input_key", None) or _current_input()
         if input_key:
             entry["input"] = input_key
         if record.exc_info:

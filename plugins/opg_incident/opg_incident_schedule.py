@@ -8,6 +8,8 @@ import datetime as dt
 import logging
 import time
 
+from opg_incident_logs import about
+
 log = logging.getLogger(__name__)
 PRUNE_EVERY = 24 * 3600  # seconds between housekeeping runs
 
@@ -26,8 +28,10 @@ class Schedule:
     def tick(self) -> None:
         """Every poll: expire unanswered handovers, send due reminders and check-ins, archive on schedule."""
         for outcome in self.service.expire_handovers():
-            if self.effects is not None:
-                self.effects.after(outcome)
+            with about(outcome.incident.number):  # log lines name the incident
+                log.info("A handover offer expired unanswered")
+                if self.effects is not None:
+                    self.effects.after(outcome)
         if time.monotonic() - self.pruned_at > PRUNE_EVERY:
             self.pruned_at = time.monotonic()
             log.info("Housekeeping: forgot %d old inputs and sent messages", self.service.prune())
@@ -36,9 +40,13 @@ class Schedule:
         if self.replay is not None:  # inputs of a replica that died (held longer than a lease)
             self.replay(self.service.now() - dt.timedelta(seconds=self.lease_seconds))
         for reminder in self.reminders.due():
-            self.effects.job("remind", reminder.number, dataclasses.asdict(reminder),
-                             coalesce_key=f"remind:{reminder.number}:{reminder.key}")
+            with about(reminder.number):
+                log.debug("Reminder %s is due", reminder.key)  # every poll until it is sent: DEBUG
+                self.effects.job("remind", reminder.number, dataclasses.asdict(reminder),
+                                 coalesce_key=f"remind:{reminder.number}:{reminder.key}")
         archive = self.settings().archive
         if archive.when == "after_delay":
             for number in self.service.due_for_archive(archive.delay_minutes):
-                self.effects.job("archive", number, coalesce_key=f"archive:{number}")
+                with about(number):
+                    log.debug("The channel is due for archiving")
+                    self.effects.job("archive", number, coalesce_key=f"archive:{number}")

@@ -54,6 +54,16 @@ class ConfluenceClient:
                 return None
             raise
 
+    def body_of(self, page_id: str) -> str:
+        """The page's content in storage format ("" when it is not there)."""
+        try:
+            data = self._call("get", f"{CONTENT}/{quote(str(page_id), safe='')}", params={"expand": "body.storage"})
+        except ConfluenceError as exc:
+            if exc.code == "not_found":
+                return ""
+            raise
+        return str(((data.get("body") or {}).get("storage") or {}).get("value") or "")
+
     def find(self, space: str, title: str) -> dict | None:
         data = self._call("get", CONTENT, params={"spaceKey": space, "title": title, "type": "page",
                                                   "expand": "version,space"})

@@ -67,20 +67,33 @@ class Publisher:
         page = client.find(target.space, title)
         if page is None:
             parent = client.parent_id(target.space, target.parent) if target.parent else None
-            store.creating(number, target.space, title, job_id)  # committed before the page exists
-            page = client.create(target.space, title, body, parent)
-            return self._done(client, target, number, page, title, digest, by, job_id, "created")
-        ours = row is not None and row.state == "creating" and row.title == title and row.space == target.space
-        if not ours:
+            mark = store.creating(number, target.space, title, job_id)  # committed before the page exists
+            try:
+                page = client.create(target.space, title, render.marker(mark) + body, parent)
+            except ConfluenceError as exc:  # someone made a page with that title since our look (or we did)
+                if exc.code != "title_taken" or (page := client.find(target.space, title)) is None:
+                    raise
+            else:
+                return self._done(client, target, number, page, title, digest, by, job_id, "created")
+        row = store.of(number)
+        if not self._ours(client, row, page):
+            if row is not None and row.state == "creating":
+                store.forget(number)  # the page with that title is not the one we set out to make
             raise ConfluenceError(f"A page titled “{title}” already exists in space {target.space} "
                                   f"({client.url_of(page)}), and opg-incident did not make it. Rename or move "
                                   "that page, or change confluence.title_pattern in the settings.", "title_taken")
-        # We created it and stopped before recording it (a crash, a lost answer): take it up.
+        # We created it and stopped before recording it (a crash, a lost answer): take it up, as version 1.
         log.info("Incident %s: taking up Confluence page %s, created by an earlier attempt", number, page["id"])
-        version = page["version"]["number"]
         store.saved(number, space=target.space, page_id=page["id"], url=client.url_of(page), title=title,
-                    version=version, body_hash=None, job_id=job_id, by=by, at=self.service.now())
-        return self._update(client, target, number, store.of(number), page, title, body, digest, by, True, job_id)
+                    version=1, body_hash=None, job_id=job_id, by=by, at=self.service.now())
+        return self._update(client, target, number, store.of(number), page, title, body, digest, by, force, job_id)
+
+    @staticmethod
+    def _ours(client, row, page: dict) -> bool:
+        """Whether `page` is the one an attempt of ours created: it carries the marker recorded before it."""
+        if row is None or row.state != "creating" or not row.body_hash:
+            return False
+        return render.marker(row.body_hash) in client.body_of(page["id"])
 
     def _update(self, client, target, number, row, page, title, body, digest, by, force, job_id) -> Published:
         current = page["version"]["number"]
@@ -101,11 +114,14 @@ class Publisher:
 
     def _done(self, client, target, number, page, title, digest, by, job_id, change) -> Published:
         url, version = client.url_of(page), page["version"]["number"]
+        before = store.of(number)
+        unfinished = before is not None and before.state == "written"  # an earlier run stopped after writing
         store.saved(number, space=target.space, page_id=page["id"], url=url, title=title, version=version,
                     body_hash=digest, job_id=job_id, by=by, at=self.service.now())
         client.add_labels(page["id"], target.labels)  # adding a label a page has changes nothing
-        if change != "unchanged" or self.service.get(number).rca_url != url:
+        if change != "unchanged" or unfinished or self.service.get(number).rca_url != url:
             self.service.record_rca_published(number, url, by, version)
+        store.finished(number)
         return Published(url, version, change)
 
 

@@ -38,6 +38,12 @@ def panel(kind: str, body: str) -> str:
             "</ac:structured-macro>")
 
 
+def marker(mark: str) -> str:
+    """An anchor, invisible on the page, that a page we create carries: proof that we made it."""
+    return (f'<ac:structured-macro ac:name="anchor"><ac:parameter ac:name="">opg-incident-{escape(mark)}'
+            "</ac:parameter></ac:structured-macro>")
+
+
 def storage(a: rca.Analysis) -> str:
     def text(value):  # noqa: F811 - every text of the record: people by name
         return _text(value, a.names)

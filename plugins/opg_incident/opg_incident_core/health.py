@@ -21,6 +21,7 @@ class QueueState:
     pending: int
     oldest_age_seconds: float  # 0 when nothing is pending
     failed: int = 0
+    overdue_seconds: float = 0.0  # outbox: how long its most overdue item has been due and not sent (0: none)
 
 
 def database_writable(now: dt.datetime) -> None:
@@ -43,12 +44,24 @@ def database_writable(now: dt.datetime) -> None:
 
 
 def outbox_state(now: dt.datetime) -> QueueState:
+    """The waiting items, the age of the oldest, those given up, and how overdue the outbox is: an item is
+    overdue once its next attempt time has passed while it is next in its incident's queue. An item
+    waiting for its time (a long Retry-After, a backoff, a later start), and the items queued behind it,
+    are not overdue: nothing is stuck."""
     rows = (OutboxItem.select(OutboxItem.status, fn.COUNT(OutboxItem.id), fn.MIN(OutboxItem.created_at))
             .where(OutboxItem.status.in_(["pending", "failed", "parked"])).group_by(OutboxItem.status).tuples())
     found = {status: (count, oldest) for status, count, oldest in rows}
     count, oldest = found.get("pending", (0, None))
     given_up = found.get("failed", (0, None))[0] + found.get("parked", (0, None))[0]
-    return QueueState(count, _age(now, oldest), given_up)
+    overdue = None
+    if count:
+        earlier = OutboxItem.alias()
+        ahead = (earlier.select(earlier.id).where(earlier.incident == OutboxItem.incident,
+                                                  earlier.status == "pending", earlier.id < OutboxItem.id))
+        overdue = (OutboxItem.select(fn.MIN(OutboxItem.next_at))
+                   .where(OutboxItem.status == "pending", OutboxItem.next_at <= now, ~fn.EXISTS(ahead))
+                   .scalar())
+    return QueueState(count, _age(now, oldest), given_up, _age(now, overdue))
 
 
 def inbox_state(now: dt.datetime, window_minutes: int = 60) -> QueueState:

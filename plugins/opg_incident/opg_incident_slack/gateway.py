@@ -18,6 +18,16 @@ log = logging.getLogger(__name__)
 LOOKUP_TTL = 600.0  # seconds a user or channel look-up is trusted
 MAX_PACE_WAIT = 15.0  # longer than this for our own pace: not now (the outbox tries again later)
 
+_counting = threading.local()  # set while call() asks Slack: call() counts that one itself
+
+
+def backend_call(method: str, error: str | None) -> None:
+    """An observer of the backend's Web API client (its `api_observers`): the calls errbot's backend makes on
+    its own (users.info, conversations.info... for each message) go to the metrics like ours."""
+    if not getattr(_counting, "on", False):
+        telemetry.emit("slack_call", method=method, error=error)
+
+
 JSON_METHODS = frozenset({"chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "views.update",
                           "views.push"})  # sent as JSON (Block Kit); the rest as a form
 
@@ -58,6 +68,7 @@ class SlackGateway:
             params = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in params.items()}
         client = self._user_client if as_user else self._client
         self._keep_pace(method, params.get("channel"))
+        _counting.on = True
         try:
             response = client.api_call(method, json=params) if method in JSON_METHODS \
                 else client.api_call(method, data=params)
@@ -78,6 +89,8 @@ class SlackGateway:
             log.warning("Slack %s: %s", method, type(exc).__name__)
             telemetry.emit("slack_call", method=method, error="network")
             raise SlackError(method, "network") from None
+        finally:
+            _counting.on = False
         telemetry.emit("slack_call", method=method, error=None)
         return response.data if hasattr(response, "data") else response
 

@@ -11,6 +11,7 @@ from collections import OrderedDict
 import threading
 import time
 
+import opg_incident_logs
 from opg_incident_core import connection, outbox, storage
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class SlackInputs:
             new = self.service.record_input(key, kind, payload)
         except connection.UNAVAILABLE as exc:  # not journaled (a click): the person is told (`unrecorded`)
             log.warning("A Slack %s could not be recorded: the database is unavailable (%s)", kind,
-                        connection.first_line(exc))
+                        connection.first_line(exc), extra={"input_key": key})
             return NOT_READY
         if new and key:
             with self._lock:
@@ -50,7 +51,7 @@ class SlackInputs:
         with self._lock:
             for key in [key for key, since in self._in_hand.items() if since <= oldest]:
                 log.warning("Input %s was recorded %.0f s ago and is not handled yet: left for a takeover",
-                            key, IN_HAND_FOR)
+                            key, IN_HAND_FOR, extra={"input_key": key})
                 del self._in_hand[key]
             return list(self._in_hand)
 
@@ -76,6 +77,10 @@ class SlackInputs:
             log.warning("Could not tell %s that their click was not saved: %s", user, exc)
 
     def handle_event(self, key: str | None, event: dict) -> None:
+        with opg_incident_logs.about(None, key):  # its log lines name the input
+            self._handle_event(key, event)
+
+    def _handle_event(self, key: str | None, event: dict) -> None:
         def handle():  # again on a new connection when PostgreSQL dropped it (safe: AlreadyHandled)
             with self.handling(None, key):
                 self.interactions.follow_channel_event(event)
@@ -88,7 +93,7 @@ class SlackInputs:
     def handle_interaction(self, key: str | None, kind: str, payload: dict) -> dict | None:
         # No origin channel: a click or a slash command gets no reply in the channel (a slash command's answer
         # is for the person alone), so what it causes is announced there as usual.
-        with self.handling(None, key):
+        with opg_incident_logs.about(None, key), self.handling(None, key):
             return self.interactions.on_interaction(kind, payload)
 
     def handled(self, key: str) -> bool:

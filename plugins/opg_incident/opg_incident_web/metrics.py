@@ -112,6 +112,8 @@ class _DatabaseCollector:
         yield _gauge("opg_incident_outbox_depth", "Outbox items waiting to be sent to Slack", out.pending)
         yield _gauge("opg_incident_outbox_oldest_age_seconds", "Age of the oldest waiting outbox item",
                      out.oldest_age_seconds)
+        yield _gauge("opg_incident_outbox_overdue_seconds", "How long the most overdue outbox item has been due "
+                     "and not sent", out.overdue_seconds)
         yield _gauge("opg_incident_outbox_failed", "Outbox items given up after every retry (kept 14 days)",
                      out.failed)
         family = GaugeMetricFamily("opg_incident_open_incidents", "Open incidents (drills included) by severity",

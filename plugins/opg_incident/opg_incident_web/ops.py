@@ -107,7 +107,8 @@ def database_check(clock: Callable) -> Check:
 
 
 def outbox_check(clock: Callable, max_age_seconds: float = 600.0) -> Check:
-    """The outbox moves: its oldest waiting item is younger than `max_age_seconds`."""
+    """The outbox moves: no item has been due (its next attempt time passed, next in its incident's queue)
+    for longer than `max_age_seconds`. Items waiting for their time, such as a long Retry-After, are fine."""
     def check():
         db = storage.database.obj
         opened = db.is_closed()
@@ -116,10 +117,16 @@ def outbox_check(clock: Callable, max_age_seconds: float = 600.0) -> Check:
         finally:
             if opened and not db.is_closed():
                 db.close()
-        if state.oldest_age_seconds > max_age_seconds:
-            raise NotReady(f"the oldest of {state.pending} waiting item(s) is {state.oldest_age_seconds:.0f} s old "
-                           f"(limit {max_age_seconds:.0f} s)")
+        if state.overdue_seconds > max_age_seconds:
+            raise NotReady(f"an item has been due for {state.overdue_seconds:.0f} s and not sent ({state.pending} "
+                           f"waiting; limit {max_age_seconds:.0f} s)")
     return check
+
+
+def readiness_checks(clock: Callable, bot, config) -> list[tuple[str, Check]]:
+    """The plugin's checks: the outbox's limit is INCIDENT_READY_OUTBOX_SECONDS (600 s by default)."""
+    limit = float(getattr(config, "INCIDENT_READY_OUTBOX_SECONDS", 600) or 600)
+    return [("database", database_check(clock)), ("chat", chat_check(bot)), ("outbox", outbox_check(clock, limit))]
 
 
 def chat_check(bot) -> Check:
