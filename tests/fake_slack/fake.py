@@ -122,6 +122,10 @@ class FakeSlack(PersonActions, Inspection, ErrorLedger):
                 self.loop.stop()
                 os.environ.update(self._saved_proxies)
 
+    @property
+    def running(self) -> bool:
+        return self._started
+
     def __enter__(self) -> "FakeSlack":
         return self.start()
 
