@@ -8,7 +8,9 @@ must not pass over (the pytest hook in pytest_plugin.py fails them):
   * a Web API answer with `ok: false` or an HTTP error status (rate limits included);
   * a slash command or interaction acked after Slack's 3 s (Slack shows the person
     `operation_timeout` and ignores the ack);
-  * a response_url post Slack refused.
+  * a response_url post Slack refused;
+  * an answer riding on an ack that Slack refuses (a slash command's reply with invalid blocks, a
+    view_submission's response_action with an invalid view or errors for no input block).
 
 `ledger_mark()` is a position in all of these; `slack_errors(since=mark)` lists only what came after it
 (the pytest hook checks each test from its own mark, so a fake shared by a module is checked per test).
@@ -25,7 +27,7 @@ class Problem:
     error: str
     method: str
     detail: str
-    envelope_id: Optional[str] = None  # the delivery it is about (late acks)
+    envelope_id: Optional[str] = None  # the delivery it is about (late acks, refused ack answers)
 
     def __str__(self) -> str:
         return f"{self.method}: {self.error} ({self.detail})"
@@ -33,11 +35,12 @@ class Problem:
 
 @dataclass(frozen=True)
 class Mark:
-    """How far the ledger went: failed calls, per delivery (failures, acks), refused hooks, and how many
-    expectations were declared."""
+    """How far the ledger went: failed calls, per delivery (failures, acks), refused hooks and ack answers,
+    and how many expectations were declared."""
     calls: int
     deliveries: dict
     hooks: int
+    answers: int
     expected: int
 
 
@@ -48,11 +51,12 @@ class ErrorLedger:
         self._expected: list = []
         self._ledger_lock = threading.Lock()
         self.hook_errors: list = []  # (status, text, url kind) of refused response_url posts
+        self.answer_errors: list = []  # (error, what, detail, envelope id) of answers on acks Slack refused
 
     def expect_error(self, error: str, method: Optional[str] = None, *,
                      envelopes: Optional[Iterable[str]] = None) -> None:
         """Declare that the app may receive `error` (from `method`, or from any) in this test; with
-        `envelopes`, only for those deliveries (late acks)."""
+        `envelopes`, only for those deliveries (late acks, refused ack answers)."""
         with self._ledger_lock:
             self._expected.append((error, method, None if envelopes is None else frozenset(envelopes)))
 
@@ -66,7 +70,7 @@ class ErrorLedger:
             expected = len(self._expected)
         return Mark(self.calls_log.failed_count(),
                     {d.envelope_id: (len(d.failures), len(d.acks)) for d in self.log.all()},
-                    len(self.hook_errors), expected)
+                    len(self.hook_errors), len(self.answer_errors), expected)
 
     def forget_expectations(self, mark: Mark) -> None:
         """Drop the expectations declared after `mark` (a test's own, on a fake that outlives it)."""
@@ -99,6 +103,8 @@ class ErrorLedger:
                                                     f"acked after {ack.latency:.2f}s", delivery.envelope_id)))
         for status, text, kind in list(self.hook_errors)[since.hooks if since else 0:]:
             problems.append((False, Problem(text, f"response_url ({kind})", f"HTTP {status}")))
+        for error, what, detail, envelope_id in list(self.answer_errors)[since.answers if since else 0:]:
+            problems.append((False, Problem(error, what, detail, envelope_id)))
         return problems
 
     def unexpected_errors(self, since: Optional[Mark] = None) -> list:
