@@ -16,7 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from fake_slack.pytest_plugin import pytest_runtest_call, pytest_runtest_setup  # noqa: F401 (hooks)
+from fake_slack.pytest_plugin import (  # noqa: F401 (hooks)
+    pytest_runtest_call, pytest_runtest_setup, pytest_runtest_teardown)
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_DIR = ROOT / "plugins" / "opg_incident"

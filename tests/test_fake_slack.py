@@ -249,6 +249,9 @@ class App:
     def last(self, payload_type: str) -> dict:
         return [r.payload for r in self.requests if r.payload.get("type") == payload_type][-1]
 
+    def last_of(self, kind: str) -> dict:
+        return [r.payload for r in self.requests if r.type == kind][-1]
+
     def events(self, kind=None) -> list:
         return [r.payload["event"] for r in self.requests if r.type == "events_api"
                 and (kind is None or r.payload["event"]["type"] == kind)]
@@ -401,6 +404,53 @@ def test_view_stack_response_actions_and_response_url_limits(fake, apps):
     with pytest.raises(urllib.error.HTTPError) as info:
         post()
     assert info.value.code == 404 and len(fake.ephemeral_for(ALICE)) == 5
+
+
+MRKDWN_HEADER = [{"type": "header", "text": {"type": "mrkdwn", "text": "*not plain*"}}]
+
+
+def test_answers_on_acks_and_response_urls_get_slacks_block_kit_checks(fake, apps):
+    """Block Kit checks on a slash command's ack reply and on response_url answers, views.*'s checks on a
+    view_submission's response_action update/push, and `errors` only for the view's input blocks: what
+    Slack refuses is not shown, the view stays as it was, and the ledger has it."""
+    answers = []
+
+    def answer(req):
+        if req.type == "slash_commands" and not fake.views:
+            web.views_open(trigger_id=req.payload["trigger_id"], view=MODAL)
+        return answers.pop(0)
+    app = apps(answer=answer)
+    web = app.client.web_client
+    fake.wait_until_connected()
+    answers.append({"text": "with a bad header", "blocks": MRKDWN_HEADER})
+    fake.slash_command("/opg-incident", "DB down", ALICE, "general")
+    assert fake.ephemeral_for(ALICE) == []  # Slack refused the reply on the ack
+    assert [(p.method, p.error) for p in fake.unexpected_errors()] == [("ack of slash command", "invalid_blocks")]
+    hook = app.last_of("slash_commands")["response_url"]
+    post = lambda body: urllib.request.urlopen(urllib.request.Request(  # noqa: E731
+        hook, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})).status
+    with pytest.raises(urllib.error.HTTPError) as info:
+        post({"text": "still bad", "blocks": MRKDWN_HEADER})
+    assert (info.value.code, info.value.read()) == (400, b"invalid_blocks") and fake.ephemeral_for(ALICE) == []
+    assert post({"text": "fine", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*ok*"}}]}) == 200
+    assert [m["text"] for m in fake.ephemeral_for(ALICE)] == ["fine"]
+
+    view_id = next(iter(fake.views))
+    long_title = dict(MODAL, title={"type": "plain_text", "text": "a title longer than 24 chars"})
+    answers.extend([{"response_action": "errors", "errors": {"value": "not a block_id"}},
+                    {"response_action": "update", "view": long_title},
+                    {"response_action": "push", "view": dict(MODAL, blocks=MRKDWN_HEADER)},
+                    {"response_action": "errors", "errors": {"sev": "Pick one"}}])
+    for _ in range(3):
+        fake.submit_view(view_id, {"title": "DB down", "sev": "major"})
+    assert fake.view(view_id)["open"] and fake.view(view_id)["title"] == MODAL["title"] and len(fake.views) == 1
+    assert not fake.view(view_id).get("errors")
+    assert sorted((p.method, p.error) for p in fake.unexpected_errors()) == [
+        ("ack of slash command", "invalid_blocks"), ("response_action errors", "invalid_arguments"),
+        ("response_action push", "invalid_arguments"), ("response_action update", "invalid_arguments"),
+        ("response_url (commands)", "invalid_blocks")]
+    fake.submit_view(view_id, {"title": "DB down", "sev": "major"})
+    assert fake.view(view_id)["errors"] == {"sev": "Pick one"} and len(fake.unexpected_errors()) == 5
 
 
 # --- HTTP mode ------------------------------------------------------------------------------------------

@@ -63,6 +63,10 @@ def test_a_socket_mode_ack_after_3_seconds_does_not_count(fake):
         assert late.late and not late.ok and late.latency > 3  # Slack showed the person operation_timeout
         assert len(fake.ephemeral_for(ALICE)) == 1  # the late ack's reply is not shown
         assert [p.error for p in fake.unexpected_errors()] == ["operation_timeout"]
+        fake.expect_error("operation_timeout", envelopes=[quick.envelope_id])  # another delivery's: no cover
+        assert [p.envelope_id for p in fake.unexpected_errors()] == [late.envelope_id]
+        fake.expect_error("operation_timeout", envelopes=[late.envelope_id])
+        assert fake.unexpected_errors() == []
     finally:
         app.auto_reconnect_enabled, app.closed = False, True
         fake.drop_connections()
@@ -148,16 +152,104 @@ def test_injected(web):
 '''
 
 
-def test_an_end_to_end_test_fails_on_a_slack_error_it_did_not_inject_or_expect(tmp_path):
+def run_hooked(tmp_path, name: str, source: str) -> str:
+    """pytest on one test file with the hooks of pytest_plugin.py; its -rfE output."""
     (tmp_path / "conftest.py").write_text(textwrap.dedent(f'''
         import sys
         sys.path.insert(0, {str(TESTS)!r})
-        from fake_slack.pytest_plugin import pytest_runtest_call, pytest_runtest_setup  # noqa: F401
+        from fake_slack.pytest_plugin import (  # noqa: F401
+            pytest_runtest_call, pytest_runtest_setup, pytest_runtest_teardown)
     '''))
     (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    e2e: end to end\n")
-    (tmp_path / "test_hooked.py").write_text(HOOKED)
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", str(tmp_path)],
+    (tmp_path / name).write_text(source)
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE", str(tmp_path)],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert "1 failed, 2 passed" in run.stdout, run.stdout + run.stderr
-    assert "FAILED test_hooked.py::test_unplanned" in run.stdout
-    assert "conversations.info: channel_not_found" in run.stdout
+    return run.stdout + run.stderr
+
+
+def test_an_end_to_end_test_fails_on_a_slack_error_it_did_not_inject_or_expect(tmp_path):
+    out = run_hooked(tmp_path, "test_hooked.py", HOOKED)
+    assert "1 failed, 2 passed" in out, out
+    assert "FAILED test_hooked.py::test_unplanned" in out
+    assert "conversations.info: channel_not_found" in out
+
+
+SHARED = '''
+import threading
+
+import pytest
+from slack_sdk import WebClient
+from fake_slack import FakeSlack
+
+pytestmark = pytest.mark.e2e
+
+
+def _refused(web, channel="C0NOPE0001"):
+    try:
+        web.conversations_info(channel=channel)
+    except Exception:
+        pass
+
+
+@pytest.fixture(scope="module")
+def shared():
+    with FakeSlack() as fake:
+        web = WebClient(token=fake.bot_token, base_url=fake.api_url)
+        yield fake, web
+        _refused(web, "C0SHUTDOWN")  # the bot meets a refusal as it stops
+
+
+@pytest.fixture
+def in_flight():
+    """Work the test started that is still running when its body ends (the outbox, say)."""
+    threads = []
+    yield threads
+    for thread in threads:
+        thread.join()
+
+
+def test_1_clean(shared):
+    pass
+
+
+def test_2_unplanned(shared):
+    _refused(shared[1])
+
+
+def test_3_clean_after_an_error(shared):
+    pass
+
+
+def test_4_declared(shared):
+    shared[0].expect_error("channel_not_found")
+    _refused(shared[1])
+
+
+def test_5_the_expectation_ended_with_its_test(shared):
+    _refused(shared[1], "C0AFTER001")
+
+
+def test_6_an_error_after_the_body(shared, in_flight):
+    late = threading.Timer(0.3, _refused, (shared[1], "C0INFLIGHT"))
+    late.start()
+    in_flight.append(late)
+
+
+def test_7_last(shared):
+    pass
+'''
+
+
+def test_a_fake_shared_by_a_module_is_checked_in_every_test_and_after_teardown(tmp_path):
+    """A module-scoped fake is checked in its 2nd and later tests, from where the previous test ended
+    (test 3 is not blamed for test 2's error); a test's expect_error ends with it; an error that comes
+    after the test body (work in flight) or while the fixtures stop fails the test at teardown."""
+    out = run_hooked(tmp_path, "test_shared.py", SHARED)
+    assert "2 failed, 5 passed, 2 errors" in out, out
+    assert "FAILED test_shared.py::test_2_unplanned" in out
+    assert "FAILED test_shared.py::test_5_the_expectation_ended_with_its_test" in out
+    assert "channel C0AFTER001" in out
+    assert "ERROR test_shared.py::test_6_an_error_after_the_body" in out
+    assert "channel C0INFLIGHT" in out
+    assert "ERROR test_shared.py::test_7_last" in out
+    assert "channel C0SHUTDOWN" in out

@@ -43,6 +43,22 @@ def test_user_text_on_the_headline_is_plain_text_and_never_pings(settings):
     assert "<@U0LEAD002>" in mrkdwn and "Major" in mrkdwn and "http://x/incidents/7" in mrkdwn
 
 
+def test_the_headline_names_the_people_its_title_summary_and_impact_mention(settings):
+    """Header and plain-text sections show a mentioned person by name (Slack does not resolve mentions in
+    plain_text); the people section (mrkdwn) keeps live mentions."""
+    names = {"U0BOB0002": "Bob B", "U0CAROL03": "Carol"}.get
+    mentioned = incident(title="DB down, <@U0BOB0002> on it", summary="Seen by <@U0CAROL03>",
+                         impact="<@U0BOB0002>'s team is blocked")
+    _, body = blocks.headline(mentioned, settings, "http://x/incidents/7", names=names)
+    header = next(t["text"] for kind, t in texts(body) if kind == "header")
+    plain = [t["text"] for kind, t in texts(body) if kind == "section" and t["type"] == "plain_text"]
+    assert header == "Incident 7: DB down, @Bob B on it"
+    assert "Summary: Seen by @Carol" in plain and "Impact: @Bob B's team is blocked" in plain
+    assert "U0BOB0002" not in header + " ".join(plain) and "U0CAROL03" not in " ".join(plain)
+    mrkdwn = " ".join(t["text"] for _, t in texts(body) if t["type"] == "mrkdwn")
+    assert "<@U0REPORT1>" in mrkdwn and "<@U0LEAD002>" in mrkdwn
+
+
 def test_headline_buttons_while_open_and_none_when_closed(settings):
     _, body = blocks.headline(incident(), settings, "http://x")
     actions = [e["action_id"] for b in body if b["type"] == "actions" for e in b["elements"]]

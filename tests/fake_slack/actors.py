@@ -17,6 +17,7 @@ from . import events
 from .api_chat import pin_message
 from .api_views import close_views, push_view, replace_view
 from .block_state import fill_state, find_action, state_entry
+from .blocks import check_message_blocks, check_view
 from .delivery import Ack
 from .escaping import escape_text
 from .workspace import SlackError
@@ -36,6 +37,10 @@ class ResponseUrl:
     message_ts: Optional[str] = None
     created: float = 0.0
     uses: int = 0
+
+
+def _why(exc: SlackError) -> str:
+    return "; ".join((exc.extra.get("response_metadata") or {}).get("messages", [])) or "refused"
 
 
 class PersonActions:
@@ -201,7 +206,8 @@ class PersonActions:
         ack = self.wait_ack(self.send_envelope("interactive", payload, True), timeout)
         if ack.ok:
             with ws.lock:
-                self._apply_response_action(view, person.id, data["state"], ack.payload or {})
+                self._apply_response_action(view, person.id, data["state"], ack.payload or {},
+                                            ack.envelope_id)
         return ack
 
     def close_view(self, view_id: str, timeout: float = 10.0) -> Optional[Ack]:
@@ -231,18 +237,29 @@ class PersonActions:
                 return 404, "used_url"
             hook.uses += 1
             try:
-                self._apply_response(hook, data)
+                self._show_response(hook, data)
             except SlackError as exc:
                 return 400, exc.error
             return 200, "ok"
 
     def _apply_response(self, hook: ResponseUrl, data: dict) -> None:
+        """A slash command's reply riding on its ack: shown like a response_url answer; one Slack refuses
+        (invalid blocks, say) is not shown, and the ledger records it."""
+        try:
+            self._show_response(hook, data)
+        except SlackError as exc:
+            self.answer_errors.append((exc.error, "ack of slash command", _why(exc), None))
+
+    def _show_response(self, hook: ResponseUrl, data: dict) -> None:
+        """Show a response_url answer (or a slash command's ack reply), with Slack's Block Kit checks."""
         ws = self.workspace
         conv = ws.channel(hook.channel)
         if data.get("delete_original") and hook.message_ts:
             previous = ws.delete_message(conv, hook.message_ts)
             self.emit(events.message_deleted_event(ws, conv, previous), conv)
             return
+        if data.get("blocks"):
+            data = dict(data, blocks=check_message_blocks(data["blocks"]))
         if not (data.get("text") or data.get("blocks") or data.get("attachments")):
             raise SlackError("no_text")
         if data.get("replace_original") and hook.message_ts:
@@ -260,17 +277,29 @@ class PersonActions:
                                  "thread_ts": data.get("thread_ts"),
                                  "message_ts": ws.clock.next_ts(), "via": "response_url"})
 
-    def _apply_response_action(self, view, user: str, state: dict, answer: dict) -> None:
+    def _apply_response_action(self, view, user: str, state: dict, answer: dict,
+                               envelope_id: Optional[str] = None) -> None:
+        """A view_submission's ack: `errors` (keyed by the view's input block_ids), `update` / `push` (a view
+        that passes views.*'s checks), `clear`, or nothing (the view closes). One Slack refuses leaves the
+        view open as it was, and the ledger records it."""
         action = answer.get("response_action") if isinstance(answer, dict) else None
-        if action == "errors":
-            view.data["state"] = state
-            view.errors = dict(answer.get("errors") or {})
-        elif action == "update":
-            replace_view(view, answer["view"])
-        elif action == "push":
-            push_view(self.workspace, user, answer["view"])
-        else:
-            close_views(self.workspace, user, view.id, clear=action == "clear")
+        try:
+            if action == "errors":
+                errors = answer.get("errors")
+                inputs = {b.get("block_id") for b in view.data.get("blocks", []) if b.get("type") == "input"}
+                if not isinstance(errors, dict) or not set(errors) <= inputs:
+                    raise SlackError("invalid_arguments", response_metadata={"messages": [
+                        f"[ERROR] errors must name input blocks of the view: {sorted(inputs)}"]})
+                view.data["state"] = state
+                view.errors = dict(errors)
+            elif action == "update":
+                replace_view(view, check_view(answer.get("view")))
+            elif action == "push":
+                push_view(self.workspace, user, check_view(answer.get("view")))
+            else:
+                close_views(self.workspace, user, view.id, clear=action == "clear")
+        except SlackError as exc:
+            self.answer_errors.append((exc.error, f"response_action {action}", _why(exc), envelope_id))
 
     def _new_response_url(self, kind: str, channel: str, user: str, message_ts=None) -> ResponseUrl:
         hook = ResponseUrl(secrets.token_urlsafe(18), kind, channel, user, message_ts, time.time())

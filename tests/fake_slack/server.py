@@ -41,15 +41,27 @@ class Call:
 
 
 class CallLog:
-    """Thread-safe list of Web API calls."""
+    """Thread-safe list of Web API calls; the failed ones are also kept apart, for the ledger, and
+    survive `clear()` (a test resetting the calls it looks at does not hide a refusal)."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._calls: list[Call] = []
+        self._failed: list[Call] = []
 
     def add(self, call: Call) -> None:
         with self._lock:
             self._calls.append(call)
+            if not call.ok:
+                self._failed.append(call)
+
+    def failed(self, since: int = 0) -> list:
+        with self._lock:
+            return self._failed[since:]
+
+    def failed_count(self) -> int:
+        with self._lock:
+            return len(self._failed)
 
     def all(self) -> list:
         with self._lock:
@@ -171,6 +183,7 @@ class Server:
             try:
                 data = json.loads(form.get("payload", "{}"))
             except ValueError:
+                self.fake.hook_errors.append((400, "invalid_payload", request.match_info["kind"]))
                 return web.Response(status=400, text="invalid_payload")
         status, text = self.fake.use_response_url(token, data if isinstance(data, dict) else {})
         if status != 200:

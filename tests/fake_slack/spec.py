@@ -11,8 +11,8 @@ In order, like Slack answers them:
   * a required argument absent: `invalid_arguments` with "[ERROR] missing required field: x"
     (present but empty goes on to the method's own error, e.g. `channel_not_found`);
   * a wrong type (not a boolean, not a number, JSON that does not parse): `invalid_arguments`;
-  * a channel name where Slack wants a conversation ID: `channel_not_found` (only chat.postMessage and
-    chat.postEphemeral take a name, docs: "an encoded ID or channel name");
+  * a channel name where Slack wants a conversation ID: `channel_not_found` (only chat.postMessage takes
+    a name, docs: "an encoded ID or channel name"; issue 13 holds chat.postEphemeral to the ID);
   * a timestamp that is not one: `invalid_ts_latest` / `invalid_ts_oldest` for those arguments.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any, Optional
 from .workspace import SlackError
 
 METHODS_FILE = Path(__file__).with_name("methods.json")
-NAME_OK = {"chat.postMessage", "chat.postEphemeral"}  # "can be an encoded ID, or a name"
+NAME_OK = {"chat.postMessage"}  # "can be an encoded ID, or a name"
 CONVERSATION_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 TIMESTAMP = re.compile(r"^\d{1,10}(\.\d{1,6})?$")
 TIER_PER_MINUTE = {"t1": 1, "t2": 20, "t3": 50, "t4": 100}  # api.slack.com/apis/rate-limits ("+" = at least)
