@@ -88,8 +88,8 @@ def test_a_drill_without_a_drill_routing_key_triggers_no_pagerduty_event(paged):
     who asked (labelled DRILL), and PagerDuty gets nothing."""
     fake, bot, channels, pagerduty = paged
     declare(fake, channels, title="Practice: database failover", drill=["drill"])
-    fake.click_button(headline(fake, channels), blocks.PAGE_ONCALL, BOB)
-    page = fake.wait_for_message(fake.dm_channel(BOB), lambda m: "pages you for incident 1" in m["text"])
+    fake.click_button(headline(fake, channels), blocks.PAGE_ONCALL, ALICE)
+    page = fake.wait_for_message(fake.dm_channel(ALICE), lambda m: "pages you for incident 1" in m["text"])
     assert page["text"].startswith("🧪 DRILL")
     head = headline(fake, channels)
     fake.wait_for_message(channels["opg-incidents"], lambda m: m.get("thread_ts") == head["ts"]

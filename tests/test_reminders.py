@@ -35,7 +35,7 @@ def test_nothing_is_due_at_once_then_missing_roles_and_severity(service, schedul
     clock.advance(minutes=5)
     assert keys(schedule) == ["role_missing:lead", "role_missing:scribe", "severity_missing"]
     [scribe] = [r for r in schedule.due() if r.key == "role_missing:scribe"]
-    assert scribe.role == "scribe" and "`@opg-incident scribe me`" in scribe.text and "Incident 1" in scribe.text
+    assert scribe.role == "scribe" and "`@opg-incident scribe @person`" in scribe.text and "Incident 1" in scribe.text
 
 
 def test_interval_counts_only_when_sent(service, schedule, clock):

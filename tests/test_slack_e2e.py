@@ -188,7 +188,7 @@ def test_reminder_for_an_empty_scribe_then_claim_by_button(tmp_path):
             reminder = fake.wait_for_message(channel_id, lambda m: "has no Incident Scribe" in m.get("text", ""),
                                              timeout=20)
             # the bot's mention is a live mention, the command in backticks (not the mention: it would show raw)
-            assert f"<@{fake.bot_user_id}> `scribe me`" in all_text(reminder), reminder["text"]
+            assert f"<@{fake.bot_user_id}> `scribe @person`" in all_text(reminder), reminder["text"]
             assert f"`<@{fake.bot_user_id}>" not in all_text(reminder)
             # Only who may change roles may use the button: not Bob, in the channel with no role (told so).
             fake.join(channel_id, BOB)

@@ -23,7 +23,8 @@ RULES = {
     "reopen": LEAD_OR_ADMIN,                   # Closing._lead_may
     "archive": LEAD_OR_ADMIN,                  # Closing._lead_may
     "checkin": f"{LEAD_OR_ADMIN} sets them; {{who}} may see them",  # Checkins.set_checkin
-    "rca": f"`rca ready`: {LEAD_OR_ADMIN}; the draft and `rca share`: {{who}}",  # Comms.mark_rca_ready
+    "rca": f"`rca ready`: {LEAD_OR_ADMIN}; `rca publish`: the Incident Lead, the Incident Scribe or a bot admin; "
+           f"the draft and `rca share`: {{who}}",  # Comms.mark_rca_ready; the Confluence adapter's publish
     "update": COMMS_OR_LEAD,                   # Comms.post_update
     "updates": "anyone may list them; how often they are due: the Communications Lead (the Incident Lead while "
                "there is none) or a bot admin",  # Comms.set_update_cadence

@@ -108,7 +108,7 @@ class WorkingHours(_Frozen):
 
 class Reminders(_Frozen):
     role_missing: Reminder = Reminder(
-        every_minutes=5, text="👩‍🚒 Incident {number} has no {role}. Take it with `{bot} {key} me`.")
+        every_minutes=5, text="👩‍🚒 Incident {number} has no {role}. Its lead or reporter gives it with `{bot} {key} @person` (or takes it: `{key} me`).")
     severity_missing: Reminder = Reminder(
         every_minutes=5, text="🌤️ Incident {number} has no severity. Set one with `{bot} sev <severity>`.")
     update_stale: Reminder = Reminder(
