@@ -243,7 +243,7 @@ def test_reload_reports_removals(settings_file):
     ('oncall_user: ""', 'oncall_user: "@alice"', "paging.oncall_user: '@alice' is not a Slack user ID"),
     ("Incident {number} has no severity", "Incident {number has no severity",
      "reminders.severity_missing.text: cannot fill in this text"),
-    ("{role}. Take", "{rolez}. Take", "placeholders: {bot}, {number}, {role}, {key}, {lead}, {minutes}"),
+    ("{role}. Its lead", "{rolez}. Its lead", "placeholders: {bot}, {number}, {role}, {key}, {lead}, {minutes}"),
 ])
 def test_reminder_texts_and_slack_ids_are_checked_when_loaded(old, new, expected):
     message = refusal(edited(old, new))
