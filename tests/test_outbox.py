@@ -31,7 +31,7 @@ class Headlines:
         self.posts, self.updates = [], []
 
     @contextlib.contextmanager
-    def once(self, key, verify):
+    def once(self, key, verify, since=None):
         yield
 
     def channel_id(self, name):
@@ -183,7 +183,7 @@ class Gateway:
         self.sent, self.verified = [], []
 
     @contextlib.contextmanager
-    def once(self, key, verify):
+    def once(self, key, verify, since=None):
         self.verified.append((key, verify))
         yield
 

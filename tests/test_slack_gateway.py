@@ -36,3 +36,23 @@ def test_a_retried_direct_message_looks_in_the_channel_first_and_is_not_posted_t
         assert (again, found) == (first, ts)
         assert len(fake.calls_of("conversations.open")) == 1
         assert len(fake.bot_messages(first)) == 1
+
+
+def test_a_retried_post_finds_itself_under_a_busy_channels_later_messages():
+    """A process killed after Slack took its post but before recording it: the retry looks through every
+    message since the outbox item was made (not only the newest page), and does not post it again."""
+    import time
+    with FakeSlack() as fake:
+        fake.add_user("U02ALICE", "alice")
+        channel = fake.add_channel("inc-1-payments", members=["U02ALICE"])
+        made = time.time()
+        gateway = SlackGateway(WebClient(token=fake.bot_token, base_url=fake.api_url))
+        with gateway.once("7.0", verify=False, since=made - 60):
+            ts = gateway.post(channel, "✅ Done: 84 notes. The timeline has them all.", meta={"acks": []})
+        for i in range(260):  # people go on writing: the answer is past the newest 200 messages
+            fake.post_message(channel, "U02ALICE", f"note {i}")
+        fresh = SlackGateway(WebClient(token=fake.bot_token, base_url=fake.api_url))  # the next process
+        with fresh.once("7.0", verify=True, since=made - 60):
+            again = fresh.post(channel, "✅ Done: 84 notes. The timeline has them all.", meta={"acks": []})
+        assert again == ts
+        assert [m["ts"] for m in fake.bot_messages(channel)] == [ts]

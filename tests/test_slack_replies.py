@@ -85,7 +85,7 @@ class Gateway:
         self.posts, self.reactions = [], []
 
     @contextlib.contextmanager
-    def once(self, key, verify):
+    def once(self, key, verify, since=None):
         yield
 
     def post(self, channel, text, blocks=None, thread_ts=None, meta=None):

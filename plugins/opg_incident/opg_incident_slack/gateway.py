@@ -16,6 +16,7 @@ from .pace import Pace
 log = logging.getLogger(__name__)
 
 LOOKUP_TTL = 600.0  # seconds a user or channel look-up is trusted
+MAX_LOOK_BACK_PAGES = 25  # of 200 messages: how far a retried post looks for itself
 MAX_PACE_WAIT = 15.0  # longer than this for our own pace: not now (the outbox tries again later)
 
 _counting = threading.local()  # set while call() asks Slack: call() counts that one itself
@@ -96,24 +97,36 @@ class SlackGateway:
 
     # -- exactly once -------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def once(self, key: str, verify: bool):
+    def once(self, key: str, verify: bool, since: float | None = None):
         """Posts inside carry `key` as message metadata; with `verify` (an earlier attempt may have got
-        through), a post first looks for a message with that key and does not post it again."""
-        self._local.key, self._local.verify, self._local.posts = key, verify, 0
+        through), a post first looks for a message with that key, among all posted since `since` (epoch
+        seconds), and does not post it again."""
+        self._local.key, self._local.verify, self._local.posts, self._local.since = key, verify, 0, since
         try:
             yield
         finally:
-            self._local.key = self._local.verify = None
+            self._local.key = self._local.verify = self._local.since = None
 
     def _already_posted(self, channel: str, key: str, thread_ts: str | None) -> str | None:
+        """Every message since the item was made, page by page (a busy channel buries it past one page)."""
+        since = getattr(self._local, "since", None)
+        params = dict(channel=channel, limit=200, include_all_metadata=True)
+        if since:
+            params["oldest"] = f"{since:.6f}"
+        method = "conversations.replies" if thread_ts else "conversations.history"
         if thread_ts:
-            data = self.call("conversations.replies", channel=channel, ts=thread_ts, limit=50,
-                             include_all_metadata=True)
-        else:
-            data = self.call("conversations.history", channel=channel, limit=50, include_all_metadata=True)
-        for message in data.get("messages") or []:
-            if ((message.get("metadata") or {}).get("event_payload") or {}).get("key") == key:
-                return message["ts"]
+            params["ts"] = thread_ts
+        for _ in range(MAX_LOOK_BACK_PAGES):
+            data = self.call(method, **params)
+            for message in data.get("messages") or []:
+                if ((message.get("metadata") or {}).get("event_payload") or {}).get("key") == key:
+                    return message["ts"]
+            cursor = (data.get("response_metadata") or {}).get("next_cursor")
+            if not cursor or not since:  # without a start, the newest page only
+                return None
+            params["cursor"] = cursor
+        log.warning("Looked through %s pages of %s for %s without finding it: posting it", MAX_LOOK_BACK_PAGES,
+                    channel, key)
         return None
 
     # -- messages -----------------------------------------------------------------------------------

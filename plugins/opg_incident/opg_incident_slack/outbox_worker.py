@@ -97,7 +97,7 @@ class OutboxWorker(threading.Thread):
                 log.warning("Outbox item %s (%s): the lease ran out; another worker has it", item.id, item.kind)
                 return
             try:
-                with self._lease_kept(item.id, index), self._once(f"{item.id}.{index}", verify):
+                with self._lease_kept(item.id, index), self._once(f"{item.id}.{index}", verify, item.created_at):
                     steps[index]()
             except (SlackError, OutsideError) as exc:  # Slack, or another service (Confluence)
                 if not exc.transient:  # Slack will not change its mind: not again, and not in silence
@@ -146,10 +146,14 @@ class OutboxWorker(threading.Thread):
                       item.number, step, error, f"{who} is told" if tell else "nobody to tell")
             self.wake()
 
-    def _once(self, key: str, verify: bool):
-        """Slack posts of a step carry its key (see SlackGateway.once); the Text console has no Slack."""
+    def _once(self, key: str, verify: bool, created_at: dt.datetime | None):
+        """Slack posts of a step carry its key (see SlackGateway.once); a retry looks for them among the messages
+        since the item was made (a minute earlier, for clocks that differ). The Text console has no Slack."""
         slack = getattr(self.effects, "slack", None)
-        return slack.once(key, verify) if slack is not None else contextlib.nullcontext()
+        if slack is None:
+            return contextlib.nullcontext()
+        since = created_at.replace(tzinfo=dt.timezone.utc).timestamp() - 60 if created_at else None
+        return slack.once(key, verify, since)
 
     @contextlib.contextmanager
     def _lease_kept(self, item_id: int, step: int):
