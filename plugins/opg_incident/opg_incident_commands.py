@@ -3,7 +3,6 @@ the core's answer, and where that answer goes (the outbox in Slack, errbot on th
 from __future__ import annotations
 
 import logging
-import re
 
 import opg_incident_logs
 from errbot import CommandError
@@ -11,13 +10,13 @@ from peewee import DatabaseError
 
 from opg_incident_core import IncidentError, connection, outbox, storage
 from opg_incident_core.chat import Caller, Reply
+from opg_incident_core.chat_base import LEADING_NUMBER  # `summary 12 ...`: incident 12, as the command reads it
 from opg_incident_core.commands import Command
 from opg_incident_core.errors import AlreadyHandled
 from opg_incident_slack.replies import ACK_ONLY
 
 log = logging.getLogger(__name__)
 NOT_SAVED = connection.NOT_SAVED
-LEADING_NUMBER = re.compile(r"^\s*#?(\d{1,9})\b")  # `summary 12 ...` in a direct message: incident 12
 
 
 class CommandRunner:
