@@ -48,12 +48,14 @@ class SlackInteractions:
         registry's defaults and the settings' `permissions:`) on incident `number`, from `channel` (where
         the button was, when Slack says). The one check of every button and form (buttons.handle_click,
         modals.handle_submission), as ChatCommands makes it for typed commands."""
+        inc = None  # read once, for the first command about the incident (the Edit form stands for four)
         for name in commands:
             cmd = REGISTRY.get(name)
             if cmd is None:
                 raise ValueError(f"a button or form stands for {name!r}, which is not a command")
-            inc = self.service.get(number or 0) if cmd.incident else None
-            self.chat.permissions.check(cmd, user, inc, channel)
+            if cmd.incident and inc is None:
+                inc = self.service.get(number or 0)
+            self.chat.permissions.check(cmd, user, inc if cmd.incident else None, channel)
 
     # -- entry points (from the OPGSlack backend through the plugin's SlackInputs) ------------------
     def on_interaction(self, kind: str, payload: dict) -> dict | None:
