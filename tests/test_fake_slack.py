@@ -263,6 +263,7 @@ def apps(fake):
     yield lambda **kw: started.append(App(fake, **kw)) or started[-1]
     for app in started:  # closing is quick once the server side has gone
         app.client.auto_reconnect_enabled, app.client.closed = False, True
+        app.client.message_queue.put(None)  # wakes its message loop now, not after its 1 s queue timeout
     fake.drop_connections()
     for app in started:
         app.client.close()
@@ -480,7 +481,7 @@ class Receiver(BaseHTTPRequestHandler):
 def http_fake():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     Receiver.secret, Receiver.requests, Receiver.responses = "s3cret", [], []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     with FakeSlack(mode="http", signing_secret="s3cret", ack_timeout=1.0, manifest=BROAD,
                    app_url=f"http://127.0.0.1:{server.server_address[1]}") as fake:
         seed(fake)
@@ -532,7 +533,7 @@ def test_http_mode_passes_slackeventsapi_checks(http_fake):
     adapter = SlackEventAdapter("s3cret", "/slack/events", flask_app)
     adapter.on("message", seen.append)
     server = make_server("127.0.0.1", 0, flask_app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         http_fake.app_url = f"http://127.0.0.1:{server.server_port}"
         assert http_fake.verify_url().payload == {"challenge": "fake-challenge-123"}

@@ -24,7 +24,8 @@ def run_without_postgres_and_chromium(ci: bool) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     env.update(INCIDENT_TEST_POSTGRES_URL=f"postgresql://postgres@127.0.0.1:{closed_port()}/test",
                CHROMIUM=str(ROOT / "no-such-chromium"), **({"CI": "true"} if ci else {}))
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rsE", "-p", "no:logging",
+    # `-n 0`: one process (pytest.ini's two workers would only add their start-up to these few tests)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rsE", "-p", "no:logging", "-n", "0",
                              "tests/test_storage.py", "tests/test_browser.py", "-k", "postgres or test_browser"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     return result.returncode, result.stdout + result.stderr

@@ -73,7 +73,7 @@ class FakeConfluence:
         self._server = ThreadingHTTPServer(("127.0.0.1", port or self.port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="fake-confluence", daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-confluence", daemon=True).start()
         return self
 
     def stop(self) -> None:
