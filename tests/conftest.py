@@ -221,3 +221,25 @@ def pytest_runtest_makereport(item, call):
 def failed(request) -> bool:
     report = getattr(request.node, "report_call", None)
     return report is None or report.failed
+
+
+# -- the order files start in (pytest.ini: each worker takes whole files, --no-loadscope-reorder) -----------
+
+# Files of a minute or more, mostly spent waiting (a two-minute database outage, fault storms): started first,
+# so that no worker is left running one alone at the end while the others have finished.
+RUN_FIRST = ("test_database_faults_e2e.py", "test_reliability.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Files in this order: RUN_FIRST, then those that start errbot processes (marked e2e: seconds each,
+    mostly waiting), then the rest, most tests first (xdist's own order); each file's tests keep theirs."""
+    files: dict = {}
+    for item in items:
+        files.setdefault(item.path.name, []).append(item)
+
+    def key(name: str):
+        tests = files[name]
+        if name in RUN_FIRST:
+            return (0, RUN_FIRST.index(name))
+        return (1 if any(t.get_closest_marker("e2e") for t in tests) else 2, -len(tests))
+    items[:] = [item for name in sorted(files, key=key) for item in files[name]]
