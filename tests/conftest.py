@@ -227,7 +227,7 @@ def failed(request) -> bool:
 
 # Files of a minute or more, mostly spent waiting (a two-minute database outage, fault storms): started first,
 # so that no worker is left running one alone at the end while the others have finished.
-RUN_FIRST = ("test_database_faults_e2e.py", "test_reliability.py")
+RUN_FIRST = ("test_database_faults_e2e.py", "test_reliability.py", "test_reliability_r3.py")
 
 
 def pytest_collection_modifyitems(session, config, items):
