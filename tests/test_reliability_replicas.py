@@ -18,7 +18,7 @@ import pytest
 
 from fake_slack import FakeSlack
 from conftest import failed
-from slack_bot import ADMIN, ALICE, BOB, CAROL, ONCALL, SlackBot, seed
+from slack_bot import ADMIN, ALICE, BOB, CAROL, ONCALL, TEARDOWN_GRACE, SlackBot, seed
 import reliability_kit as kit
 from reliability_kit import report
 
@@ -43,7 +43,7 @@ def replicas(request, tmp_path):
                         print(f"--- replica {bot.dir.name} ---\n{bot.log_tail(80)}")
             finally:
                 for bot in bots:
-                    bot.stop()
+                    bot.stop(grace=TEARDOWN_GRACE)
             assert not fake.internal_errors, fake.internal_errors
 
 
