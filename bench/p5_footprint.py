@@ -19,6 +19,9 @@ reference is errbot's own SlackV3 backend (pointed at the fake; same core plugin
 answering `!echo`. See run_slack_once.
 
     .venv/bin/python bench/p5_footprint.py --slack [--quick] [--runs N] [--no-reference]
+
+The bot's bytecode is compiled first, as at install (docs/operations.md; pip compiles errbot's); --from-source
+skips it (where Python may not write it, PYTHONDONTWRITEBYTECODE, every start then compiles the plugin).
 """
 from __future__ import annotations
 
@@ -317,6 +320,14 @@ def run_once(target: Target) -> dict:
             "commands_answered": answered, "pages_status": pages, "exit_code": proc.returncode}
 
 
+def compile_bytecode() -> None:
+    """As `python -m compileall -q config.py backends plugins` at install."""
+    import compileall
+    compileall.compile_file(str(_common.ROOT / "config.py"), quiet=1)
+    for folder in ("backends", "plugins"):
+        compileall.compile_dir(str(_common.ROOT / folder), quiet=1)
+
+
 def _medians(runs: list[dict]) -> dict:
     out = {}
     for key in ("connected_s", "first_ack_s", "web_ready_s", "reply_s", "rss_at_ready_mb", "peak_rss_mb"):
@@ -336,9 +347,12 @@ def main(argv=None) -> int:
     parser.add_argument("--no-reference", action="store_true", help="skip bare errbot")
     parser.add_argument("--slack", action="store_true", help="the OPGSlack backend against the fake Slack")
     parser.add_argument("--out", help="results JSON (default bench/results/p5_footprint.json)")
+    parser.add_argument("--from-source", action="store_true", help="do not compile the bot's bytecode first")
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)
     mode = "slack" if args.slack else "text"
+    if not args.from_source:
+        compile_bytecode()
 
     ours, bare = [], []
     with tempfile.TemporaryDirectory(prefix="bench-p5-") as tmp:
@@ -352,7 +366,8 @@ def main(argv=None) -> int:
             if not args.no_reference:
                 bare.append(run_once(bare_target(Path(tmp) / f"bare-{i}")))
 
-    result = {"quick": args.quick, "mode": mode, "runs": runs, "ours": _medians(ours), "ours_runs": ours}
+    result = {"quick": args.quick, "mode": mode, "runs": runs, "bytecode": "source" if args.from_source else "compiled",
+              "ours": _medians(ours), "ours_runs": ours}
     o = result["ours"]
     ready_key = "reply_s" if args.slack else "web_ready_s"  # Slack: connected and answering a mention
     result["targets"] = {ready_key: TARGET_READY_S, "peak_rss_mb": TARGET_RSS_MB}

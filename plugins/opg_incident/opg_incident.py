@@ -47,8 +47,10 @@ class OpgIncident(BotPlugin):
         self._activated_once = True
         # What start-up built (errbot, Slack's client, the settings' models: ~100k objects) lives as long as the
         # process: out of the garbage collector's reach, a full collection no longer stops every thread for
-        # ~50 ms in the middle of an ack or a command (P1, P0).
+        # ~50 ms in the middle of an ack or a command (P1, P0). config.py switched the collector off for the
+        # start (P5): back on now, for what the bot makes from here on.
         gc.freeze()
+        gc.enable()
 
     def _activate(self, config):
         url = getattr(config, "INCIDENT_DATABASE_URL", "") or None

@@ -113,8 +113,8 @@ def check_database(url: str | None, data_dir) -> None:
     import sqlite3
     from pathlib import Path
 
-    from playhouse.db_url import connect, parse
-
+    if url:
+        from playhouse.db_url import connect, parse  # not for the default SQLite file (start-up time)
     if not url or url.startswith("sqlite:"):
         path = Path(parse(url)["database"]) if url else Path(data_dir) / "incidents.sqlite"
         where = path if path.exists() else path.parent

@@ -9,10 +9,14 @@ already has what it adds. Use the helpers below (`add_column_if_missing`, `add_i
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from peewee import DateTimeField, ForeignKeyField, IntegerField, PostgresqlDatabase
-from playhouse.migrate import SchemaMigrator
 
 from . import storage
+
+if TYPE_CHECKING:  # imported when a migration runs: a start with nothing to migrate does without it
+    from playhouse.migrate import SchemaMigrator
 
 
 def _v1_initial(db, migrator: SchemaMigrator) -> None:
@@ -77,12 +81,15 @@ def current_version(db) -> int:
 def migrate_to_latest(db) -> int:
     """Apply every migration not yet applied, each in its own transaction; return the version."""
     db.create_tables([storage.SchemaVersion], safe=True)
-    migrator = SchemaMigrator.from_database(db)
     with db.atomic():
         if isinstance(db, PostgresqlDatabase):
             # Two processes starting together must not both migrate.
             db.execute_sql("LOCK TABLE schema_version IN EXCLUSIVE MODE")
         version = current_version(db)
+        if version < len(MIGRATIONS):
+            from playhouse.migrate import SchemaMigrator  # (and playhouse's Postgres and CockroachDB extensions)
+
+            migrator = SchemaMigrator.from_database(db)
         for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
             step(db, migrator)
             storage.SchemaVersion.create(version=number)

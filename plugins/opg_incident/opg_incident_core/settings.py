@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
+from .settings_model import Field, Model, field_validator, model_validator
 from .text import GROUP_ID, USER_ID
 
 DEFAULT_SETTINGS_PATH = Path(__file__).resolve().parent.parent / "settings.yml"
@@ -19,8 +18,8 @@ KEY = r"^[a-z][a-z0-9_-]{0,30}$"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Frozen(Model):
+    """Immutable; a field it does not declare is an error (settings_model.py)."""
 
 
 class Role(_Frozen):
@@ -234,7 +233,7 @@ class Settings(_Frozen):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: `America` (a folder), a very long name
             raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/London or UTC") from None
         return value
 

@@ -6,10 +6,10 @@ import threading
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ValidationError
 
 from .errors import SettingsError
 from .settings import DEFAULT_SETTINGS_PATH, PATTERN_HELP, Settings, _AtPath
+from .settings_model import Model, ValidationError
 
 # -- loading ----------------------------------------------------------------------------------------
 
@@ -81,13 +81,13 @@ def _parse(text: str, source: str) -> Settings:
 
 
 def _allowed_fields(path: tuple) -> str:
-    model: type[BaseModel] = Settings
+    model: type[Model] = Settings
     for part in path[:-1]:
         if isinstance(part, int):
             continue
         annotation = model.model_fields[part].annotation
         inner = getattr(annotation, "__args__", (annotation,))[0]
-        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+        if not (isinstance(inner, type) and issubclass(inner, Model)):
             return ""
         model = inner
     return "; allowed: " + ", ".join(model.model_fields)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import requests
-
 from opg_incident_core.text import defuse, mention
 
 from . import blocks
@@ -144,6 +142,8 @@ class CommsEffects:
         """Send a page every way that is set up, then say what came of it, where the incident is worked on
         and on the timeline. A drill pages nobody: its page goes to the person who asked (a participant)
         and to PagerDuty only with paging.drill_routing_key, labelled DRILL."""
+        import requests  # here, not at import: ~50 ms of every start (P5), for a page that may never come
+
         if inc.drill:
             routing_key, group = self.settings.paging.drill_routing_key, ""
             user = by if by[:1] in "UW" else ""
@@ -191,6 +191,8 @@ class CommsEffects:
                             "severity": "critical" if sev and sev.key == "critical" else "error",
                             "custom_details": {"document": self.document_url(inc.number), "paged_by": by,
                                                "drill": inc.drill}}}
+        import requests
+
         response = requests.post(self.pagerduty_url, json=body, timeout=10)
         response.raise_for_status()
 
