@@ -87,6 +87,9 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             base_url += "/"
         self.base_url = base_url
         _slackv3.WebClient = _client_class(base_url)  # serve_once() builds its client from this name
+        # (imported here while the module's own imports are reworked for start-up time, P5: may join them)
+        from slack_client import socket_mode_client_class
+        _slackv3.SocketModeClient = socket_mode_client_class(_slackv3.SocketModeClient)  # and its socket from this
 
     def update_alternate_prefixes(self):
         """Mentioning the bot (`@opg-incident summary ...`) makes a command, whatever its name is."""
