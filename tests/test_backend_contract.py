@@ -112,6 +112,7 @@ def backend(service):
     bot.signing_secret = "secret"
     bot.bot_config = type("Config", (), {"BOT_PREFIX": "!"})()
     bot.bot_alt_prefixes = ("<@u0bot>",)
+    bot._event_workers = type("Inline", (), {"submit": staticmethod(lambda fn, *args: fn(*args))})()  # handled at once
     return bot
 
 
@@ -334,3 +335,30 @@ def test_socket_mode_envelopes_go_from_the_socket_straight_to_the_workers():
     client.enqueue_message("not json")
     assert queued == ['{"type": "disconnect", "reason": "refresh_requested"}', "not json"] and len(submitted) == 1
 
+
+def test_socket_mode_events_are_acked_then_handled_by_the_event_workers(backend):
+    """The thread that recorded and acked an event does not handle it: the event workers do, after the ack."""
+    import threading
+
+    from slack_acks import Workers
+
+    started, release = threading.Event(), threading.Event()
+
+    def busy(event):
+        started.set()
+        release.wait(10)
+        backend.plugin.events.append(event)
+    backend.plugin.follow_channel_event = busy
+    backend._event_workers = None  # the real ones, made at the first event
+    client = Client()
+    payload = {"type": "event_callback", "event_id": "Ev9",
+               "event": {"type": "pin_added", "channel_id": "C1", "item": {"message": {"ts": "1.2"}}}}
+    backend._sm_generic_event_handler(client, SocketModeRequest(type="events_api", envelope_id="e9", payload=payload))
+    assert [r["envelope_id"] for r in client.responses] == ["e9"]  # acked...
+    assert isinstance(backend._event_workers, Workers)
+    assert started.wait(5) and inbox() == {"Ev9": False}  # ...while a worker is still at it
+    release.set()
+    deadline = time.monotonic() + 5
+    while inbox() != {"Ev9": True} and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert inbox() == {"Ev9": True} and [e["type"] for e in backend.plugin.events] == ["pin_added"]
