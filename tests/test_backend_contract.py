@@ -112,6 +112,7 @@ def backend(service):
     bot.signing_secret = "secret"
     bot.bot_config = type("Config", (), {"BOT_PREFIX": "!"})()
     bot.bot_alt_prefixes = ("<@u0bot>",)
+    bot._event_workers = type("Inline", (), {"submit": staticmethod(lambda fn, *args: fn(*args))})()  # handled at once
     return bot
 
 
@@ -292,3 +293,72 @@ def test_handling_gives_way_to_acks_on_their_way_but_not_for_ever_and_not_inside
         threading.Thread(target=lambda: waited.append(short.give_way())).start()
         time.sleep(0.6)
     assert 0.15 <= waited[1] < 0.5  # a long storm: it waits at most `most`
+
+
+def test_socket_mode_reads_in_large_reads():
+    import slack_client
+    from slack_sdk.socket_mode.builtin import connection
+    assert getattr(connection._receive_messages, "opg_large_reads", False)
+    assert "receive_buffer_size=self.receive_buffer_size" in inspect.getsource(connection.Connection.run_until_completion)
+    seen = []
+    reader = slack_client._in_large_reads(lambda **kwargs: seen.append(kwargs["receive_buffer_size"]) or [])
+    reader(sock=None, receive_buffer_size=1024)
+    assert seen == [slack_client.SOCKET_READ_BYTES]
+
+
+def test_socket_mode_envelopes_go_from_the_socket_straight_to_the_workers():
+    """slackv3 builds its Socket Mode client from a module global we replace; slack_sdk's own queue and its
+    processing (parse, a disconnect reconnects, the rest to the workers) are what enqueue_message stands for."""
+    from types import SimpleNamespace
+
+    import slack_client
+    from slack_sdk.socket_mode.builtin import client as builtin_client
+    assert "SocketModeClient(" in inspect.getsource(slackv3_module.SlackBackend.serve_once)
+    assert hasattr(slackv3_module, "SocketModeClient")
+    process = inspect.getsource(builtin_client.SocketModeClient.process_message)
+    assert "json.loads(raw_message)" in process and '"disconnect"' in process
+    assert "self.run_message_listeners(message, raw_message)" in process
+    assert "self.enqueue_message(message)" in inspect.getsource(builtin_client.SocketModeClient._on_message)
+
+    cls = slack_client.socket_mode_client_class(builtin_client.SocketModeClient)
+    assert slack_client.socket_mode_client_class(cls) is cls
+    client = cls.__new__(cls)  # no connection: only the hand-over is tried
+    submitted, queued = [], []
+    client.message_workers = SimpleNamespace(submit=lambda fn, *args: submitted.append((fn, args)))
+    client.message_queue = SimpleNamespace(put=queued.append)
+    client.logger = SimpleNamespace(isEnabledFor=lambda level: False)
+    envelope = '{"envelope_id": "e1", "type": "events_api", "payload": {}}'
+    client.enqueue_message(envelope)
+    assert [(fn.__name__, args) for fn, args in submitted] == [
+        ("run_message_listeners", ({"envelope_id": "e1", "type": "events_api", "payload": {}}, envelope))]
+    client.enqueue_message('{"type": "disconnect", "reason": "refresh_requested"}')
+    client.enqueue_message("not json")
+    assert queued == ['{"type": "disconnect", "reason": "refresh_requested"}', "not json"] and len(submitted) == 1
+
+
+def test_socket_mode_events_are_acked_then_handled_by_the_event_workers(backend):
+    """The thread that recorded and acked an event does not handle it: the event workers do, after the ack."""
+    import threading
+
+    from slack_acks import Workers
+
+    started, release = threading.Event(), threading.Event()
+
+    def busy(event):
+        started.set()
+        release.wait(10)
+        backend.plugin.events.append(event)
+    backend.plugin.follow_channel_event = busy
+    backend._event_workers = None  # the real ones, made at the first event
+    client = Client()
+    payload = {"type": "event_callback", "event_id": "Ev9",
+               "event": {"type": "pin_added", "channel_id": "C1", "item": {"message": {"ts": "1.2"}}}}
+    backend._sm_generic_event_handler(client, SocketModeRequest(type="events_api", envelope_id="e9", payload=payload))
+    assert [r["envelope_id"] for r in client.responses] == ["e9"]  # acked...
+    assert isinstance(backend._event_workers, Workers)
+    assert started.wait(5) and inbox() == {"Ev9": False}  # ...while a worker is still at it
+    release.set()
+    deadline = time.monotonic() + 5
+    while inbox() != {"Ev9": True} and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert inbox() == {"Ev9": True} and [e["type"] for e in backend.plugin.events] == ["pin_added"]

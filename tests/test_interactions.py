@@ -211,3 +211,17 @@ def test_an_event_or_a_modal_nobody_handles_is_acked_and_changes_nothing(slack, 
     interactions.follow_channel_event({"type": "pin_added", "user": BOB, "channel_id": CHANNEL,
                                        "item": {"message": message}})  # the same, handled: it changes the record
     assert db_snapshot() != before
+
+
+def test_a_complete_pin_elsewhere_is_ignored_without_a_look_up_or_a_call(slack, service):
+    """A pin whose event carries the message and its link goes straight to record_pin (no has_channel first):
+    in a channel of no incident that changes nothing, asks Slack nothing, and raises nothing."""
+    interactions, gateway, number = slack
+    interactions.follow_channel_event({"type": "pin_added", "user": ALICE, "channel_id": "C0ELSEWHR", "item": {
+        "message": {"ts": "1700000002.000100", "text": "Elsewhere", "user": BOB, "permalink": "https://p/1"}}})
+    assert gateway.calls == []
+    assert [e for e in service.timeline(number) if e.kind == "pin"] == []
+    interactions.follow_channel_event({"type": "pin_added", "user": ALICE, "channel_id": CHANNEL, "item": {
+        "message": {"ts": "1700000003.000100", "text": "Here", "user": BOB, "permalink": "https://p/2"}}})
+    assert gateway.calls == []
+    assert [(e.text, e.permalink) for e in service.timeline(number) if e.kind == "pin"] == [("Here", "https://p/2")]

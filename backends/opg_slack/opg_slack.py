@@ -34,6 +34,10 @@ IGNORED_SUBTYPES = ("pinned_item", "unpinned_item", "channel_join", "channel_top
 # HTTP mode: Slack's request URLs (served by the plugin's web server, which calls handle_http).
 HTTP_PATHS = {"/slack/events": "events", "/slack/commands": "commands", "/slack/interactive": "interactive"}
 EVENT_WORKERS = 8
+# Socket Mode: slack_sdk's own threads (10) record and ack each envelope; the work of the new ones is then queued
+# for these few, as in HTTP mode. (Handled on the thread that acked it, a storm of pins had ten threads passing
+# the writer lock and the interpreter among themselves, at a cost in CPU on every hand-over: P2a, bench/README.md.)
+SOCKET_EVENT_WORKERS = 2
 AFTER_ACK_WORKERS = 4  # slash commands and clicks, handled once acked
 _LATER_LOCK = threading.Lock()
 ACKS = AckGate()  # the handling of inputs gives way to the acks of others (slack_acks)
@@ -87,6 +91,9 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             base_url += "/"
         self.base_url = base_url
         _slackv3.WebClient = _client_class(base_url)  # serve_once() builds its client from this name
+        # (imported here while the module's own imports are reworked for start-up time, P5: may join them)
+        from slack_client import socket_mode_client_class
+        _slackv3.SocketModeClient = socket_mode_client_class(_slackv3.SocketModeClient)  # and its socket from this
 
     def update_alternate_prefixes(self):
         """Mentioning the bot (`@opg-incident summary ...`) makes a command, whatever its name is."""
@@ -283,8 +290,17 @@ class OPGSlackBackend(_slackv3.SlackBackend):
         started = time.perf_counter()
         with ACKS.acking():
             new_event = self._sm_ack_first(client, req, started)
-        if new_event is not None:  # the work, once acked
-            self._dispatch_event(new_event, new_event["event_id"])
+        if new_event is not None:  # the work, once acked, by the event workers
+            self._socket_event_workers().submit(self._dispatch_event, new_event, new_event["event_id"])
+
+    def _socket_event_workers(self) -> "Workers":
+        workers = getattr(self, "_event_workers", None)
+        if workers is None:
+            with _LATER_LOCK:
+                if getattr(self, "_event_workers", None) is None:
+                    self._event_workers = Workers(SOCKET_EVENT_WORKERS, "opg-slack-events")
+                workers = self._event_workers
+        return workers
 
     def _sm_ack_first(self, client, req, started: float) -> dict | None:
         """Record and ack a Socket Mode request; returns a new event to handle now."""

@@ -1,6 +1,7 @@
 """The backend's connections to Slack: the Web API client (pointed at SLACK_API_URL, retrying on 429 after
 Retry-After, repeated look-ups answered from memory, each call that reaches Slack told to API_OBSERVERS)
-and the Socket Mode socket (without Nagle's delay)."""
+and the Socket Mode socket (without Nagle's delay, read in large reads, each envelope handed from the
+socket's thread straight to the workers)."""
 import json
 import logging
 import socket
@@ -101,8 +102,52 @@ def _without_nagle(connect):
     return establish
 
 
+SOCKET_READ_BYTES = 16384  # slack_sdk's default is 1,024
+
+
+def _in_large_reads(receive_messages):
+    """slack_sdk reads its Socket Mode socket 1,024 bytes at a time: an event's envelope (1-2 KB) took two or
+    three reads, each a system call and a hand-over of the interpreter to another thread. In larger reads a
+    burst of envelopes comes in a few. (Not larger still: slack_sdk parses the frames of one read by recursion,
+    one level per frame.)"""
+    def receive(*args, **kwargs):
+        kwargs["receive_buffer_size"] = max(kwargs.get("receive_buffer_size") or 0, SOCKET_READ_BYTES)
+        return receive_messages(*args, **kwargs)
+
+    receive.opg_large_reads = True
+    return receive
+
+
 def socket_mode_without_nagle() -> None:
-    """Patch slack_sdk's Socket Mode connection (once, however often this is called)."""
+    """Patch slack_sdk's Socket Mode connection (once, however often this is called): no Nagle, large reads."""
     if not getattr(_sm_connection._establish_new_socket_connection, "opg_nodelay", False):
         _sm_connection._establish_new_socket_connection = _without_nagle(
             _sm_connection._establish_new_socket_connection)
+    if not getattr(_sm_connection._receive_messages, "opg_large_reads", False):
+        _sm_connection._receive_messages = _in_large_reads(_sm_connection._receive_messages)
+
+
+def socket_mode_client_class(base):
+    """slack_sdk's Socket Mode client, handing each envelope from the thread that reads the socket straight to
+    the workers that handle it. slack_sdk puts it on a queue for a third thread that only parses it and
+    hands it on: one more hand-over of the interpreter, and two more thread switches, for every envelope."""
+    if getattr(base, "opg_direct", False):
+        return base
+
+    class SocketModeClient(base):
+        opg_direct = True
+
+        def enqueue_message(self, message: str):
+            """As slack_sdk's process_message does, on this thread; a disconnect (or what is not a JSON
+            object) goes slack_sdk's way."""
+            parsed = None
+            if message.startswith("{"):
+                try:
+                    parsed = json.loads(message)
+                except ValueError:
+                    parsed = None
+            if not isinstance(parsed, dict) or parsed.get("type") == "disconnect":
+                return super().enqueue_message(message)
+            self.message_workers.submit(self.run_message_listeners, parsed, message)
+
+    return SocketModeClient

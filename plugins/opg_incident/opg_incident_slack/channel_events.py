@@ -52,11 +52,14 @@ def pin_added(interactions: SlackInteractions, event: dict) -> None:
     service, slack = interactions.service, interactions.slack
     item = as_dict(event.get("item"))
     channel = as_text(event.get("channel_id")) or as_text(item.get("channel"))
-    if not service.has_channel(channel):
-        return
     message = as_dict(item.get("message"))
     ts = as_text(message.get("ts"))
     if not ts:
+        return
+    # Slack is asked for what the event lacks only in an incident's channel. With nothing to ask (Slack sends the
+    # message and its link), record_pin finds the incident itself, and says NotFound in another channel.
+    complete = isinstance(message.get("text"), str) and bool(as_text(message.get("permalink")))
+    if not complete and not service.has_channel(channel):
         return
     if not isinstance(message.get("text"), str):
         message = slack.message(channel, ts) or message
