@@ -1,7 +1,5 @@
 """Peewee storage: SQLite (WAL, foreign keys) by default, any Peewee database URL (PostgreSQL included).
-
-Slack ids are stored, names are rendered. Times are stored in UTC.
-"""
+Slack ids are stored, names are rendered. Times are stored in UTC."""
 from __future__ import annotations
 
 import contextlib
@@ -259,20 +257,17 @@ def open_database(url: str | None, data_dir: str | Path = "data"):
     else:
         from playhouse.db_url import connect, parse
 
-        if url.startswith("sqlite:"):
-            db = _sqlite(parse(url))
-        elif url.split(":", 1)[0] in ("postgres", "postgresql"):
-            db = connection.postgresql(url, parse(url))  # a dropped connection is opened again
-        else:
-            db = connect(url)
+        scheme = url.split(":", 1)[0]
+        db = (_sqlite(parse(url)) if scheme == "sqlite" else connection.postgresql(url, parse(url))
+              if scheme in ("postgres", "postgresql") else connect(url))  # postgresql: dropped connections reopen
     database.initialize(db)
     migrate_to_latest(db)
     return db
 
 
 def _sqlite(params: dict) -> LockedSqliteDatabase:
-    return LockedSqliteDatabase(**params, pragmas={"journal_mode": "wal", "foreign_keys": 1,
-                                                   "busy_timeout": SQLITE_BUSY_MS, "synchronous": "full"})
+    return LockedSqliteDatabase(**params, pragmas={"journal_mode": "wal", "foreign_keys": 1, "synchronous": "full",
+                                                   "busy_timeout": SQLITE_BUSY_MS})
 
 
 @contextlib.contextmanager
