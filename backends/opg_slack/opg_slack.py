@@ -33,11 +33,10 @@ IGNORED_SUBTYPES = ("pinned_item", "unpinned_item", "channel_join", "channel_top
                     "channel_name", "bot_add", "message_replied")
 # HTTP mode: Slack's request URLs (served by the plugin's web server, which calls handle_http).
 HTTP_PATHS = {"/slack/events": "events", "/slack/commands": "commands", "/slack/interactive": "interactive"}
-EVENT_WORKERS = 8
-# Socket Mode: slack_sdk's own threads (10) record and ack each envelope; the work of the new ones is then queued
-# for these few, as in HTTP mode. (Handled on the thread that acked it, a storm of pins had ten threads passing
-# the writer lock and the interpreter among themselves, at a cost in CPU on every hand-over: P2a, bench/README.md.)
-SOCKET_EVENT_WORKERS = 2
+# Both modes: the threads that receive (waitress's 8, or slack_sdk's 10) record and ack each envelope; the work
+# of the new ones is then queued for these two. (More, or handling on the thread that acked, had the threads
+# passing the writer lock and the interpreter among themselves, at a cost on every hand-over: P1, P2a.)
+EVENT_WORKERS = 2
 AFTER_ACK_WORKERS = 4  # slash commands and clicks, handled once acked
 _LATER_LOCK = threading.Lock()
 ACKS = AckGate()  # the handling of inputs gives way to the acks of others (slack_acks)
@@ -298,7 +297,7 @@ class OPGSlackBackend(_slackv3.SlackBackend):
         if workers is None:
             with _LATER_LOCK:
                 if getattr(self, "_event_workers", None) is None:
-                    self._event_workers = Workers(SOCKET_EVENT_WORKERS, "opg-slack-events")
+                    self._event_workers = Workers(EVENT_WORKERS, "opg-slack-events")
                 workers = self._event_workers
         return workers
 
