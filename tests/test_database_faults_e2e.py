@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -33,6 +34,19 @@ def terminate_backends(url: str) -> int:
     database = urlsplit(url).path.lstrip("/")
     return kit.query(url, "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = ? "
                           "AND pid <> pg_backend_pid()", (database,))[0][0]
+
+
+CLOSED_LINES_WITHIN_S = 15.0  # a loaded 2-core machine may take a few seconds to get every thread going again
+
+
+def closed_connection_lines(log_file) -> list[tuple[float, str]]:
+    """The bot log's 'connection already closed' lines, with when each was written (epoch seconds)."""
+    lines = []
+    for line in log_file.read_text(errors="replace").splitlines():
+        if "connection already closed" in line:
+            written = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()  # errbot's local time
+            lines.append((written, line))
+    return lines
 
 
 def send(fake, channel_id: str, work: list, pinned_ts: list, rng, pause_every: int = 25, between: float = 0.0,
@@ -84,24 +98,31 @@ def test_pg_terminate_backend_in_a_storm_loses_and_duplicates_nothing(tmp_path, 
         with SlackBot(fake, tmp_path, database_url=url, env=kit.LEASE) as bot:
             channel_id = kit.incident_with_channel(fake, bot, channels)
             work, pinned_ts = storm_of(fake, channel_id, 120, 80, rng)
-            terminated = []
+            terminated, terminated_at = [], []
+
+            def terminate() -> None:
+                terminated_at.append(time.time())
+                terminated.append(terminate_backends(url))
+
             started = time.monotonic()
-            send(fake, channel_id, work, pinned_ts, rng,
-                 at={n: lambda: terminated.append(terminate_backends(url)) for n in (70, 140)})
+            send(fake, channel_id, work, pinned_ts, rng, at={n: terminate for n in (70, 140)})
             storm_s = time.monotonic() - started
             settle = kit.settle(fake, url, timeout=90)
             figures = check_once(fake, url, channel_id, 120, pinned_ts)
-            still_closed = bot.log_file.read_text(errors="replace").count("connection already closed")
+            closed_lines = closed_connection_lines(bot.log_file)
+            still_closed = len(closed_lines)
             report(f"pg-terminate-{mode}", inputs=len(work), connections_terminated=terminated, **figures,
                    connection_closed_lines=still_closed, storm_s=f"{storm_s:.1f}", settle_s=f"{settle:.1f}")
             assert min(terminated) > 0, "nothing was terminated"
             assert kit.repeated_outbox_posts(fake) == [] and kit.failed_outbox(url) == []
             # A dropped connection is reopened, not logged as closed over and over (before: for over a minute):
-            # at most a line per connection terminated, and none once the storm is over.
-            assert still_closed <= sum(terminated), f"{still_closed} 'connection already closed' lines"
+            # a thread says it when it next meets its dead connection, in the seconds after a termination
+            # (how many threads meet one depends on the pace, so not counted), and none once the storm is over.
+            late = [line for at, line in closed_lines if not any(0 <= at - t <= CLOSED_LINES_WITHIN_S for t in terminated_at)]
+            assert not late, f"{len(late)} 'connection already closed' lines long after a termination: {late[:3]}"
             kit.wait_handled(fake, url, kit.mention(fake, channel_id, ALICE, "note after the storm"))
             time.sleep(1.0)
-            assert bot.log_file.read_text(errors="replace").count("connection already closed") == still_closed
+            assert len(closed_connection_lines(bot.log_file)) == still_closed
 
 
 @contextlib.contextmanager
