@@ -78,7 +78,9 @@ def headers_for(kind: str, secret: str, body: bytes, rng: random.Random) -> dict
     if kind == "wrong_secret":
         return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sign("not-" + secret, ts, body)}
     if kind in ("stale", "future"):
-        off = rng.randint(301, 86_400) * (-1 if kind == "stale" else 1)
+        # Over Slack's 5 minutes when sent: the requests are made first and sent over a few seconds, so a
+        # stale one only gets staler, but one from 301 s ahead would be 299 s ahead two seconds later (valid).
+        off = -rng.randint(301, 86_400) if kind == "stale" else rng.randint(360, 86_400)
         ts = str(now + off)
         return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sign(secret, ts, body)}
     if kind == "bad_timestamp":
