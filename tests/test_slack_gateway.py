@@ -56,3 +56,38 @@ def test_a_retried_post_finds_itself_under_a_busy_channels_later_messages():
             again = fresh.post(channel, "✅ Done: 84 notes. The timeline has them all.", meta={"acks": []})
         assert again == ts
         assert [m["ts"] for m in fake.bot_messages(channel)] == [ts]
+
+
+def test_a_call_waiting_for_slacks_pace_stops_waiting_when_the_bot_stops():
+    """A stop (SIGINT, a plugin reload) must not wait behind Slack's pace: the outbox worker's call is refused
+    as rate limited, so its item stays queued for the next start, and the thread ends at once."""
+    import threading
+    import time
+
+    from opg_incident_slack.gateway import MAX_PACE_WAIT, SlackError
+
+    class Paced:  # Slack's pace says: this channel's next post may go in 10 s
+        def wait(self, method, channel=None):
+            return MAX_PACE_WAIT - 5
+
+    with FakeSlack() as fake:
+        channel = fake.add_channel("inc-1-payments")
+        gateway = SlackGateway(WebClient(token=fake.bot_token, base_url=fake.api_url), pace=Paced())
+        outcome = {}
+
+        def post():
+            try:
+                gateway.post(channel, "An answer")
+            except SlackError as exc:
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=post)
+        thread.start()
+        time.sleep(0.3)
+        assert thread.is_alive()  # waiting its turn
+        stopped = time.monotonic()
+        gateway.stop()
+        thread.join(5)
+        assert not thread.is_alive() and time.monotonic() - stopped < 2
+        assert outcome["error"].code == "ratelimited" and outcome["error"].retry_after > 0
+        assert fake.bot_messages(channel) == []  # refused before Slack was asked

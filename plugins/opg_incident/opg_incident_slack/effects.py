@@ -69,6 +69,7 @@ class Effects(CommsEffects, ChannelEffects, Replies):
         self.worker.start()
 
     def shutdown(self) -> None:
+        self.slack.stop()  # a call waiting for Slack's pace would keep the worker for up to MAX_PACE_WAIT
         if self.worker is not None:
             self.worker.stop()
 

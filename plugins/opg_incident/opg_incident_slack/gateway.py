@@ -37,12 +37,11 @@ class SlackGateway:
     """`user_client`: a client with a person's user token (SLACK_USER_TOKEN), for the one thing Slack lets no
     bot do: unarchive a channel."""
 
-    def __init__(self, client, clock=time.monotonic, *, user_client=None, pace: Pace | None = None,
-                 sleep=time.sleep):
+    def __init__(self, client, clock=time.monotonic, *, user_client=None, pace: Pace | None = None):
         self._client = client
         self._user_client = user_client
         self._clock = clock
-        self._sleep = sleep
+        self._stopping = threading.Event()
         self.pace = pace or Pace()
         self._cache: dict[tuple, tuple[float, object]] = {}
         self._lock = threading.Lock()
@@ -59,10 +58,14 @@ class SlackGateway:
             wait = self.pace.wait(method, channel if isinstance(channel, str) else None)
             if wait <= 0:
                 return
-            if wait > MAX_PACE_WAIT:
+            if wait > MAX_PACE_WAIT or self._stopping.wait(wait):  # a long wait, or the bot is stopping
                 telemetry.emit("slack_call", method=method, error="paced")
                 raise SlackError(method, "ratelimited", retry_after=wait)
-            self._sleep(wait)
+
+    def stop(self) -> None:
+        """The bot is stopping: a call waiting its turn stops waiting and is refused as rate limited (the
+        outbox keeps its item for the next start), so that the workers' threads end at once."""
+        self._stopping.set()
 
     def call(self, method: str, *, as_user: bool = False, **params) -> dict:
         if not method in JSON_METHODS:
