@@ -52,8 +52,7 @@ class SlackGateway:
         return self._user_client is not None
 
     def _keep_pace(self, method: str, channel) -> None:
-        """Wait our turn under Slack's limits (pace.py): a short wait here, a long one as a rate limit of our
-        own, before Slack is asked (the outbox tries again after it)."""
+        """Wait our turn under Slack's limits (pace.py); a long wait is a rate limit of our own (retried later)."""
         while True:
             wait = self.pace.wait(method, channel if isinstance(channel, str) else None)
             if wait <= 0:
@@ -63,8 +62,7 @@ class SlackGateway:
                 raise SlackError(method, "ratelimited", retry_after=wait)
 
     def stop(self) -> None:
-        """The bot is stopping: a call waiting its turn stops waiting and is refused as rate limited (the
-        outbox keeps its item for the next start), so that the workers' threads end at once."""
+        """The bot stops: a call waiting its turn is refused as rate limited (the outbox keeps its item)."""
         self._stopping.set()
 
     def call(self, method: str, *, as_user: bool = False, **params) -> dict:
