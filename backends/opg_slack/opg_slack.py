@@ -316,7 +316,11 @@ class OPGSlackBackend(_slackv3.SlackBackend):
             is_new = self._receive_event(payload)
             if is_new is None:
                 return None
-            self._sm_ack(client, req, started)
+            try:
+                self._sm_ack(client, req, started)
+            except Exception as exc:  # the socket went: Slack sends it again, and the inbox calls that a duplicate
+                log.warning("The ack of event %s failed (%s); it is recorded and handled all the same",
+                            payload.get("event_id"), type(exc).__name__)
             return payload if is_new else None
         self._sm_ack(client, req, started)
         return None
