@@ -248,3 +248,36 @@ def test_reload_reports_removals(settings_file):
 def test_reminder_texts_and_slack_ids_are_checked_when_loaded(old, new, expected):
     message = refusal(edited(old, new))
     assert expected in message, message
+
+
+# -- as lenient as Pydantic's lax mode, no more (a differential run against the Pydantic models of 43763c1) --
+
+@pytest.mark.parametrize("value", ['" yes "', '"True "', '"5."', '"٣"', '"５"', '"\\x1c5"', '"5\\x1f"', "5.5"])
+def test_a_value_pydantic_refused_is_refused(value):
+    number = edited("    every_minutes: 5\n", f"    every_minutes: {value}\n", SHIPPED.replace(
+        "    every_minutes: 5\n", "    every_minutes: 7\n", 1))
+    flag = edited("    required: false\n", f"    required: {value}\n", SHIPPED.replace(
+        "    required: false\n", "    required: true\n", 1))
+    assert "every_minutes" in refusal(number)
+    assert "required" in refusal(flag)
+
+
+@pytest.mark.parametrize("value, expected", [('"5"', 5), ('" 5 "', 5), ('"5.0"', 5), ("5.0", 5), ('"+5"', 5)])
+def test_an_integer_as_pydantic_read_one(value, expected):
+    text = edited("    every_minutes: 1440\n", f"    every_minutes: {value}\n")
+    assert parse_settings(text, SOURCE).reminders.close_prompt.every_minutes == expected
+
+
+def test_a_yaml_integer_too_long_for_python_is_a_settings_error_not_a_traceback():
+    assert "not valid YAML" in refusal(edited("  delay_minutes: 1440\n", "  delay_minutes: " + "9" * 5000 + "\n"))
+
+
+def test_parsed_settings_share_no_default_with_each_other():
+    """A default (permissions, stakeholders' update times) is each parse's own: a change to one parse's
+    dict, by mistake, must not widen the permissions of every later reload."""
+    without = edited("permissions: {}\n", "")
+    first = parse_settings(without, "first.yml")
+    first.permissions["note"] = ("anyone",)
+    first.stakeholders.update_every_minutes["default"] = 1
+    second = parse_settings(without, "second.yml")
+    assert second.permissions == {} and second.stakeholders.update_every_minutes.get("default") != 1

@@ -57,6 +57,8 @@ def _parse(text: str, source: str) -> Settings:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         raise SettingsError(f"{where}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    except ValueError as exc:  # PyYAML's int() of a literal of over 4,300 digits
+        raise SettingsError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise SettingsError(f"{source}:1: the settings must be a mapping (roles:, severities:, ...)")
     try:

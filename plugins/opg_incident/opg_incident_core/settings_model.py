@@ -10,6 +10,7 @@ field raises pydantic's ValidationError ("Instance is frozen"), as it always did
 """
 from __future__ import annotations
 
+import copy
 import math
 import re
 import typing
@@ -18,7 +19,9 @@ _MISSING = object()
 _BAD = object()  # a value that failed: its problem is in the list of errors
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
 _FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
-_WHOLE = re.compile(r"(?<=\d)\.0*$")
+_INTEGER = re.compile(r"([+-]?[0-9]+)(?:\.0+)?", re.ASCII)  # as Pydantic reads one: "5", "-5", "5.0"; not "5.", "٣"
+_ASCII_SPACE = " \t\n\r\x0b\x0c"
+_IMMUTABLE = (str, int, float, bool, type(None), tuple, frozenset)
 
 
 class Field:
@@ -118,7 +121,8 @@ class Model:
             if name not in data:
                 if info.default is _MISSING:
                     errors.append(_error("missing", loc + (name,), "Field required", data))
-                values[name] = info.default
+                default = info.default  # a copy of a dict or a model holding one: no parse shares it with another
+                values[name] = default if isinstance(default, _IMMUTABLE) else copy.deepcopy(default)
                 continue
             value = data[name]
             for function in cls._before.get(name, ()):
@@ -245,8 +249,8 @@ def _check_bool(value, loc, errors):
         return value
     if isinstance(value, (int, float)) and value in (0, 1):
         return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
+    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:  # " yes " is not a boolean (nor was it)
+        return value.lower() in _TRUE
     if isinstance(value, (int, str)):
         errors.append(_error("bool_parsing", loc, "Input should be a valid boolean, unable to interpret input", value))
     else:
@@ -270,12 +274,16 @@ def _check_int(value, spec: Field, loc, errors):
             return _BAD
         number = int(value)
     elif isinstance(value, str):
-        try:
-            text = value.strip()
-            number = int(_WHOLE.sub("", text) if _WHOLE.search(text) else text)  # "5.0" is 5
-        except ValueError:
+        whole = _INTEGER.fullmatch(value.strip(_ASCII_SPACE))
+        if whole is None:
             errors.append(_error("int_parsing", loc, "Input should be a valid integer, unable to parse string as an "
                                                      "integer", value))
+            return _BAD
+        try:
+            number = int(whole.group(1))
+        except ValueError:  # more digits than Python converts
+            errors.append(_error("int_parsing_size", loc, "Unable to parse input string as an integer, exceeded "
+                                                          "maximum size", value))
             return _BAD
     elif not isinstance(value, int):
         errors.append(_error("int_type", loc, "Input should be a valid integer", value))
