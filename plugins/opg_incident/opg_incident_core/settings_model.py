@@ -19,8 +19,10 @@ _MISSING = object()
 _BAD = object()  # a value that failed: its problem is in the list of errors
 _TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
 _FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
-_INTEGER = re.compile(r"([+-]?[0-9]+)(?:\.0+)?", re.ASCII)  # as Pydantic reads one: "5", "-5", "5.0"; not "5.", "٣"
-_ASCII_SPACE = " \t\n\r\x0b\x0c"
+# An integer as Pydantic reads one: "5", "-5", "1_000", "5.0", inside Unicode's white space; not "5." nor "٣"
+_INTEGER = re.compile(r"([+-]?[0-9]+(?:_[0-9]+)*)(?:\.0+)?", re.ASCII)
+_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
+         "\u2028\u2029\u202f\u205f\u3000"  # Unicode's White_Space (str.strip() also takes \x1c-\x1f)
 _IMMUTABLE = (str, int, float, bool, type(None), tuple, frozenset)
 
 
@@ -274,7 +276,7 @@ def _check_int(value, spec: Field, loc, errors):
             return _BAD
         number = int(value)
     elif isinstance(value, str):
-        whole = _INTEGER.fullmatch(value.strip(_ASCII_SPACE))
+        whole = _INTEGER.fullmatch(value.strip(_SPACE))
         if whole is None:
             errors.append(_error("int_parsing", loc, "Input should be a valid integer, unable to parse string as an "
                                                      "integer", value))
