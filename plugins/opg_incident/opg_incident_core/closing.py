@@ -10,6 +10,7 @@ from .errors import InvalidInput
 from .records import REASON, Records
 from .storage import Action, Incident
 from .text import mention
+from .timeline import older
 from .views import Happened, Outcome
 
 
@@ -93,12 +94,19 @@ class Closing:
             records.log(row, "archived", by, f"Comms channel #{row.channel_name} archived")
             return records.outcome(row, [Happened("archived", by)])
 
-    def mark_channel_archived(self, number: int, archived: bool) -> None:
+    def mark_channel_archived(self, number: int, archived: bool, event_ts: str | None = None) -> None:
         """The adapter's word on the comms channel of an open incident: still archived after a reopen (nobody
-        could unarchive it yet: it is worked on in the headline's thread), or back."""
+        could unarchive it yet: it is worked on in the headline's thread), or back. With Slack's `event_ts`
+        (channel_archive/unarchive), an event older than the one applied already changes nothing."""
         with storage.write():
-            (Incident.update(channel_archived_at=self.records.now() if archived else None)
-             .where(Incident.number == number).execute())
+            row = storage.first(Incident.select(Incident.id, Incident.channel_archived_at, Incident.channel_archive_ts)
+                                .where(Incident.number == number), lock=True)
+            if row is None or older(event_ts, row.channel_archive_ts):
+                return
+            at = row.channel_archived_at if (row.channel_archived_at is not None) == archived else (
+                self.records.now() if archived else None)
+            (Incident.update(channel_archived_at=at, channel_archive_ts=event_ts or row.channel_archive_ts)
+             .where(Incident.id == row.id).execute())
 
     def due_for_archive(self, delay_minutes: int) -> list[int]:
         """Closed incidents whose channel should be archived by now."""

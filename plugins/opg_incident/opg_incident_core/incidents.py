@@ -11,6 +11,7 @@ from .roles import Roles
 from .queries import views_of
 from .storage import Incident
 from .text import clean as _text, defuse, mention
+from .timeline import older
 from .views import Happened, IncidentView, Outcome
 
 MAX_TITLE = 300
@@ -157,8 +158,14 @@ class Incidents:
             records.log(row, "channel", by, f"Comms channel created: #{channel_name}")
             return records.outcome(row, [Happened("channel", by, new=channel_id)])
 
-    def rename_channel(self, channel_id: str, name: str) -> None:
-        Incident.update(channel_name=name[:80]).where(Incident.channel_id == channel_id).execute()
+    def rename_channel(self, channel_id: str, name: str, event_ts: str | None = None) -> None:
+        """The channel's new name, unless a later rename (by Slack's `event_ts`) was applied already."""
+        with storage.write():
+            row = storage.first(Incident.select(Incident.id, Incident.channel_name_ts)
+                                .where(Incident.channel_id == channel_id), lock=True)
+            if row is not None and not older(event_ts, row.channel_name_ts):
+                Incident.update(channel_name=name[:80], channel_name_ts=event_ts or row.channel_name_ts) \
+                    .where(Incident.id == row.id).execute()
 
     def set_headline(self, number: int, channel_id: str, ts: str) -> None:
         Incident.update(headline_channel_id=channel_id, headline_ts=ts).where(Incident.number == number).execute()

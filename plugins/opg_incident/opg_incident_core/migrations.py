@@ -50,7 +50,15 @@ def _v2_rca_publishing(db, migrator: SchemaMigrator) -> None:
     db.create_tables([_ConfluencePageV2], safe=True)
 
 
-MIGRATIONS = [_v1_initial, _v2_rca_publishing]
+def _v3_event_order(db, migrator: SchemaMigrator) -> None:
+    """The latest Slack event applied per pinned message's text (timeline_entry.edited_ts) and per channel
+    (incident.channel_name_ts, incident.channel_archive_ts): an older event handled later changes nothing."""
+    add_column_if_missing(db, migrator, storage.TimelineEntry, "edited_ts")
+    add_column_if_missing(db, migrator, storage.Incident, "channel_name_ts")
+    add_column_if_missing(db, migrator, storage.Incident, "channel_archive_ts")
+
+
+MIGRATIONS = [_v1_initial, _v2_rca_publishing, _v3_event_order]
 
 
 def add_column_if_missing(db, migrator: SchemaMigrator, model, field_name: str) -> None:

@@ -60,7 +60,8 @@ class Records:
         now = self.now()
         return storage.insert(TimelineEntry, dict(
             incident=row.id, kind=kind, at=now, author=author, text=text, recorded_at=now, source_channel=None,
-            source_ts=None, thread_ts=None, permalink=None, files="[]", removed_at=None, pin_event_ts=None))
+            source_ts=None, thread_ts=None, permalink=None, files="[]", removed_at=None, pin_event_ts=None,
+            edited_ts=None))
 
     def view(self, row: Incident) -> IncidentView:
         """What an incident's row says now, with its roles (and why it was closed)."""

@@ -7,10 +7,8 @@ import datetime as dt
 import weakref
 from pathlib import Path
 
-from peewee import (
-    AutoField, BooleanField, DatabaseProxy, DateTimeField, ForeignKeyField, IntegerField, Model,
-    SqliteDatabase,
-)
+from peewee import (AutoField, BooleanField, DatabaseProxy, DateTimeField, ForeignKeyField, IntegerField, Model,
+                    SqliteDatabase)
 from peewee import CharField as _CharField
 from peewee import TextField as _TextField
 
@@ -76,6 +74,9 @@ class Incident(BaseModel):
     channel_id = CharField(max_length=64, null=True, unique=True)
     channel_name = CharField(max_length=80, null=True)
     channel_archived_at = DateTimeField(null=True)
+    # The latest channel_rename and channel_(un)archive events applied (Slack's event_ts; they may come out of order).
+    channel_name_ts = CharField(max_length=32, null=True)
+    channel_archive_ts = CharField(max_length=32, null=True)
     headline_channel_id = CharField(max_length=64, null=True)
     headline_ts = CharField(max_length=32, null=True)
     checkin_minutes = IntegerField(null=True)  # the lead's check-in schedule; NULL when off
@@ -86,9 +87,8 @@ class Incident(BaseModel):
     rca_url = TextField(null=True)  # where the analysis is published (a Confluence page); NULL until then
 
     class Meta:
-        # (status, number, drill): pages filtered by status come in number order without sorting every
-        # closed incident, and counts by status and drill read the index alone. The other one finds the
-        # closed incidents whose channel is still to be archived (every poll) without reading them all.
+        # (status, number, drill): pages by status in number order without sorting, counts by status and drill from the
+        # index alone. The other finds the closed incidents whose channel is still to be archived (every poll).
         indexes = ((("status", "number", "drill"), False),
                    (("status", "channel_archived_at", "channel_id"), False))
 
@@ -121,7 +121,8 @@ class TimelineEntry(BaseModel):
     permalink = TextField(null=True)
     files = TextField(default="[]")  # JSON list of {name, url}
     removed_at = DateTimeField(null=True)  # unpinned: kept, never lost, but no longer shown
-    pin_event_ts = CharField(max_length=32, null=True)  # the latest pin/unpin event applied (they may arrive out of order)
+    pin_event_ts = CharField(max_length=32, null=True)  # the latest pin/unpin/delete event applied (any order)
+    edited_ts = CharField(max_length=32, null=True)  # the edit (message.edited.ts) whose text is kept (any order)
 
     class Meta:
         # Both lead with the incident (the foreign key's own index would only repeat that): one reads an

@@ -1,6 +1,6 @@
 """The timeline and the scribe's log: notes, decisions and actions logged by command; pinned messages
-recorded at the message's own time, removed when unpinned (the row is kept), edited with the message, pin
-and unpin events handled in any order. A collaborator of IncidentService."""
+recorded at the message's own time, removed when unpinned or deleted (the row is kept), edited with the message;
+pin, unpin, edit and delete events handled in any order. A collaborator of IncidentService."""
 from __future__ import annotations
 
 import datetime as dt
@@ -68,18 +68,22 @@ class Timeline:
     def record_pin(self, channel_id: str, message_ts: str, author: str, text: str, by: str, *,
                    at: dt.datetime | None = None, permalink: str | None = None,
                    thread_ts: str | None = None, files: list[dict] | None = None,
-                   event_ts: str | None = None) -> Outcome:
+                   event_ts: str | None = None, edited_ts: str | None = None) -> Outcome:
         """A pinned message joins the timeline at the message's own time; pinning twice changes nothing,
-        and a pin older (by `event_ts`) than an unpin already applied changes nothing either."""
+        and a pin older (by `event_ts`) than an unpin or deletion already applied changes nothing either.
+        `edited_ts` is the pinned text's edit (message.edited.ts): an edit handled first is kept when newer."""
         when = storage.naive_utc(at or _ts_time(message_ts) or self.records.now())
         with storage.write():
             row = self.records.incident_for_channel(channel_id, lock=True)
             entry = self._pin_entry(row, channel_id, message_ts)
-            if entry is not None and (entry.removed_at is None or _older(event_ts, entry.pin_event_ts)):
+            if entry is not None and (entry.removed_at is None or older(event_ts, entry.pin_event_ts)):
                 return self.records.outcome(row, [])
+            if entry is not None and _awaiting_pin(entry) and entry.edited_ts and not older(entry.edited_ts,
+                                                                                             edited_ts or "0"):
+                text, edited_ts = entry.text, entry.edited_ts  # an edit handled before its pin, newer than its text
             values = dict(at=when, author=author, text=_text(text), permalink=permalink, thread_ts=thread_ts,
                           files=json.dumps(files or []), removed_at=None, recorded_at=self.records.now(),
-                          pin_event_ts=event_ts)
+                          pin_event_ts=event_ts, edited_ts=edited_ts)
             if entry is None:
                 entry_id = storage.insert(TimelineEntry, dict(incident=row.id, kind="pin", source_channel=channel_id,
                                                               source_ts=message_ts, **values))
@@ -88,21 +92,25 @@ class Timeline:
                 TimelineEntry.update(**values).where(TimelineEntry.id == entry.id).execute()
             return self.records.outcome(row, [Happened("pin", by, new=text, entry_id=entry_id)])
 
-    def remove_pin(self, channel_id: str, message_ts: str, by: str, event_ts: str | None = None) -> Outcome:
-        """Unpinned (or the message deleted): off the timeline, but the row is kept. An unpin that
-        overtakes its pin leaves a removed row behind, so the late pin changes nothing."""
+    def remove_pin(self, channel_id: str, message_ts: str, by: str, event_ts: str | None = None,
+                   pinned: bool = True) -> Outcome:
+        """Unpinned (or the message deleted): off the timeline, but the row is kept. An unpin or deletion
+        that overtakes its pin leaves a removed row behind (or its `event_ts` on one), so the late pin changes
+        nothing; a deletion leaves one only when the message was `pinned` (Slack's pinned_to names the channel)."""
         with storage.write():
             row = self.records.incident_for_channel(channel_id, lock=True)
             entry = self._pin_entry(row, channel_id, message_ts)
             if entry is None:
-                if event_ts:
+                if event_ts and pinned:
                     now = self.records.now()
                     storage.insert(TimelineEntry, dict(
                         incident=row.id, kind="pin", at=_ts_time(message_ts) or now, author="", text="",
                         recorded_at=now, source_channel=channel_id, source_ts=message_ts, thread_ts=None,
-                        permalink=None, files="[]", removed_at=now, pin_event_ts=event_ts))
+                        permalink=None, files="[]", removed_at=now, pin_event_ts=event_ts, edited_ts=None))
                 return self.records.outcome(row, [])
-            if entry.removed_at is not None or _older(event_ts, entry.pin_event_ts):
+            if entry.removed_at is not None and event_ts and not older(event_ts, entry.pin_event_ts):
+                TimelineEntry.update(pin_event_ts=event_ts).where(TimelineEntry.id == entry.id).execute()
+            if entry.removed_at is not None or older(event_ts, entry.pin_event_ts):
                 return self.records.outcome(row, [])
             TimelineEntry.update(removed_at=self.records.now(), pin_event_ts=event_ts or entry.pin_event_ts) \
                 .where(TimelineEntry.id == entry.id).execute()
@@ -110,23 +118,46 @@ class Timeline:
 
     def _pin_entry(self, row: Incident, channel_id: str, message_ts: str) -> TimelineEntry | None:
         found = storage.run("pin_entry", lambda i, k, c, t, one: (
-            TimelineEntry.select(TimelineEntry.id, TimelineEntry.removed_at, TimelineEntry.pin_event_ts)
+            TimelineEntry.select(TimelineEntry.id, TimelineEntry.author, TimelineEntry.text, TimelineEntry.removed_at,
+                                 TimelineEntry.pin_event_ts, TimelineEntry.edited_ts)
             .where(TimelineEntry.incident == i, TimelineEntry.kind == k, TimelineEntry.source_channel == c,
                    TimelineEntry.source_ts == t).limit(one)), (row.id, "pin", channel_id, message_ts, 1),
             model=TimelineEntry)
         return found[0] if found else None
 
-    def edit_pinned_message(self, channel_id: str, message_ts: str, text: str, by: str) -> Outcome:
+    def edit_pinned_message(self, channel_id: str, message_ts: str, text: str, by: str,
+                            edited_ts: str | None = None, pinned: bool = False) -> Outcome:
+        """The pinned message's new text, unless the text kept is from a later edit (`edited_ts`: the edit's
+        message.edited.ts). An edit of a `pinned` message (Slack's pinned_to names the channel) handled before
+        its pin is kept on a removed row for the pin to find."""
+        text = _text(text)
         with storage.write():
             row = self.records.incident_for_channel(channel_id, lock=True)
-            n = (TimelineEntry.update(text=_text(text))
-                 .where(TimelineEntry.incident == row, TimelineEntry.kind == "pin",
-                        TimelineEntry.source_channel == channel_id, TimelineEntry.source_ts == message_ts,
-                        TimelineEntry.removed_at.is_null(), TimelineEntry.text != _text(text)).execute())
-            return self.records.outcome(row, [Happened("pin_edited", by, new=text)] if n else [])
+            entry = self._pin_entry(row, channel_id, message_ts)
+            if entry is None:
+                if edited_ts and pinned:
+                    now = self.records.now()
+                    storage.insert(TimelineEntry, dict(
+                        incident=row.id, kind="pin", at=_ts_time(message_ts) or now, author="", text=text,
+                        recorded_at=now, source_channel=channel_id, source_ts=message_ts, thread_ts=None,
+                        permalink=None, files="[]", removed_at=now, pin_event_ts=None, edited_ts=edited_ts))
+                return self.records.outcome(row, [])
+            awaiting_pin = _awaiting_pin(entry)
+            if (entry.removed_at is not None and not awaiting_pin) or older(edited_ts, entry.edited_ts) or (
+                    entry.text == text and edited_ts == entry.edited_ts):
+                return self.records.outcome(row, [])  # unpinned or deleted: the row keeps its text
+            TimelineEntry.update(text=text, edited_ts=edited_ts or entry.edited_ts) \
+                .where(TimelineEntry.id == entry.id).execute()
+            shown = not awaiting_pin and entry.text != text
+            return self.records.outcome(row, [Happened("pin_edited", by, new=text)] if shown else [])
 
 
-def _older(event_ts: str | None, applied_ts: str | None) -> bool:
+def _awaiting_pin(entry: TimelineEntry) -> bool:
+    """The removed row an edit handled before its pin left (no pin, unpin or deletion applied to it yet)."""
+    return entry.removed_at is not None and entry.pin_event_ts is None and not entry.author
+
+
+def older(event_ts: str | None, applied_ts: str | None) -> bool:
     """True when an event is older than the one already applied (Slack's ts: seconds.micros)."""
     try:
         return event_ts is not None and applied_ts is not None and float(event_ts) < float(applied_ts)

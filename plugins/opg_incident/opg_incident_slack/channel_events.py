@@ -68,43 +68,63 @@ def pin_added(interactions: SlackInteractions, event: dict) -> None:
              for f in as_list(message.get("files")) if isinstance(f, dict)]
     permalink = as_text(message.get("permalink")) or slack.permalink(channel, ts)
     author = as_text(message.get("user")) or as_text(message.get("bot_id"))
+    edited_ts = as_text(as_dict(message.get("edited")).get("ts")) or None  # the pinned text's edit, if any
     service.record_pin(channel, ts, author, as_text(message.get("text")), as_text(event.get("user")),
                        permalink=permalink, thread_ts=as_text(message.get("thread_ts")) or None,
-                       files=files, event_ts=as_text(event.get("event_ts")) or None)
+                       files=files, event_ts=_event_ts(event), edited_ts=edited_ts)
 
 
 @slack_event("pin_removed")
 def pin_removed(interactions: SlackInteractions, event: dict) -> None:
     pinned = as_dict(as_dict(event.get("item")).get("message"))
     interactions.service.remove_pin(as_text(event.get("channel_id")), as_text(pinned.get("ts")),
-                                    as_text(event.get("user")), event_ts=as_text(event.get("event_ts")) or None)
+                                    as_text(event.get("user")), event_ts=_event_ts(event))
 
 
 @slack_event("message", "message_changed")
 def message_edited(interactions: SlackInteractions, event: dict) -> None:
+    """Ordered by the edit's own time (message.edited.ts; the event's when Slack sends none)."""
     message = as_dict(event.get("message"))
-    interactions.service.edit_pinned_message(as_text(event.get("channel")), as_text(message.get("ts")),
-                                             as_text(message.get("text")), as_text(message.get("user")))
+    channel, edited_ts = as_text(event.get("channel")), as_text(as_dict(message.get("edited")).get("ts"))
+    interactions.service.edit_pinned_message(channel, as_text(message.get("ts")), as_text(message.get("text")),
+                                             as_text(message.get("user")), edited_ts=edited_ts or _event_ts(event),
+                                             pinned=_pinned_in(message, channel))
 
 
 @slack_event("message", "message_deleted")
 def message_deleted(interactions: SlackInteractions, event: dict) -> None:
-    interactions.service.remove_pin(as_text(event.get("channel")), as_text(event.get("deleted_ts")), "")
+    """Like an unpin at the deletion's event_ts: a pin handled later (older) does not bring it back."""
+    channel = as_text(event.get("channel"))
+    interactions.service.remove_pin(channel, as_text(event.get("deleted_ts")), "", event_ts=_event_ts(event),
+                                    pinned=_pinned_in(as_dict(event.get("previous_message")), channel))
 
 
 # -- the channel itself: the record ------------------------------------------------------------------
 @slack_event("channel_rename")
 def channel_renamed(interactions: SlackInteractions, event: dict) -> None:
     channel = as_dict(event.get("channel"))
-    interactions.service.rename_channel(as_text(channel.get("id")), as_text(channel.get("name")))
+    interactions.service.rename_channel(as_text(channel.get("id")), as_text(channel.get("name")),
+                                        event_ts=_event_ts(event))
 
 
 @slack_event("channel_archive")
 @slack_event("channel_unarchive")
 def channel_archived_or_unarchived(interactions: SlackInteractions, event: dict) -> None:
-    """By a person too: the posts that follow are the effects'."""
+    """By a person too: the posts that follow are the effects'. Each is recorded with its event_ts, even when
+    it changes nothing, so that an older one handled later (archive after unarchive) changes nothing either."""
     archived = event.get("type") == "channel_archive"
-    service = interactions.service
+    service, event_ts = interactions.service, _event_ts(event)
     inc = service.for_channel(as_text(event.get("channel")))
-    if inc is not None and inc.channel_archived != archived:
-        service.mark_channel_archived(inc.number, archived)
+    if inc is not None and (inc.channel_archived != archived or event_ts):
+        service.mark_channel_archived(inc.number, archived, event_ts=event_ts)
+
+
+def _pinned_in(message: dict, channel: str) -> bool:
+    """Slack's word (the message's pinned_to) that a message is pinned in `channel`: only then is an edit or a
+    deletion that may have overtaken its pin remembered for it."""
+    return channel in [as_text(c) for c in as_list(message.get("pinned_to"))]
+
+
+def _event_ts(event: dict) -> str | None:
+    """Slack's event_ts (or the event's ts): the order events about one message or channel are applied in."""
+    return as_text(event.get("event_ts")) or as_text(event.get("ts")) or None
