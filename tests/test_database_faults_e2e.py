@@ -41,10 +41,13 @@ CLOSED_LINES_WITHIN_S = 15.0  # a loaded 2-core machine may take a few seconds t
 
 def closed_connection_lines(log_file) -> list[tuple[float, str]]:
     """The bot log's 'connection already closed' lines, with when each was written (epoch seconds)."""
-    lines = []
+    lines, written = [], 0.0
     for line in log_file.read_text(errors="replace").splitlines():
+        try:  # a record's first line starts with errbot's local time; a traceback's lines go with their record
+            written = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        except ValueError:
+            pass
         if "connection already closed" in line:
-            written = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()  # errbot's local time
             lines.append((written, line))
     return lines
 
