@@ -295,30 +295,78 @@ def test_handling_gives_way_to_acks_on_their_way_but_not_for_ever_and_not_inside
     assert 0.15 <= waited[1] < 0.5  # a long storm: it waits at most `most`
 
 
-def test_socket_mode_reads_in_large_reads():
+# slack_sdk's code that slack_client.py's Socket Mode client overrides, calls or copies (enqueue_message stands for
+# process_message's parse-and-submit; connect() is slack_sdk's with the switch reordered; the reader thread's loop,
+# its locks and its empty read on a shut-down socket are what connect() and disconnect() rely on): sha256 of the
+# source (first 16 hex digits) as of slack_sdk 3.48.0.
+SLACK_SDK_PINS = [
+    ("slack_sdk.socket_mode.client", "BaseSocketModeClient.enqueue_message", "ac68864df3cff725"),
+    ("slack_sdk.socket_mode.client", "BaseSocketModeClient.process_message", "30f90d2b25edafbb"),
+    ("slack_sdk.socket_mode.client", "BaseSocketModeClient.run_message_listeners", "98244ed9290c0c89"),
+    ("slack_sdk.socket_mode.client", "BaseSocketModeClient.connect_to_new_endpoint", "b42d1fe59cf2f718"),
+    ("slack_sdk.socket_mode.builtin.client", "SocketModeClient.__init__", "78c51ffb1daeac9b"),
+    ("slack_sdk.socket_mode.builtin.client", "SocketModeClient.connect", "3c69bfaaecc6deb5"),
+    ("slack_sdk.socket_mode.builtin.client", "SocketModeClient.disconnect", "dca8d174509220f3"),
+    ("slack_sdk.socket_mode.builtin.client", "SocketModeClient.close", "04fba67e46de17e7"),
+    ("slack_sdk.socket_mode.builtin.client", "SocketModeClient._on_message", "e97c79e1e7dd599a"),
+    ("slack_sdk.socket_mode.builtin.client", "SocketModeClient._on_close", "bd62247c54874e40"),
+    ("slack_sdk.socket_mode.builtin.client", "SocketModeClient._run_current_session", "411d4a7f66ab054e"),
+    ("slack_sdk.socket_mode.builtin.connection", "ConnectionState.__init__", "0bb4b9db57679b78"),
+    ("slack_sdk.socket_mode.builtin.connection", "Connection.__init__", "54a29fe94cbe8761"),
+    ("slack_sdk.socket_mode.builtin.connection", "Connection.disconnect", "0b0003ecaea4d8c2"),
+    ("slack_sdk.socket_mode.builtin.connection", "Connection.close", "c2466ed0d4861139"),
+    ("slack_sdk.socket_mode.builtin.connection", "Connection.run_until_completion", "1aba5cb0396360fa"),
+    ("slack_sdk.socket_mode.builtin.internals", "_receive_messages", "de51135ceae616b3"),
+    ("slack_sdk.socket_mode.builtin.internals", "_fetch_messages", "7b3d7cc4e4573fc3"),
+    ("slack_sdk.socket_mode.builtin.internals", "_establish_new_socket_connection", "57c5e0951d8fb142"),
+]
+
+
+@pytest.mark.parametrize("module, name, pinned", SLACK_SDK_PINS)
+def test_the_slack_sdk_code_the_socket_mode_client_relies_on_is_unchanged(module, name, pinned):
+    import importlib
+
+    obj = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    digest = hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()[:16]
+    assert digest == pinned, (
+        f"slack_sdk's {module}.{name} changed (sha256 {digest}, pinned {pinned}): re-read the Socket Mode "
+        "client in backends/opg_slack/slack_client.py (enqueue_message, connect, disconnect, __init__) against "
+        "the new source, fix it if it no longer holds, then pin the new hash")
+
+
+def test_the_backend_builds_the_projects_socket_mode_client(monkeypatch):
+    """OPGSlackBackend() replaces the name errbot's serve_once() builds its Socket Mode client from: what it
+    builds is the project's client, reading 16 KB at a time."""
+    from types import SimpleNamespace
+
     import slack_client
-    from slack_sdk.socket_mode.builtin import connection
-    assert getattr(connection._receive_messages, "opg_large_reads", False)
-    assert "receive_buffer_size=self.receive_buffer_size" in inspect.getsource(connection.Connection.run_until_completion)
-    seen = []
-    reader = slack_client._in_large_reads(lambda **kwargs: seen.append(kwargs["receive_buffer_size"]) or [])
-    reader(sock=None, receive_buffer_size=1024)
-    assert seen == [slack_client.SOCKET_READ_BYTES]
+    from slack_sdk.web import WebClient
+    assert "self.slack_socket_mode = SocketModeClient(" in inspect.getsource(slackv3_module.SlackBackend.serve_once)
+    monkeypatch.setattr(slackv3_module, "SocketModeClient", slackv3_module.SocketModeClient)  # put back after
+    monkeypatch.setattr(slackv3_module, "WebClient", slackv3_module.WebClient)
+    monkeypatch.setattr(slackv3_module.SlackBackend, "__init__", lambda self, config: None)
+    opg_slack.OPGSlackBackend(SimpleNamespace(BOT_IDENTITY={}))
+    client = slackv3_module.SocketModeClient(app_token="xapp-1", web_client=WebClient(token="xoxb-1"),
+                                             on_message_listeners=[])  # as serve_once() does
+    try:
+        assert getattr(type(client), "opg_direct", False)
+        assert type(client).__qualname__ == "socket_mode_client_class.<locals>.SocketModeClient"
+        assert type(client).connect.__module__ == slack_client.__name__
+        assert client.receive_buffer_size == slack_client.SOCKET_READ_BYTES
+    finally:
+        client.close()
 
 
 def test_socket_mode_envelopes_go_from_the_socket_straight_to_the_workers():
-    """slackv3 builds its Socket Mode client from a module global we replace; slack_sdk's own queue and its
-    processing (parse, a disconnect reconnects, the rest to the workers) are what enqueue_message stands for."""
+    """slack_sdk's own queue and its processing (parse, a disconnect reconnects, the rest to the workers) are what
+    enqueue_message stands for; what cannot be handed over here (a disconnect, not JSON, any failure) goes to the
+    queue, and the read's other frames are still handed over."""
     from types import SimpleNamespace
 
     import slack_client
     from slack_sdk.socket_mode.builtin import client as builtin_client
-    assert "SocketModeClient(" in inspect.getsource(slackv3_module.SlackBackend.serve_once)
-    assert hasattr(slackv3_module, "SocketModeClient")
-    process = inspect.getsource(builtin_client.SocketModeClient.process_message)
-    assert "json.loads(raw_message)" in process and '"disconnect"' in process
-    assert "self.run_message_listeners(message, raw_message)" in process
-    assert "self.enqueue_message(message)" in inspect.getsource(builtin_client.SocketModeClient._on_message)
 
     cls = slack_client.socket_mode_client_class(builtin_client.SocketModeClient)
     assert slack_client.socket_mode_client_class(cls) is cls
@@ -333,7 +381,15 @@ def test_socket_mode_envelopes_go_from_the_socket_straight_to_the_workers():
         ("run_message_listeners", ({"envelope_id": "e1", "type": "events_api", "payload": {}}, envelope))]
     client.enqueue_message('{"type": "disconnect", "reason": "refresh_requested"}')
     client.enqueue_message("not json")
-    assert queued == ['{"type": "disconnect", "reason": "refresh_requested"}', "not json"] and len(submitted) == 1
+    deep = '{"a":' + "[" * 100_000 + "]" * 100_000 + "}"  # json.loads: RecursionError, not a ValueError
+    client.enqueue_message(deep)
+    assert queued == ['{"type": "disconnect", "reason": "refresh_requested"}', "not json", deep]
+
+    def closed(fn, *args):
+        raise RuntimeError("cannot schedule new futures after shutdown")
+    client.message_workers = SimpleNamespace(submit=closed)
+    client.enqueue_message(envelope)
+    assert queued[-1] == envelope and len(submitted) == 1
 
 
 def test_socket_mode_events_are_acked_then_handled_by_the_event_workers(backend):
