@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from opg_incident_core import connection, storage
+
 log = logging.getLogger(__name__)
 
 
@@ -16,11 +18,17 @@ class InputReplay:
         self.backend = backend  # OPGSlack: replay_inputs([(key, kind, payload)])
 
     def __call__(self, received_before) -> None:
-        try:
-            self.service.hold_inputs(self.inputs.in_hand())  # ours, queued behind a storm: lease renewed
-            inputs = self.service.take_over_inputs(received_before)
+        db = storage.database.obj
+        try:  # a connection the server dropped is opened again (both units are idempotent)
+            connection.retrying(db, lambda: self.service.hold_inputs(self.inputs.in_hand()),
+                                what="renewing the inputs in hand")  # ours, queued behind a storm
+            inputs = connection.retrying(db, lambda: self.service.take_over_inputs(received_before),
+                                         what="taking over unfinished inputs")
             if inputs:
                 log.info("Replaying %d input(s) a process recorded and did not finish", len(inputs))
                 self.backend.replay_inputs(inputs)
+        except connection.UNAVAILABLE as exc:  # the next round tries again: one line, not a traceback
+            log.warning("Replaying unfinished inputs waits: the database is unavailable (%s)",
+                        connection.first_line(exc))
         except Exception:
             log.exception("Replaying unfinished inputs failed")
