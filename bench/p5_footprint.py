@@ -342,14 +342,14 @@ def _medians(runs: list[dict]) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="one run of each instead of three")
-    parser.add_argument("--runs", type=int, help="starts of each process (default 3, quick 1); medians reported")
+    parser.add_argument("--quick", action="store_true", help="one run of each instead of seven")
+    parser.add_argument("--runs", type=int, help="starts of each process (default 7, quick 1); medians reported")
     parser.add_argument("--no-reference", action="store_true", help="skip bare errbot")
     parser.add_argument("--slack", action="store_true", help="the OPGSlack backend against the fake Slack")
     parser.add_argument("--out", help="results JSON (default bench/results/p5_footprint.json)")
     parser.add_argument("--from-source", action="store_true", help="do not compile the bot's bytecode first")
     args = parser.parse_args(argv)
-    runs = args.runs or (1 if args.quick else 3)
+    runs = args.runs or (1 if args.quick else 7)
     mode = "slack" if args.slack else "text"
     if not args.from_source:
         compile_bytecode()
