@@ -11,16 +11,20 @@ import gc
 import json
 import os
 import platform
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_DIR = ROOT / "plugins" / "opg_incident"
 SETTINGS = PLUGIN_DIR / "settings.yml"
 RESULTS = Path(__file__).resolve().parent / "results"
+ERRBOT = Path(sys.executable).parent / "errbot"
 
 for _path in (str(PLUGIN_DIR), str(ROOT)):
     if _path not in sys.path:
@@ -118,3 +122,43 @@ def harness_collector_paused():
         gc.unfreeze()
         gc.collect()
 
+
+# -- starting a bot and reading it ---------------------------------------------------------------------
+
+def free_port() -> int:
+    """A loopback port free now (for a bot's web server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM in kB."""
+    out = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without Slack, incident or bot settings: a bot started with it uses its defaults."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "INCIDENT_", "BOT_"))}
+    env.update(PYTHONUNBUFFERED="1")
+    return env
+
+
+def http_status(url: str, timeout: float = 2.0) -> int:
+    """The status of a GET of `url`; 0 when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError):
+        return 0

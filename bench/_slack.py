@@ -249,18 +249,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def vm(pid: int) -> dict:
-    out = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = round(int(value.split()[0]) / 1024, 1)
-    except OSError:
-        pass
-    return out
-
-
 # -- the reference: stock errbot with its own SlackV3 backend, pointed at the fake ---------------------
 
 BARE_SLACK_BACKEND = """\

@@ -26,26 +26,22 @@ skips it (where Python may not write it, PYTHONDONTWRITEBYTECODE, every start th
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
+import _p5_slack  # noqa: E402  (the fake Slack itself is imported only for --slack)
 
 NAME = "p5_footprint"
-ERRBOT = Path(sys.executable).parent / "errbot"
+ERRBOT = _common.ERRBOT
 TARGET_READY_S = 3.0
 TARGET_REPLY_RATIO = 1.3  # --slack: first reply within 1.3x of bare errbot + SlackV3
 TARGET_RSS_MB = 150.0
@@ -66,25 +62,6 @@ CORE_PLUGINS = ("ACLs", "Health", "Plugins", "Utils", "TextCmds")
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM in kB."""
-    out = {}
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0])
-    except OSError:
-        pass
-    return out
-
-
 @dataclass
 class Target:
     """What to start and how to know it is ready."""
@@ -100,20 +77,14 @@ class Target:
     cleanup: list[Callable[[], None]] = field(default_factory=list)
 
 
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "INCIDENT_", "BOT_"))}
-    env.update(PYTHONUNBUFFERED="1")
-    return env
-
-
 def text_target(tmp: Path) -> Target:
-    data, port = tmp / "data", free_port()
-    env = clean_env()
+    data, port = tmp / "data", _common.free_port()
+    env = _common.clean_env()
     env.update(BOT_DATA_DIR=str(data), INCIDENT_WEB_PORT=str(port), BOT_LOG_LEVEL="WARNING")
     base = f"http://127.0.0.1:{port}"
 
     def exercise(target: Target) -> list[int]:
-        return [_get(base + url) for url in ("/incidents", "/incidents/1", "/incidents?status=open", "/stats")]
+        return [_common.http_status(base + url) for url in ("/incidents", "/incidents/1", "/incidents?status=open", "/stats")]
 
     return Target("opg-incident (Text)", [str(ERRBOT), "-c", str(_common.ROOT / "config.py")], env,
                   [COMMAND, "!incident declare Payments are failing", "!summary 1 Card payments fail",
@@ -127,127 +98,11 @@ def bare_target(tmp: Path) -> Target:
     data.mkdir(parents=True, exist_ok=True)
     config = tmp / "bare_config.py"
     config.write_text(BARE_CONFIG.format(data=str(data), log=str(data / "errbot.log")), encoding="utf-8")
-    return Target("bare errbot (Text)", [str(ERRBOT), "-c", str(config)], clean_env(),
+    return Target("bare errbot (Text)", [str(ERRBOT), "-c", str(config)], _common.clean_env(),
                   ["!echo ready-marker-42"], expect_in_stdout="ready-marker-42")
 
 
 # -- --slack: the OPGSlack backend against the fake Slack (tests/fake_slack), Socket Mode ------------------
-
-def run_slack_once(tmp: Path, bare: bool = False) -> dict:
-    """Start errbot against a fresh fake Slack (Socket Mode) and time:
-      connected_s   start -> the websocket is open and greeted (`hello` sent)
-      first_ack_s   start -> the first envelope the bot acknowledges (a mention sent every 50 ms from then on)
-      reply_s       start -> the bot answers that mention (chat.postMessage): connected and working
-      web_ready_s   start -> GET /incidents answers 200 (opg-incident only)
-    then exercise it (ours: /opg-incident and the modal, three mention commands, four pages; bare: three
-    `!echo`) and read the peak RSS (VmHWM). bare=True: errbot's own SlackV3 backend, the same core plugins
-    and no opg-incident, as the reference."""
-    import _slack  # the fake Slack and the bot harness, only for --slack
-
-    tmp.mkdir(parents=True, exist_ok=True)
-    with _slack.FakeSlack("socket") as fake:
-        channels = _slack.seed(fake)
-        channel = channels["opg-incidents"]
-        env = fake.bot_env(clean_env())
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        if bare:
-            config = _slack.write_bare_errbot(fake, tmp, "WARNING")
-            argv, probe_text, web_url = [str(ERRBOT), "-c", str(config)], "!echo ready-marker-42", None
-        else:
-            env.update(BOT_DATA_DIR=str(tmp / "data"), INCIDENT_WEB_PORT=str(port), BOT_LOG_LEVEL="WARNING",
-                       BOT_ADMINS=_slack.ADMIN, INCIDENT_ONCALL=_slack.ONCALL, INCIDENT_PUBLIC_URL=base)
-            argv = [str(ERRBOT), "-c", str(_common.ROOT / "config.py")]
-            probe_text, web_url = f"<@{fake.bot_user_id}> incident list", f"{base}/incidents"
-        t0_wall, t0 = time.time(), time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=_common.ROOT, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        stderr: list[str] = []
-        threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True).start()
-        connected = web_ready = reply = first_ack = None
-        probes: list[str] = []
-        next_probe = 0.0
-        try:
-            while time.perf_counter() - t0 < TIMEOUT_S and proc.poll() is None:
-                if connected is None:
-                    hello = [c.hello_at for c in fake.connections if c.hello_at]
-                    if hello:
-                        connected = min(hello) - t0_wall
-                if connected is not None and reply is None and time.perf_counter() >= next_probe:
-                    before = len(fake.log.all())
-                    fake.post_message(channel, _slack.ALICE, probe_text)
-                    probes += [d.envelope_id for d in fake.log.all()[before:]]
-                    next_probe = time.perf_counter() + 0.05
-                if first_ack is None:
-                    acked = [fake.delivery(e).acks[0].time for e in probes if fake.delivery(e).acks]
-                    if acked:
-                        first_ack = min(acked) - t0_wall
-                if reply is None:
-                    posts = [c.time for c in fake.calls_of("chat.postMessage", channel=channel)]
-                    if posts:
-                        reply = min(posts) - t0_wall
-                if web_url and web_ready is None and _get(web_url, timeout=1.0) == 200:
-                    web_ready = time.perf_counter() - t0
-                if reply is not None and (web_ready is not None or not web_url):
-                    break
-                time.sleep(0.01)
-            if reply is None:
-                raise RuntimeError(f"{'bare errbot' if bare else 'opg-incident'} on Slack: no answer within "
-                                   f"{TIMEOUT_S} s\n{''.join(stderr)[-2000:]}")
-            at_ready = proc_status(proc.pid)
-            answered, pages = _exercise_slack(fake, channels, base, bare)
-            time.sleep(0.2)
-            status = proc_status(proc.pid)
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-    return {"connected_s": round(connected, 3) if connected is not None else None,
-            "first_ack_s": round(first_ack, 3) if first_ack is not None else None,
-            "reply_s": round(reply, 3),
-            "web_ready_s": round(web_ready, 3) if web_ready is not None else None,
-            "probes_sent": len(probes),
-            "rss_at_ready_mb": round(at_ready.get("VmRSS", 0) / 1024, 1),
-            "peak_rss_mb": round(status.get("VmHWM", 0) / 1024, 1),
-            "commands_answered": answered, "pages_status": pages, "exit_code": proc.returncode}
-
-
-def _exercise_slack(fake, channels: dict, base: str, bare: bool) -> tuple[bool, list[int]]:
-    import _slack
-
-    channel = channels["opg-incidents"]
-    posted = len(fake.calls_of("chat.postMessage"))
-    if bare:
-        for i in range(3):
-            fake.post_message(channel, _slack.ALICE, f"!echo exercise {i}")
-        expected = posted + 3
-        pages: list[int] = []
-    else:
-        _slack.declare(fake, channels, "Payments are failing", summary="Card payments fail")
-        for text in ("summary 1 Card payments fail for everyone", "sev 1 critical", "timeline 1"):
-            _slack.mention(fake, channel, _slack.ALICE, text)
-        expected = posted + 5  # the headline, the declare thanks is ephemeral, then at least the 3 replies
-        pages = [_get(base + url) for url in ("/incidents", "/incidents/1", "/incidents?status=open", "/stats")]
-    deadline = time.perf_counter() + 10
-    while time.perf_counter() < deadline and len(fake.calls_of("chat.postMessage")) < expected:
-        time.sleep(0.05)
-    return len(fake.calls_of("chat.postMessage")) >= expected, pages
-
-
-def _get(url: str, timeout: float = 2.0) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            response.read()
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except (urllib.error.URLError, OSError):
-        return 0
-
 
 def run_once(target: Target) -> dict:
     """Start the process, time readiness, read its peak RSS, stop it."""
@@ -277,7 +132,7 @@ def run_once(target: Target) -> dict:
         deadline = t0 + TIMEOUT_S
         if target.web_url:
             while time.perf_counter() < deadline and proc.poll() is None:
-                if _get(target.web_url, timeout=1.0) == 200:
+                if _common.http_status(target.web_url, timeout=1.0) == 200:
                     web_ready = time.perf_counter() - t0
                     break
                 time.sleep(0.01)
@@ -286,7 +141,7 @@ def run_once(target: Target) -> dict:
                                f"{''.join(stderr)[-2000:]}")
         if target.web_url and web_ready is None:
             raise RuntimeError(f"{target.name}: {target.web_url} never answered 200\n{''.join(stderr)[-2000:]}")
-        at_ready = proc_status(proc.pid)
+        at_ready = _common.proc_status(proc.pid)
         for line in target.stdin_lines[1:]:
             proc.stdin.write(line + "\n")
         proc.stdin.flush()
@@ -295,7 +150,7 @@ def run_once(target: Target) -> dict:
             time.sleep(0.02)
         pages = target.after_ready(target) if target.after_ready else []
         time.sleep(0.2)
-        status = proc_status(proc.pid)
+        status = _common.proc_status(proc.pid)
         answered = all(e in "".join(output) for e in target.expect_after)
     finally:
         try:
@@ -358,9 +213,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-p5-") as tmp:
         for i in range(runs):  # alternate, so that a busy moment falls on both
             if args.slack:
-                ours.append(run_slack_once(Path(tmp) / f"ours-{i}"))
+                ours.append(_p5_slack.run_slack_once(Path(tmp) / f"ours-{i}", timeout=TIMEOUT_S))
                 if not args.no_reference:
-                    bare.append(run_slack_once(Path(tmp) / f"bare-{i}", bare=True))
+                    bare.append(_p5_slack.run_slack_once(Path(tmp) / f"bare-{i}", bare=True, timeout=TIMEOUT_S))
                 continue
             ours.append(run_once(text_target(Path(tmp) / f"ours-{i}")))  # (--slack: run_slack_once, above)
             if not args.no_reference:

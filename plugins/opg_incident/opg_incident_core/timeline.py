@@ -102,11 +102,7 @@ class Timeline:
             entry = self._pin_entry(row, channel_id, message_ts)
             if entry is None:
                 if event_ts and pinned:
-                    now = self.records.now()
-                    storage.insert(TimelineEntry, dict(
-                        incident=row.id, kind="pin", at=_ts_time(message_ts) or now, author="", text="",
-                        recorded_at=now, source_channel=channel_id, source_ts=message_ts, thread_ts=None,
-                        permalink=None, files="[]", removed_at=now, pin_event_ts=event_ts, edited_ts=None))
+                    self._awaiting(row, channel_id, message_ts, text="", pin_event_ts=event_ts, edited_ts=None)
                 return self.records.outcome(row, [])
             if entry.removed_at is not None and event_ts and not older(event_ts, entry.pin_event_ts):
                 TimelineEntry.update(pin_event_ts=event_ts).where(TimelineEntry.id == entry.id).execute()
@@ -115,6 +111,15 @@ class Timeline:
             TimelineEntry.update(removed_at=self.records.now(), pin_event_ts=event_ts or entry.pin_event_ts) \
                 .where(TimelineEntry.id == entry.id).execute()
             return self.records.outcome(row, [Happened("unpin", by)])
+
+    def _awaiting(self, row: Incident, channel_id: str, message_ts: str, **values) -> None:
+        """A removed row for a pin not handled yet, holding what overtook it (an unpin or deletion: its
+        `pin_event_ts`; an edit: its `text` and `edited_ts`), for the pin to find when it comes."""
+        now = self.records.now()
+        storage.insert(TimelineEntry, dict(
+            incident=row.id, kind="pin", at=_ts_time(message_ts) or now, author="", recorded_at=now,
+            source_channel=channel_id, source_ts=message_ts, thread_ts=None, permalink=None, files="[]",
+            removed_at=now, **values))
 
     def _pin_entry(self, row: Incident, channel_id: str, message_ts: str) -> TimelineEntry | None:
         found = storage.run("pin_entry", lambda i, k, c, t, one: (
@@ -136,11 +141,7 @@ class Timeline:
             entry = self._pin_entry(row, channel_id, message_ts)
             if entry is None:
                 if edited_ts and pinned:
-                    now = self.records.now()
-                    storage.insert(TimelineEntry, dict(
-                        incident=row.id, kind="pin", at=_ts_time(message_ts) or now, author="", text=text,
-                        recorded_at=now, source_channel=channel_id, source_ts=message_ts, thread_ts=None,
-                        permalink=None, files="[]", removed_at=now, pin_event_ts=None, edited_ts=edited_ts))
+                    self._awaiting(row, channel_id, message_ts, text=text, pin_event_ts=None, edited_ts=edited_ts)
                 return self.records.outcome(row, [])
             awaiting_pin = _awaiting_pin(entry)
             if (entry.removed_at is not None and not awaiting_pin) or older(edited_ts, entry.edited_ts) or (

@@ -19,7 +19,7 @@ class InputReplay:
 
     def __call__(self, received_before) -> None:
         db = storage.database.obj
-        try:  # a connection the server dropped is opened again (both units are idempotent)
+        try:  # a connection the server dropped is opened again: holding is idempotent, and a claim is per row
             connection.retrying(db, lambda: self.service.hold_inputs(self.inputs.in_hand()),
                                 what="renewing the inputs in hand")  # ours, queued behind a storm
             inputs = connection.retrying(db, lambda: self.service.take_over_inputs(received_before),
